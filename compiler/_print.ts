@@ -1,0 +1,52 @@
+/** The readable text form of a graph (like a jaxpr). */
+import { attrKey, type Attrs, formatType, type Graph, graphNodes, type Node } from "./ir.ts";
+
+const HIDDEN_ATTRS = new Set(["shape", "dtype", "init", "data"]);
+
+function formatAttrs(node: Node): string {
+  const attrs: Attrs = node.attrs;
+  const shown = Object.keys(attrs).filter((k) => !HIDDEN_ATTRS.has(k)).sort();
+  if (node.op === "const" && attrs.data !== undefined) shown.push("data");
+  if (shown.length === 0) return "";
+  const parts = shown.map((k) => {
+    const text = attrKey(attrs[k]);
+    return `${k}=${text.length > 40 ? text.slice(0, 37) + "..." : text}`;
+  });
+  return `[${parts.join(" ")}]`;
+}
+
+/**
+ * Formats a graph as text: inputs and params with their types, one line per
+ * node, then the named outputs. Node ids are renumbered from 1 in order.
+ */
+export function print(graph: Graph): string {
+  const nodes = graphNodes(graph);
+  const names = new Map<number, string>();
+  let counter = 0;
+  for (const n of nodes) {
+    if (n.op === "input" || n.op === "param") names.set(n.id, n.name!);
+    else names.set(n.id, `%${++counter}`);
+  }
+  const lines: string[] = [];
+  const inputs = graph.inputs.map((n) => `${n.name}:${formatType(n)}`).join(" ");
+  lines.push(`{ lambda ${inputs} ;`);
+  for (const p of graph.params) {
+    lines.push(`  param ${p.name}:${formatType(p)} ${p.attrs.role}`);
+  }
+  lines.push("  let");
+  for (const n of nodes) {
+    if (n.op === "input" || n.op === "param") continue;
+    const args = n.inputs.map((i) => names.get(i.id)).join(" ");
+    lines.push(`    ${names.get(n.id)}:${formatType(n)} = ${n.op}${formatAttrs(n)}${args ? " " + args : ""}`);
+  }
+  const outs = Object.entries(graph.outputs).map(([k, n]) => `${k}: ${names.get(n.id)}`);
+  lines.push(`  in { ${outs.join(", ")} } }`);
+  return lines.join("\n");
+}
+
+/** One node as a line of text, for error messages. */
+export function printNode(node: Node): string {
+  const args = node.inputs.map((i) => `${i.op}#${i.id}:${formatType(i)}`).join(", ");
+  return `#${node.id}:${formatType(node)} = ${node.op}${formatAttrs(node)}(${args})` +
+    (node.name ? ` "${node.name}"` : "");
+}

@@ -1,0 +1,238 @@
+/**
+ * Fused row-wise ops over the last axis — softmax, logSoftmax, layerNorm
+ * (normalisation only; scale and shift are ordinary mul/add) and
+ * cross-entropy — each with a fused backward op, so the backward pass lowers
+ * to one kernel per op instead of a chain of reductions.
+ */
+import { makeNode, type TensorType } from "../compiler/ir.ts";
+import { allocData, type CpuData, defineOp, opError } from "./registry.ts";
+
+const SECOND_ORDER = "a backward op: second-order gradients are not supported";
+
+function lastAxisRows(shape: readonly number[]): { rows: number; cols: number } {
+  const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
+  const total = shape.reduce((a, b) => a * b, 1);
+  return { rows: cols === 0 ? 0 : total / cols, cols };
+}
+
+function floatSameShape(op: string, inputs: readonly TensorType[], count: number): TensorType {
+  if (inputs.length !== count) opError(op, `takes ${count} operand(s)`, inputs);
+  for (const t of inputs) {
+    if (t.dtype !== "f32") opError(op, "needs f32 operands", inputs);
+    if (t.shape.length === 0) opError(op, "needs at least one axis", inputs);
+    if (t.shape.join() !== inputs[0].shape.join()) opError(op, "operands must have equal shapes", inputs);
+  }
+  return inputs[0];
+}
+
+/** Runs `f(rowIndex, offset, cols)` for every row of the last axis. */
+function eachRow(shape: readonly number[], f: (offset: number, cols: number) => void): void {
+  const { rows, cols } = lastAxisRows(shape);
+  for (let r = 0; r < rows; r++) f(r * cols, cols);
+}
+
+function rowMax(d: CpuData, o: number, n: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) m = Math.max(m, d[o + j]);
+  return m;
+}
+
+function logSumExp(d: CpuData, o: number, n: number): number {
+  const m = rowMax(d, o, n);
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(d[o + j] - m);
+  return m + Math.log(s);
+}
+
+defineOp({
+  name: "softmax",
+  kind: "fused",
+  infer: (inputs) => floatSameShape("softmax", inputs, 1),
+  cpu: ([x]) => {
+    const out = allocData("f32", x.data.length);
+    eachRow(x.shape, (o, n) => {
+      const lse = logSumExp(x.data, o, n);
+      for (let j = 0; j < n; j++) out[o + j] = Math.exp(x.data[o + j] - lse);
+    });
+    return out;
+  },
+  vjp: (node, g) => [makeNode("softmaxBackward", [node, g], {})],
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+defineOp({
+  name: "softmaxBackward",
+  kind: "fused",
+  infer: (inputs) => floatSameShape("softmaxBackward", inputs, 2),
+  cpu: ([y, g]) => {
+    const out = allocData("f32", y.data.length);
+    eachRow(y.shape, (o, n) => {
+      let dot = 0;
+      for (let j = 0; j < n; j++) dot += g.data[o + j] * y.data[o + j];
+      for (let j = 0; j < n; j++) out[o + j] = y.data[o + j] * (g.data[o + j] - dot);
+    });
+    return out;
+  },
+  noGradient: SECOND_ORDER,
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+defineOp({
+  name: "logSoftmax",
+  kind: "fused",
+  infer: (inputs) => floatSameShape("logSoftmax", inputs, 1),
+  cpu: ([x]) => {
+    const out = allocData("f32", x.data.length);
+    eachRow(x.shape, (o, n) => {
+      const lse = logSumExp(x.data, o, n);
+      for (let j = 0; j < n; j++) out[o + j] = x.data[o + j] - lse;
+    });
+    return out;
+  },
+  vjp: (node, g) => [makeNode("logSoftmaxBackward", [node, g], {})],
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+defineOp({
+  name: "logSoftmaxBackward",
+  kind: "fused",
+  infer: (inputs) => floatSameShape("logSoftmaxBackward", inputs, 2),
+  cpu: ([y, g]) => {
+    const out = allocData("f32", y.data.length);
+    eachRow(y.shape, (o, n) => {
+      let s = 0;
+      for (let j = 0; j < n; j++) s += g.data[o + j];
+      for (let j = 0; j < n; j++) out[o + j] = g.data[o + j] - Math.exp(y.data[o + j]) * s;
+    });
+    return out;
+  },
+  noGradient: SECOND_ORDER,
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+function checkEps(op: string, eps: unknown): number {
+  if (typeof eps !== "number" || !(eps >= 0)) throw new Error(`${op}: eps must be a number ≥ 0, got ${eps}`);
+  return eps;
+}
+
+/** Mean and 1/sqrt(var + eps) of one row (population variance, like PyTorch). */
+function rowStats(d: CpuData, o: number, n: number, eps: number): [number, number] {
+  let mean = 0;
+  for (let j = 0; j < n; j++) mean += d[o + j];
+  mean /= n;
+  let v = 0;
+  for (let j = 0; j < n; j++) v += (d[o + j] - mean) ** 2;
+  return [mean, 1 / Math.sqrt(v / n + eps)];
+}
+
+defineOp({
+  name: "layerNorm",
+  kind: "fused",
+  infer: (inputs, attrs) => {
+    checkEps("layerNorm", attrs.eps);
+    return floatSameShape("layerNorm", inputs, 1);
+  },
+  cpu: ([x], { node }) => {
+    const eps = node.attrs.eps as number;
+    const out = allocData("f32", x.data.length);
+    eachRow(x.shape, (o, n) => {
+      const [mean, rstd] = rowStats(x.data, o, n, eps);
+      for (let j = 0; j < n; j++) out[o + j] = (x.data[o + j] - mean) * rstd;
+    });
+    return out;
+  },
+  vjp: (node, g) => [makeNode("layerNormBackward", [node.inputs[0], g], { eps: node.attrs.eps })],
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+defineOp({
+  name: "layerNormBackward",
+  kind: "fused",
+  infer: (inputs, attrs) => {
+    checkEps("layerNormBackward", attrs.eps);
+    return floatSameShape("layerNormBackward", inputs, 2);
+  },
+  cpu: ([x, g], { node }) => {
+    const eps = node.attrs.eps as number;
+    const out = allocData("f32", x.data.length);
+    eachRow(x.shape, (o, n) => {
+      const [mean, rstd] = rowStats(x.data, o, n, eps);
+      let gMean = 0, gyMean = 0;
+      for (let j = 0; j < n; j++) {
+        gMean += g.data[o + j];
+        gyMean += g.data[o + j] * (x.data[o + j] - mean) * rstd;
+      }
+      gMean /= n;
+      gyMean /= n;
+      for (let j = 0; j < n; j++) {
+        const y = (x.data[o + j] - mean) * rstd;
+        out[o + j] = rstd * (g.data[o + j] - gMean - y * gyMean);
+      }
+    });
+    return out;
+  },
+  noGradient: SECOND_ORDER,
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+function crossEntropyType(op: string, inputs: readonly TensorType[]): TensorType {
+  const [logits, labels] = inputs;
+  const ok = logits !== undefined && labels !== undefined && logits.dtype === "f32" &&
+    labels.dtype === "i32" && logits.shape.length === labels.shape.length + 1 &&
+    labels.shape.every((d, i) => d === logits.shape[i]);
+  if (!ok) opError(op, "needs logits f32[..., C] and labels i32[...]", inputs);
+  return { shape: labels.shape, dtype: "f32" };
+}
+
+defineOp({
+  name: "crossEntropy",
+  kind: "fused",
+  infer: (inputs) => {
+    if (inputs.length !== 2) opError("crossEntropy", "takes (logits, labels)", inputs);
+    return crossEntropyType("crossEntropy", inputs);
+  },
+  cpu: ([logits, labels]) => {
+    const out = allocData("f32", labels.data.length);
+    eachRow(logits.shape, (o, n) => {
+      const label = labels.data[o / n];
+      // Negative labels are ignored (PyTorch's ignore_index): padding positions cost nothing.
+      if (label < 0) return;
+      if (label >= n) throw new Error(`crossEntropy: label ${label} is out of range for ${n} classes`);
+      out[o / n] = logSumExp(logits.data, o, n) - logits.data[o + label];
+    });
+    return out;
+  },
+  vjp: (node, g) => [
+    makeNode("crossEntropyBackward", [node.inputs[0], node.inputs[1], g], {}),
+    null,
+  ],
+  wgsl: { kind: "kernel", family: "rowwise" },
+});
+
+defineOp({
+  name: "crossEntropyBackward",
+  kind: "fused",
+  infer: (inputs) => {
+    const g = inputs[2];
+    const t = crossEntropyType("crossEntropyBackward", inputs);
+    if (inputs.length !== 3 || g.dtype !== "f32" || g.shape.join() !== t.shape.join()) {
+      opError("crossEntropyBackward", "takes (logits, labels, cotangent)", inputs);
+    }
+    return inputs[0];
+  },
+  cpu: ([logits, labels, g]) => {
+    const out = allocData("f32", logits.data.length);
+    eachRow(logits.shape, (o, n) => {
+      const row = o / n;
+      const label = labels.data[row];
+      if (label < 0) return;
+      const lse = logSumExp(logits.data, o, n);
+      for (let j = 0; j < n; j++) {
+        out[o + j] = g.data[row] * (Math.exp(logits.data[o + j] - lse) - (j === label ? 1 : 0));
+      }
+    });
+    return out;
+  },
+  noGradient: SECOND_ORDER,
+  wgsl: { kind: "kernel", family: "rowwise" },
+});

@@ -1,0 +1,203 @@
+/**
+ * Shape ops: broadcast, reshape, permute, slice, pad, concat. On the GPU they
+ * become index arithmetic inside the kernels that read them.
+ */
+import { makeNode, sizeOf } from "../compiler/ir.ts";
+import { reshape, sumTo } from "./_build.ts";
+import { allocData, type CpuTensor, defineOp, normAxis, opError, stridesOf } from "./registry.ts";
+
+/** Copies a strided view of `x` into a new row-major array of `shape`. */
+function gather(x: CpuTensor, shape: readonly number[], index: (out: number[]) => number) {
+  const out = allocData(x.dtype, sizeOf(shape));
+  const pos = new Array<number>(shape.length).fill(0);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = x.data[index(pos)];
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++pos[d] < shape[d]) break;
+      pos[d] = 0;
+    }
+  }
+  return out;
+}
+
+defineOp({
+  name: "broadcast",
+  kind: "shape",
+  infer: (inputs, attrs) => {
+    const [x] = inputs;
+    const shape = attrs.shape as number[];
+    if (!Array.isArray(shape) || shape.length < x.shape.length) {
+      opError("broadcast", `cannot broadcast to [${shape}]`, inputs);
+    }
+    const lead = shape.length - x.shape.length;
+    x.shape.forEach((d, i) => {
+      if (d !== 1 && d !== shape[lead + i]) {
+        opError("broadcast", `cannot broadcast to [${shape.join(",")}]`, inputs);
+      }
+    });
+    return { shape, dtype: x.dtype };
+  },
+  cpu: ([x], { node }) => {
+    const lead = node.shape.length - x.shape.length;
+    const xs = stridesOf(x.shape);
+    return gather(x, node.shape, (pos) => {
+      let idx = 0;
+      for (let i = 0; i < x.shape.length; i++) if (x.shape[i] !== 1) idx += pos[lead + i] * xs[i];
+      return idx;
+    });
+  },
+  vjp: (node, g) => [sumTo(g, node.inputs[0].shape)],
+});
+
+defineOp({
+  name: "reshape",
+  kind: "shape",
+  infer: (inputs, attrs) => {
+    const shape = attrs.shape as number[];
+    if (sizeOf(shape) !== sizeOf(inputs[0].shape)) {
+      opError("reshape", `cannot reshape to [${shape.join(",")}]: element counts differ`, inputs);
+    }
+    return { shape, dtype: inputs[0].dtype };
+  },
+  cpu: ([x]) => x.data.slice(),
+  vjp: (node, g) => [reshape(g, node.inputs[0].shape)],
+});
+
+defineOp({
+  name: "permute",
+  kind: "shape",
+  infer: (inputs, attrs) => {
+    const perm = attrs.perm as number[];
+    const rank = inputs[0].shape.length;
+    const sorted = Array.isArray(perm) ? [...perm].sort((a, b) => a - b) : [];
+    if (sorted.length !== rank || sorted.some((p, i) => p !== i)) {
+      opError("permute", `perm [${perm}] is not a permutation of ${rank} axes`, inputs);
+    }
+    return { shape: perm.map((p) => inputs[0].shape[p]), dtype: inputs[0].dtype };
+  },
+  cpu: ([x], { node }) => {
+    const perm = node.attrs.perm as number[];
+    const xs = stridesOf(x.shape);
+    return gather(x, node.shape, (pos) => pos.reduce((s, p, i) => s + p * xs[perm[i]], 0));
+  },
+  vjp: (node, g) => {
+    const perm = node.attrs.perm as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [makeNode("permute", [g], { perm: inverse })];
+  },
+});
+
+function checkBounds(op: string, inputs: CpuTensorLike[], starts: number[], ends: number[]) {
+  const shape = inputs[0].shape;
+  if (!Array.isArray(starts) || !Array.isArray(ends) || starts.length !== shape.length) {
+    opError(op, `needs starts and ends for each of ${shape.length} axes`, inputs);
+  }
+  shape.forEach((d, i) => {
+    const ok = Number.isInteger(starts[i]) && Number.isInteger(ends[i]) && 0 <= starts[i] &&
+      starts[i] <= ends[i] && ends[i] <= d;
+    if (!ok) opError(op, `range [${starts[i]}, ${ends[i]}) is out of bounds on axis ${i}`, inputs);
+  });
+}
+type CpuTensorLike = { shape: readonly number[]; dtype: CpuTensor["dtype"] };
+
+defineOp({
+  name: "slice",
+  kind: "shape",
+  infer: (inputs, attrs) => {
+    const starts = attrs.starts as number[];
+    const ends = attrs.ends as number[];
+    checkBounds("slice", [...inputs], starts, ends);
+    return { shape: ends.map((e, i) => e - starts[i]), dtype: inputs[0].dtype };
+  },
+  cpu: ([x], { node }) => {
+    const starts = node.attrs.starts as number[];
+    const xs = stridesOf(x.shape);
+    return gather(x, node.shape, (pos) => pos.reduce((s, p, i) => s + (p + starts[i]) * xs[i], 0));
+  },
+  vjp: (node, g) => {
+    const x = node.inputs[0];
+    const starts = node.attrs.starts as number[];
+    const ends = node.attrs.ends as number[];
+    return [makeNode("pad", [g], { before: starts, after: ends.map((e, i) => x.shape[i] - e) })];
+  },
+});
+
+defineOp({
+  name: "pad",
+  kind: "shape",
+  infer: (inputs, attrs) => {
+    const before = attrs.before as number[];
+    const after = attrs.after as number[];
+    const rank = inputs[0].shape.length;
+    const valid = (v: number[]) =>
+      Array.isArray(v) && v.length === rank && v.every((p) => Number.isInteger(p) && p >= 0);
+    if (!valid(before) || !valid(after)) {
+      opError("pad", `before/after must be ${rank} non-negative integers`, inputs);
+    }
+    return { shape: inputs[0].shape.map((d, i) => d + before[i] + after[i]), dtype: inputs[0].dtype };
+  },
+  cpu: ([x], { node }) => {
+    const before = node.attrs.before as number[];
+    const out = allocData(node.dtype, sizeOf(node.shape));
+    const os = stridesOf(node.shape);
+    const pos = new Array<number>(x.shape.length).fill(0);
+    for (let i = 0; i < x.data.length; i++) {
+      out[pos.reduce((s, p, d) => s + (p + before[d]) * os[d], 0)] = x.data[i];
+      for (let d = x.shape.length - 1; d >= 0; d--) {
+        if (++pos[d] < x.shape[d]) break;
+        pos[d] = 0;
+      }
+    }
+    return out;
+  },
+  vjp: (node, g) => {
+    const before = node.attrs.before as number[];
+    const x = node.inputs[0];
+    return [makeNode("slice", [g], { starts: before, ends: before.map((b, i) => b + x.shape[i]) })];
+  },
+});
+
+defineOp({
+  name: "concat",
+  kind: "shape",
+  infer: (inputs, attrs) => {
+    if (inputs.length === 0) opError("concat", "needs at least one operand", inputs);
+    const rank = inputs[0].shape.length;
+    const axis = normAxis("concat", attrs.axis as number, rank);
+    let total = 0;
+    for (const t of inputs) {
+      const fits = t.dtype === inputs[0].dtype && t.shape.length === rank &&
+        t.shape.every((d, i) => i === axis || d === inputs[0].shape[i]);
+      if (!fits) opError("concat", `operands must agree except on axis ${axis}`, inputs);
+      total += t.shape[axis];
+    }
+    const shape = [...inputs[0].shape];
+    shape[axis] = total;
+    return { shape, dtype: inputs[0].dtype };
+  },
+  cpu: (inputs, { node }) => {
+    const axis = normAxis("concat", node.attrs.axis as number, node.shape.length);
+    const out = allocData(node.dtype, sizeOf(node.shape));
+    const outer = sizeOf(node.shape.slice(0, axis));
+    const inner = sizeOf(node.shape.slice(axis + 1));
+    let offset = 0;
+    for (const t of inputs) {
+      const chunk = t.shape[axis] * inner;
+      for (let o = 0; o < outer; o++) {
+        out.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * node.shape[axis] * inner + offset);
+      }
+      offset += chunk;
+    }
+    return out;
+  },
+  vjp: (node, g) => {
+    const axis = normAxis("concat", node.attrs.axis as number, node.shape.length);
+    let start = 0;
+    return node.inputs.map((t) => {
+      const starts = node.shape.map((_, i) => (i === axis ? start : 0));
+      const ends = node.shape.map((d, i) => (i === axis ? start + t.shape[axis] : d));
+      start += t.shape[axis];
+      return makeNode("slice", [g], { starts, ends });
+    });
+  },
+});
