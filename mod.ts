@@ -22,8 +22,8 @@
  * @module
  */
 export {
-  type AttrValue,
   type Attrs,
+  type AttrValue,
   type DType,
   type Graph,
   makeGraph,
@@ -32,6 +32,7 @@ export {
   type ParamRole,
   print,
   type Shape,
+  type TensorType,
   trainableParams,
   validate,
 } from "./compiler/ir.ts";
@@ -51,7 +52,7 @@ export {
   type TraceResult,
   where,
 } from "./compiler/trace.ts";
-export { grad, type GradOptions, gradName, valueAndGrad } from "./compiler/autodiff.ts";
+export { grad, gradName, type GradOptions, valueAndGrad } from "./compiler/autodiff.ts";
 export {
   type Match,
   match,
@@ -62,10 +63,20 @@ export {
 } from "./compiler/rewrite.ts";
 export { simplify, simplifyRules } from "./compiler/passes/simplify.ts";
 export { constantFold, cse, dce } from "./compiler/passes/cleanup.ts";
-export { defineOp, getOp, allOps, type OpDef, type CpuTensor } from "./ops/mod.ts";
+export {
+  allOps,
+  type CpuContext,
+  type CpuData,
+  type CpuTensor,
+  defineOp,
+  getOp,
+  type OpDef,
+  type WgslRule,
+} from "./ops/mod.ts";
 export { evaluate, type EvaluateOptions, type Feeds, type TensorData } from "./runtime/cpu.ts";
 export { initParams } from "./nn/init.ts";
 export {
+  type AttentionOptions,
   causalSelfAttention,
   layerNorm,
   linear,
@@ -73,3 +84,28 @@ export {
   mlp,
 } from "./nn/layers.ts";
 export { type GptConfig, gptGraph, type GptShape } from "./nn/gpt.ts";
+export {
+  type ResolvedVeraConfig,
+  vera,
+  type VeraAdapter,
+  type VeraConfig,
+  veraTrainableCount,
+} from "./adapters/vera.ts";
+export {
+  lora,
+  type LoraAdapter,
+  type LoraConfig,
+  loraTrainableCount,
+  type ResolvedLoraConfig,
+} from "./adapters/lora.ts";
+export {
+  type Adapter,
+  merge,
+  mergeAndUnload,
+  mergeGraph,
+  type MergeOptions,
+  type MergeRunner,
+  safeMerge,
+  unmerge,
+} from "./adapters/merge.ts";
+export { findTargets, type Target, type TargetConfig } from "./adapters/targets.ts";

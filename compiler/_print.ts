@@ -37,7 +37,9 @@ export function print(graph: Graph): string {
   for (const n of nodes) {
     if (n.op === "input" || n.op === "param") continue;
     const args = n.inputs.map((i) => names.get(i.id)).join(" ");
-    lines.push(`    ${names.get(n.id)}:${formatType(n)} = ${n.op}${formatAttrs(n)}${args ? " " + args : ""}`);
+    lines.push(
+      `    ${names.get(n.id)}:${formatType(n)} = ${n.op}${formatAttrs(n)}${args ? " " + args : ""}`,
+    );
   }
   const outs = Object.entries(graph.outputs).map(([k, n]) => `${k}: ${names.get(n.id)}`);
   lines.push(`  in { ${outs.join(", ")} } }`);

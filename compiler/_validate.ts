@@ -33,7 +33,9 @@ export function validate(graph: Graph): Graph {
     if (type.shape.join() !== n.shape.join() || type.dtype !== n.dtype) {
       fail(`stored type ${formatType(n)} but op infers ${formatType(type)}`, n);
     }
-    for (const i of n.inputs) if (i.id >= n.id) fail(`operand #${i.id} is not older than its user`, n);
+    for (const i of n.inputs) {
+      if (i.id >= n.id) fail(`operand #${i.id} is not older than its user`, n);
+    }
     const leaf = ["input", "param", "const", "random", "iota"].includes(n.op);
     if (leaf && n.inputs.length > 0) fail("a leaf has operands", n);
     if (n.op === "input" && !inputNames.has(n.name!)) {

@@ -29,7 +29,9 @@ function pickOutput(graph: Graph, of: string | undefined): Node {
   const names = Object.keys(graph.outputs);
   const name = of ?? (names.includes("loss") ? "loss" : names.length === 1 ? names[0] : undefined);
   if (name === undefined || graph.outputs[name] === undefined) {
-    throw new Error(`grad: no output ${of ?? "loss"} to differentiate (outputs: ${names.join(", ")})`);
+    throw new Error(
+      `grad: no output ${of ?? "loss"} to differentiate (outputs: ${names.join(", ")})`,
+    );
   }
   const out = graph.outputs[name];
   if (out.shape.length !== 0 || out.dtype !== "f32") {
@@ -40,11 +42,14 @@ function pickOutput(graph: Graph, of: string | undefined): Node {
 
 function pickLeaves(graph: Graph, options: GradOptions): Node[] {
   const byName = new Map(graph.params.map((p) => [p.name!, p]));
-  const wrt = options.wrt ?? graph.params.filter((p) => p.attrs.role === "trainable").map((p) => p.name!);
+  const wrt = options.wrt ??
+    graph.params.filter((p) => p.attrs.role === "trainable").map((p) => p.name!);
   const leaves = wrt.map((name) => {
     const p = byName.get(name);
     if (p === undefined) {
-      throw new Error(`grad: no param "${name}" (params: ${[...byName.keys()].join(", ") || "none"})`);
+      throw new Error(
+        `grad: no param "${name}" (params: ${[...byName.keys()].join(", ") || "none"})`,
+      );
     }
     if (p.attrs.role !== "trainable") throw new Error(`grad: param "${name}" is frozen`);
     return p;
@@ -73,7 +78,9 @@ export function gradients(out: Node, leaves: readonly Node[]): Node[] {
     if (g === undefined || node.inputs.length === 0 || !needs.has(node.id)) continue;
     const def = getOp(node.op);
     if (def.vjp === undefined) {
-      throw new Error(`grad: op ${node.op} has no gradient rule (${def.noGradient}); node ${formatType(node)}`);
+      throw new Error(
+        `grad: op ${node.op} has no gradient rule (${def.noGradient}); node ${formatType(node)}`,
+      );
     }
     const wants = node.inputs.map((i) => needs.has(i.id));
     const cots = def.vjp(node, g, wants);
@@ -82,7 +89,9 @@ export function gradients(out: Node, leaves: readonly Node[]): Node[] {
       if (!wants[i] || c === null || c === undefined) return;
       if (c.shape.join() !== input.shape.join() || c.dtype !== input.dtype) {
         throw new Error(
-          `grad: vjp of ${node.op} gave ${formatType(c)} for operand ${i} of type ${formatType(input)}`,
+          `grad: vjp of ${node.op} gave ${formatType(c)} for operand ${i} of type ${
+            formatType(input)
+          }`,
         );
       }
       const prev = cotangents.get(input.id);
@@ -125,5 +134,9 @@ export function grad(graph: Graph, options: GradOptions = {}): Graph {
  */
 export function valueAndGrad(graph: Graph, options: GradOptions = {}): Graph {
   const g = grad(graph, options);
-  return makeGraph({ inputs: graph.inputs, outputs: { ...graph.outputs, ...g.outputs }, meta: graph.meta });
+  return makeGraph({
+    inputs: graph.inputs,
+    outputs: { ...graph.outputs, ...g.outputs },
+    meta: graph.meta,
+  });
 }

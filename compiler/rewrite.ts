@@ -7,8 +7,8 @@
  * @module
  */
 import {
-  type AttrValue,
   attrKey,
+  type AttrValue,
   type DType,
   type Graph,
   makeGraph,
@@ -64,7 +64,9 @@ export interface RewriteOptions {
 }
 
 function matchInto(p: Pattern, node: Node, captures: Record<string, Node>): boolean {
-  if (p.op !== undefined && (typeof p.op === "string" ? p.op !== node.op : !p.op.includes(node.op))) {
+  if (
+    p.op !== undefined && (typeof p.op === "string" ? p.op !== node.op : !p.op.includes(node.op))
+  ) {
     return false;
   }
   if (p.dtype !== undefined && p.dtype !== node.dtype) return false;
@@ -73,13 +75,17 @@ function matchInto(p: Pattern, node: Node, captures: Record<string, Node>): bool
     if (typeof p.name === "string" ? p.name !== node.name : !p.name.test(node.name)) return false;
   }
   if (p.shape !== undefined) {
-    const ok = typeof p.shape === "function" ? p.shape(node.shape) : p.shape.join() === node.shape.join() &&
-      p.shape.length === node.shape.length;
+    const ok = typeof p.shape === "function"
+      ? p.shape(node.shape)
+      : p.shape.join() === node.shape.join() &&
+        p.shape.length === node.shape.length;
     if (!ok) return false;
   }
   for (const [key, want] of Object.entries(p.attrs ?? {})) {
     const have = node.attrs[key];
-    if (typeof want === "function" ? !want(have) : attrKey(want) !== attrKey(have ?? null)) return false;
+    if (typeof want === "function" ? !want(have) : attrKey(want) !== attrKey(have ?? null)) {
+      return false;
+    }
   }
   if (p.capture !== undefined) {
     const bound = captures[p.capture];
@@ -121,7 +127,11 @@ export function rebuild(node: Node, inputs: readonly Node[]): Node {
  * Applies `rules` everywhere in `roots`, bottom-up, until none applies.
  * Returns the rewritten roots in the same order.
  */
-export function rewriteNodes(roots: readonly Node[], rules: readonly Rule[], options: RewriteOptions = {}): Node[] {
+export function rewriteNodes(
+  roots: readonly Node[],
+  rules: readonly Rule[],
+  options: RewriteOptions = {},
+): Node[] {
   const maxSteps = options.maxSteps ?? 100_000;
   const memo = new Map<number, Node>();
   let steps = 0;
@@ -159,7 +169,9 @@ export function rewriteNodes(roots: readonly Node[], rules: readonly Rule[], opt
           }
           if (++steps > maxSteps) {
             throw new Error(
-              `rewrite did not reach a fixed point after ${maxSteps} steps (last rules: ${recent.join(", ")})`,
+              `rewrite did not reach a fixed point after ${maxSteps} steps (last rules: ${
+                recent.join(", ")
+              })`,
             );
           }
           recent.push(rule.name);

@@ -299,7 +299,11 @@ export class Tensor {
     return wrap(makeNode(op, [bcast(this.node, shape), bcast(b.node, shape)], {}));
   }
   #axes(axes?: number | readonly number[]): number[] {
-    const list = axes === undefined ? [...this.shape.keys()] : typeof axes === "number" ? [axes] : [...axes];
+    const list = axes === undefined
+      ? [...this.shape.keys()]
+      : typeof axes === "number"
+      ? [axes]
+      : [...axes];
     return list.map((a) => normAxis("reduce", a, this.rank)).sort((x, y) => x - y);
   }
   #reduce(op: string, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
@@ -320,12 +324,18 @@ function wrap(node: Node): Tensor {
 
 function lift(value: TensorLike, dtype: DType): Tensor {
   if (value instanceof Tensor) return value;
-  if (typeof value !== "number") throw new Error(`expected a Tensor or a number, got ${typeof value}`);
+  if (typeof value !== "number") {
+    throw new Error(`expected a Tensor or a number, got ${typeof value}`);
+  }
   return wrap(fill(value, [], dtype === "bool" ? "f32" : dtype));
 }
 
 /** A tensor filled with `value` (or holding `data`, row-major). */
-export function constant(value: number | readonly number[], shape: readonly number[] = [], dtype: DType = "f32"): Tensor {
+export function constant(
+  value: number | readonly number[],
+  shape: readonly number[] = [],
+  dtype: DType = "f32",
+): Tensor {
   const attrs: Record<string, AttrValue> = { shape: [...checkShape(shape, "constant")], dtype };
   if (typeof value === "number") attrs.value = value;
   else attrs.data = [...value];
@@ -342,7 +352,9 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const ta = lift(a, b instanceof Tensor ? b.dtype : "f32");
   const tb = lift(b, ta.dtype);
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, "where"), tb.shape, "where");
-  return wrap(makeNode("where", [bcast(cond.node, shape), bcast(ta.node, shape), bcast(tb.node, shape)], {}));
+  return wrap(
+    makeNode("where", [bcast(cond.node, shape), bcast(ta.node, shape), bcast(tb.node, shape)], {}),
+  );
 }
 
 /** Concatenates tensors along `axis`. */
@@ -351,8 +363,13 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
 }
 
 /** A frozen tensor defined by a seed and a stream: uniform in `[-bound, bound)`, never stored. */
-export function randomUniform(shape: readonly number[], options: { seed: number; stream: number; bound: number }): Tensor {
-  return wrap(makeNode("random", [], { shape: [...shape], distribution: "uniformSymmetric", ...options }));
+export function randomUniform(
+  shape: readonly number[],
+  options: { seed: number; stream: number; bound: number },
+): Tensor {
+  return wrap(
+    makeNode("random", [], { shape: [...shape], distribution: "uniformSymmetric", ...options }),
+  );
 }
 
 interface TraceContext {
@@ -450,7 +467,10 @@ export function trace(
     if (names.has(spec.name)) throw new Error(`input "${spec.name}" is declared twice`);
     names.add(spec.name);
     const dtype = checkDType(spec.dtype ?? "f32", `input "${spec.name}"`);
-    return makeNode("input", [], { shape: [...checkShape(spec.shape, `input "${spec.name}"`)], dtype }, spec.name);
+    return makeNode("input", [], {
+      shape: [...checkShape(spec.shape, `input "${spec.name}"`)],
+      dtype,
+    }, spec.name);
   });
   active = { scopes: [], params: new Map(), nextStream: 0 };
   let result: TraceResult;
@@ -465,7 +485,9 @@ export function trace(
 function namedOutputs(result: TraceResult): Record<string, Node> {
   if (result instanceof Tensor) return { out: result.node };
   if (Array.isArray(result)) {
-    return Object.fromEntries(result.map((t: Tensor, i: number) => [`out${i}`, checkTensor(t, `out${i}`)]));
+    return Object.fromEntries(
+      result.map((t: Tensor, i: number) => [`out${i}`, checkTensor(t, `out${i}`)]),
+    );
   }
   return Object.fromEntries(
     Object.entries(result as Record<string, Tensor>).map(([k, t]) => [k, checkTensor(t, k)]),

@@ -10,8 +10,8 @@ import {
   type InputSpec,
   iota,
   nextStream,
-  type ParamInit,
   param,
+  type ParamInit,
   scope,
   type Tensor,
   trace,
@@ -63,8 +63,12 @@ function checkConfig(c: GptConfig, s: GptShape): void {
   positive(c.layers, "layers");
   positive(s.batch, "batch");
   positive(s.seqLen, "seqLen");
-  if (s.seqLen > c.maxSeqLen) throw new Error(`gpt: seqLen ${s.seqLen} exceeds maxSeqLen ${c.maxSeqLen}`);
-  if (c.dModel % c.heads !== 0) throw new Error(`gpt: ${c.heads} heads do not divide dModel ${c.dModel}`);
+  if (s.seqLen > c.maxSeqLen) {
+    throw new Error(`gpt: seqLen ${s.seqLen} exceeds maxSeqLen ${c.maxSeqLen}`);
+  }
+  if (c.dModel % c.heads !== 0) {
+    throw new Error(`gpt: ${c.heads} heads do not divide dModel ${c.dModel}`);
+  }
   if (c.head !== "lm" && c.head !== "classifier") throw new Error(`gpt: unknown head ${c.head}`);
 }
 
@@ -92,7 +96,10 @@ export function gptBody(config: GptConfig, tokens: Tensor, dropoutSeed?: Tensor)
   let h = embed.gather(tokens).add(pos.narrow(0, 0, t).reshape([1, t, d]));
   for (let i = 0; i < config.layers; i++) {
     scope(`layers.${i}`, () => {
-      const a = causalSelfAttention(layerNorm(h, "ln1"), "attn", { heads: config.heads, init: WEIGHT_INIT });
+      const a = causalSelfAttention(layerNorm(h, "ln1"), "attn", {
+        heads: config.heads,
+        init: WEIGHT_INIT,
+      });
       h = h.add(drop(a));
       const m = mlp(layerNorm(h, "ln2"), "mlp", config.mlpHidden ?? 4 * d, WEIGHT_INIT);
       h = h.add(drop(m));
@@ -120,21 +127,25 @@ export function gptBody(config: GptConfig, tokens: Tensor, dropoutSeed?: Tensor)
 export function gptGraph(config: GptConfig, shape: GptShape): Graph {
   checkConfig(config, shape);
   const { batch: b, seqLen: t } = shape;
-  return trace((...inputs: Tensor[]) => {
-    const [tokens] = inputs;
-    const seed = (config.dropout ?? 0) > 0 ? inputs[inputs.length - 1] : undefined;
-    const h = gptBody(config, tokens, seed);
-    if (config.head === "lm") {
-      const targets = inputs[1];
-      const logits = linear(h, "lm_head", config.vocabSize, { bias: false, init: WEIGHT_INIT });
-      const losses = logits.crossEntropy(targets);
-      const counted = targets.ge(0).cast("f32").sum().maximum(1);
-      return { loss: losses.sum().div(counted), logits };
-    }
-    const [, labels, lastIndex] = inputs;
-    const rows = iota([b], 0).mul(t).add(lastIndex);
-    const last = h.reshape([b * t, config.dModel]).gather(rows);
-    const logits = linear(last, "classifier", config.numClasses ?? 2, { init: WEIGHT_INIT });
-    return { loss: logits.crossEntropy(labels).mean(), logits };
-  }, gptInputs(config, shape), { model: "gpt", config, shape });
+  return trace(
+    (...inputs: Tensor[]) => {
+      const [tokens] = inputs;
+      const seed = (config.dropout ?? 0) > 0 ? inputs[inputs.length - 1] : undefined;
+      const h = gptBody(config, tokens, seed);
+      if (config.head === "lm") {
+        const targets = inputs[1];
+        const logits = linear(h, "lm_head", config.vocabSize, { bias: false, init: WEIGHT_INIT });
+        const losses = logits.crossEntropy(targets);
+        const counted = targets.ge(0).cast("f32").sum().maximum(1);
+        return { loss: losses.sum().div(counted), logits };
+      }
+      const [, labels, lastIndex] = inputs;
+      const rows = iota([b], 0).mul(t).add(lastIndex);
+      const last = h.reshape([b * t, config.dModel]).gather(rows);
+      const logits = linear(last, "classifier", config.numClasses ?? 2, { init: WEIGHT_INIT });
+      return { loss: logits.crossEntropy(labels).mean(), logits };
+    },
+    gptInputs(config, shape),
+    { model: "gpt", config, shape },
+  );
 }

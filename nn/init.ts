@@ -63,7 +63,10 @@ export function initValue(node: Node, seed: number): Float32Array {
  * console.log(initParams(g, { seed: 0 }).w); // Float32Array(2) [ 1, 1 ]
  * ```
  */
-export function initParams(graph: Graph, options: { seed?: number } = {}): Record<string, Float32Array> {
+export function initParams(
+  graph: Graph,
+  options: { seed?: number } = {},
+): Record<string, Float32Array> {
   const seed = options.seed ?? 0;
   return Object.fromEntries(graph.params.map((p) => [p.name!, initValue(p, seed)]));
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { iota, type ParamInit, param, scope, type Tensor, where } from "../compiler/trace.ts";
+import { iota, param, type ParamInit, scope, type Tensor, where } from "../compiler/trace.ts";
 
 /** Options of {@link linear}. */
 export interface LinearOptions {
@@ -25,11 +25,18 @@ export interface LinearOptions {
  * console.log(g.params.map((p) => `${p.name} [${p.shape}]`)); // ["proj.bias [4]", "proj.weight [4,3]"]
  * ```
  */
-export function linear(x: Tensor, name: string, outFeatures: number, options: LinearOptions = {}): Tensor {
+export function linear(
+  x: Tensor,
+  name: string,
+  outFeatures: number,
+  options: LinearOptions = {},
+): Tensor {
   const inFeatures = x.shape[x.rank - 1];
   const bound = 1 / Math.sqrt(Math.max(1, inFeatures));
   return scope(name, () => {
-    const w = param("weight", [outFeatures, inFeatures], { init: options.init ?? { kind: "uniform", bound } });
+    const w = param("weight", [outFeatures, inFeatures], {
+      init: options.init ?? { kind: "uniform", bound },
+    });
     const y = x.matmul(w.T);
     if (options.bias === false) return y;
     return y.add(param("bias", [outFeatures], { init: { kind: "uniform", bound } }));

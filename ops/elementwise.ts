@@ -144,7 +144,7 @@ binaryOp(
   intDiv,
   // WGSL integer division by zero yields the dividend; the reference mirrors neither — guard it.
   (a, b, dtype) => dtype === "f32" ? `(${a} / ${b})` : `select(${a} / ${b}, 0, ${b} == 0)`,
-  (a, b, y, g) => [div(g, b), neg(div(mul(g, y), b))],
+  (_a, b, y, g) => [div(g, b), neg(div(mul(g, y), b))],
 );
 binaryOp(
   "pow",

@@ -62,7 +62,9 @@ defineOp({
     for (let i = 0; i < indices.data.length; i++) {
       const r = indices.data[i];
       if (r < 0 || r >= node.shape[0]) {
-        throw new Error(`scatterAdd: index ${r} at position ${i} is out of range for ${node.shape[0]} rows`);
+        throw new Error(
+          `scatterAdd: index ${r} at position ${i} is out of range for ${node.shape[0]} rows`,
+        );
       }
       for (let j = 0; j < width; j++) out[r * width + j] += updates.data[i * width + j];
     }

@@ -24,7 +24,9 @@ defineOp({
     if (a.shape[r - 1] !== b.shape[r - 2]) {
       opError(
         "matmul",
-        `inner dimensions differ: ${a.shape[r - 1]} (lhs axis -1) vs ${b.shape[r - 2]} (rhs axis -2)`,
+        `inner dimensions differ: ${a.shape[r - 1]} (lhs axis -1) vs ${
+          b.shape[r - 2]
+        } (rhs axis -2)`,
         inputs,
       );
     }

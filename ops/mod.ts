@@ -14,4 +14,4 @@ import "./gather.ts";
 import "./random.ts";
 
 export { allOps, defineOp, getOp } from "./registry.ts";
-export type { CpuTensor, OpDef, WgslRule } from "./registry.ts";
+export type { CpuContext, CpuData, CpuTensor, OpDef, WgslRule } from "./registry.ts";

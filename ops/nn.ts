@@ -20,7 +20,9 @@ function floatSameShape(op: string, inputs: readonly TensorType[], count: number
   for (const t of inputs) {
     if (t.dtype !== "f32") opError(op, "needs f32 operands", inputs);
     if (t.shape.length === 0) opError(op, "needs at least one axis", inputs);
-    if (t.shape.join() !== inputs[0].shape.join()) opError(op, "operands must have equal shapes", inputs);
+    if (t.shape.join() !== inputs[0].shape.join()) {
+      opError(op, "operands must have equal shapes", inputs);
+    }
   }
   return inputs[0];
 }
@@ -111,7 +113,9 @@ defineOp({
 });
 
 function checkEps(op: string, eps: unknown): number {
-  if (typeof eps !== "number" || !(eps >= 0)) throw new Error(`${op}: eps must be a number ≥ 0, got ${eps}`);
+  if (typeof eps !== "number" || !(eps >= 0)) {
+    throw new Error(`${op}: eps must be a number ≥ 0, got ${eps}`);
+  }
   return eps;
 }
 
@@ -197,7 +201,9 @@ defineOp({
       const label = labels.data[o / n];
       // Negative labels are ignored (PyTorch's ignore_index): padding positions cost nothing.
       if (label < 0) return;
-      if (label >= n) throw new Error(`crossEntropy: label ${label} is out of range for ${n} classes`);
+      if (label >= n) {
+        throw new Error(`crossEntropy: label ${label} is out of range for ${n} classes`);
+      }
       out[o / n] = logSumExp(logits.data, o, n) - logits.data[o + label];
     });
     return out;

@@ -48,7 +48,9 @@ defineOp({
   kind: "random",
   infer: (inputs, attrs) => {
     const [x, seed] = inputs;
-    if (inputs.length !== 2 || x.dtype !== "f32" || seed.dtype !== "u32" || seed.shape.length !== 0) {
+    if (
+      inputs.length !== 2 || x.dtype !== "f32" || seed.dtype !== "u32" || seed.shape.length !== 0
+    ) {
       opError("dropout", "takes (x: f32, seed: u32 scalar)", inputs);
     }
     const p = attrs.p as number;

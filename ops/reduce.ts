@@ -6,7 +6,11 @@ import { makeNode, type Shape, sizeOf } from "../compiler/ir.ts";
 import { bcast, div, mul, reshape } from "./_build.ts";
 import { allocData, type CpuTensor, defineOp, normAxis, opError, stridesOf } from "./registry.ts";
 
-function reducedShape(op: string, shape: Shape, axesAttr: unknown): { axes: number[]; shape: number[] } {
+function reducedShape(
+  op: string,
+  shape: Shape,
+  axesAttr: unknown,
+): { axes: number[]; shape: number[] } {
   if (!Array.isArray(axesAttr)) throw new Error(`${op}: axes must be an array`);
   const axes = axesAttr.map((a) => normAxis(op, a as number, shape.length));
   if (new Set(axes).size !== axes.length) throw new Error(`${op}: repeated axis in [${axesAttr}]`);
@@ -18,7 +22,12 @@ export function keptShape(shape: Shape, axes: readonly number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
-function reduceCpu(x: CpuTensor, axesAttr: unknown, init: number, f: (acc: number, v: number) => number) {
+function reduceCpu(
+  x: CpuTensor,
+  axesAttr: unknown,
+  init: number,
+  f: (acc: number, v: number) => number,
+) {
   const { axes, shape } = reducedShape("reduce", x.shape, axesAttr);
   // -Infinity does not fit integer arrays: use the dtype's smallest value.
   const start = init !== -Infinity || x.dtype === "f32" ? init : x.dtype === "i32" ? -(2 ** 31) : 0;
@@ -43,7 +52,10 @@ defineOp({
   infer: (inputs, attrs) => {
     if (inputs.length !== 1) opError("sum", "takes one operand", inputs);
     if (inputs[0].dtype === "bool") opError("sum", "cannot sum bool (cast it first)", inputs);
-    return { shape: reducedShape("sum", inputs[0].shape, attrs.axes).shape, dtype: inputs[0].dtype };
+    return {
+      shape: reducedShape("sum", inputs[0].shape, attrs.axes).shape,
+      dtype: inputs[0].dtype,
+    };
   },
   cpu: ([x], { node }) => reduceCpu(x, node.attrs.axes, 0, (a, v) => a + v),
   vjp: (node, g) => {
@@ -77,4 +89,3 @@ defineOp({
   },
   wgsl: { kind: "kernel", family: "reduce" },
 });
-

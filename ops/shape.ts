@@ -134,7 +134,10 @@ defineOp({
     if (!valid(before) || !valid(after)) {
       opError("pad", `before/after must be ${rank} non-negative integers`, inputs);
     }
-    return { shape: inputs[0].shape.map((d, i) => d + before[i] + after[i]), dtype: inputs[0].dtype };
+    return {
+      shape: inputs[0].shape.map((d, i) => d + before[i] + after[i]),
+      dtype: inputs[0].dtype,
+    };
   },
   cpu: ([x], { node }) => {
     const before = node.attrs.before as number[];

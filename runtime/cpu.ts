@@ -40,7 +40,9 @@ export function toCpuTensor(node: Node, value: TensorData, what: string): CpuTen
   const expected = sizeOf(node.shape);
   if (length !== expected) {
     throw new Error(
-      `${what} "${node.name}" expects ${formatType(node)} (${expected} elements), got ${length} elements`,
+      `${what} "${node.name}" expects ${
+        formatType(node)
+      } (${expected} elements), got ${length} elements`,
     );
   }
   const data = allocData(node.dtype, expected);
@@ -73,7 +75,9 @@ export function evaluate(
   const known = new Set(graph.inputs.map((n) => n.name));
   for (const name of Object.keys(inputFeeds)) {
     if (!known.has(name)) {
-      throw new Error(`unknown input "${name}" (the graph takes: ${[...known].join(", ") || "none"})`);
+      throw new Error(
+        `unknown input "${name}" (the graph takes: ${[...known].join(", ") || "none"})`,
+      );
     }
   }
   const values = new Map<number, CpuTensor>();

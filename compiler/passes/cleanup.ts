@@ -5,7 +5,7 @@
  * @module
  */
 import { type AttrValue, type Graph, makeGraph, makeNode, type Node, sizeOf } from "../ir.ts";
-import { type Rule, rewrite } from "../rewrite.ts";
+import { rewrite, type Rule } from "../rewrite.ts";
 import { getOp } from "../../ops/registry.ts";
 
 /**

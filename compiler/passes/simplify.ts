@@ -6,7 +6,7 @@
  * @module
  */
 import { type Graph, makeNode, type Node } from "../ir.ts";
-import { type Match, type Rule, rewrite } from "../rewrite.ts";
+import { type Match, rewrite, type Rule } from "../rewrite.ts";
 
 function isFill(n: Node, value: number): boolean {
   return n.op === "const" && n.attrs.data === undefined && n.attrs.value === value;
@@ -16,7 +16,12 @@ const same = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** `x op c → x` when the constant operand is the identity of op. */
-function identity(name: string, op: string, value: number, side: "left" | "right" | "both"): Rule[] {
+function identity(
+  name: string,
+  op: string,
+  value: number,
+  side: "left" | "right" | "both",
+): Rule[] {
   const rules: Rule[] = [];
   if (side !== "left") {
     rules.push({
@@ -86,15 +91,26 @@ export const simplifyRules: readonly Rule[] = [
   },
   {
     name: "broadcast-fill",
-    pattern: { op: "broadcast", inputs: [{ op: "const", where: (n) => n.attrs.data === undefined }] },
+    pattern: {
+      op: "broadcast",
+      inputs: [{ op: "const", where: (n) => n.attrs.data === undefined }],
+    },
     rewrite: ({ node }) =>
-      makeNode("const", [], { value: node.inputs[0].attrs.value, shape: [...node.shape], dtype: node.dtype }),
+      makeNode("const", [], {
+        value: node.inputs[0].attrs.value,
+        shape: [...node.shape],
+        dtype: node.dtype,
+      }),
   },
   {
     name: "reshape-fill",
     pattern: { op: "reshape", inputs: [{ op: "const", where: (n) => n.attrs.data === undefined }] },
     rewrite: ({ node }) =>
-      makeNode("const", [], { value: node.inputs[0].attrs.value, shape: [...node.shape], dtype: node.dtype }),
+      makeNode("const", [], {
+        value: node.inputs[0].attrs.value,
+        shape: [...node.shape],
+        dtype: node.dtype,
+      }),
   },
   {
     name: "cast-noop",

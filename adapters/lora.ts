@@ -1,0 +1,157 @@
+/**
+ * LoRA, the baseline, with Hugging Face PEFT's semantics: per targeted layer
+ * `y += (alpha / r) · (drop(x) Aᵀ) Bᵀ` with `lora_A.weight [r, in]`
+ * (Kaiming-uniform, a = √5, so bound 1/√in) and `lora_B.weight [out, r]`
+ * (zeros, so the adapted model starts equal to the base).
+ *
+ * @module
+ */
+import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
+import { rewrite, type Rule } from "../compiler/rewrite.ts";
+import { fill, mul } from "../ops/_build.ts";
+import { findTargets, type Target, type TargetConfig } from "./targets.ts";
+import { dropoutSeedInput, freezeRule } from "./vera.ts";
+
+/** LoRA's configuration (PEFT's `LoraConfig`, camel-cased; the fields this project supports). */
+export interface LoraConfig extends TargetConfig {
+  /** Rank (default 8). */
+  readonly r?: number;
+  /** Scaling numerator: the update is scaled by alpha / r (default 8). */
+  readonly alpha?: number;
+  /** Dropout on the adapter input, training only (default 0). */
+  readonly dropout?: number;
+  /** Modules that stay trainable besides the adapter (e.g. `["classifier"]`). */
+  readonly modulesToSave?: readonly string[];
+}
+
+/** A LoRA config with defaults filled in. */
+export type ResolvedLoraConfig =
+  & Required<Omit<LoraConfig, "layersToTransform" | "layersPattern">>
+  & TargetConfig;
+
+/** What `lora` produced. */
+export interface LoraAdapter {
+  /** Always `"lora"`. */
+  readonly kind: "lora";
+  /** The resolved config. */
+  readonly config: ResolvedLoraConfig;
+  /** The adapted layers. */
+  readonly targets: readonly Target[];
+}
+
+/** Param name of a target's `lora_A` weight. */
+export function loraAName(module: string): string {
+  return `${module}.lora_A.weight`;
+}
+/** Param name of a target's `lora_B` weight. */
+export function loraBName(module: string): string {
+  return `${module}.lora_B.weight`;
+}
+
+/** Fills LoRA's defaults and checks every field. */
+export function resolveLoraConfig(config: LoraConfig): ResolvedLoraConfig {
+  const r = config.r ?? 8;
+  if (!Number.isInteger(r) || r < 1) throw new Error(`lora: r must be an integer ≥ 1, got ${r}`);
+  const alpha = config.alpha ?? 8;
+  if (typeof alpha !== "number" || !Number.isFinite(alpha)) {
+    throw new Error(`lora: alpha must be finite, got ${alpha}`);
+  }
+  const dropout = config.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) {
+    throw new Error(`lora: dropout must be in [0, 1), got ${dropout}`);
+  }
+  return { ...config, r, alpha, dropout, modulesToSave: config.modulesToSave ?? [] };
+}
+
+/**
+ * Rewrites a graph with LoRA on the targeted linear layers; base weights frozen.
+ *
+ * @example
+ * ```ts
+ * import { gptGraph } from "../nn/gpt.ts";
+ * import { lora } from "./lora.ts";
+ * const base = gptGraph({ vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "lm" }, { batch: 1, seqLen: 8 });
+ * const { adapter } = lora(base, { r: 2, targetModules: ["q_proj"] });
+ * console.log(adapter.targets[0].module); // "layers.0.attn.q_proj"
+ * ```
+ */
+export function lora(graph: Graph, config: LoraConfig): { graph: Graph; adapter: LoraAdapter } {
+  const resolved = resolveLoraConfig(config);
+  if (graph.params.some((p) => p.name!.endsWith(".lora_A.weight"))) {
+    throw new Error("lora: the graph already has LoRA adapters");
+  }
+  const targets = findTargets(graph, resolved);
+  const adapter: LoraAdapter = { kind: "lora", config: resolved, targets };
+  const byWeight = new Map(targets.map((t) => [t.weight, t]));
+  const seed = resolved.dropout > 0 ? dropoutSeedInput(graph) : undefined;
+  const rewritten = new Set<string>();
+  const rule: Rule = {
+    name: "lora-linear",
+    pattern: {
+      op: "matmul",
+      inputs: [
+        { capture: "x" },
+        {
+          op: "permute",
+          attrs: { perm: [1, 0] },
+          inputs: [{ op: "param", capture: "w", where: (n) => byWeight.has(n.name!) }],
+        },
+      ],
+    },
+    rewrite: ({ node, captures }) => {
+      const target = byWeight.get(captures.w.name!)!;
+      rewritten.add(target.weight);
+      return makeNode("add", [node, loraBranch(adapter, target, captures.x, seed?.node)], {});
+    },
+  };
+  const out = rewrite(graph, [freezeRule(resolved.modulesToSave), rule]);
+  for (const t of targets) {
+    if (!rewritten.has(t.weight)) {
+      throw new Error(`lora: target ${t.module} is not a matmul with a param weight`);
+    }
+  }
+  return {
+    graph: makeGraph({
+      inputs: seed?.inputs ?? graph.inputs,
+      outputs: out.outputs,
+      meta: { ...graph.meta, lora: adapter },
+    }),
+    adapter,
+  };
+}
+
+/** `(alpha/r) · (drop(x) Aᵀ) Bᵀ` for one target, with its two new params. */
+export function loraBranch(
+  adapter: LoraAdapter,
+  target: Target,
+  x: Node,
+  dropoutSeed?: Node,
+): Node {
+  const { r, alpha, dropout } = adapter.config;
+  const a = makeNode("param", [], {
+    shape: [r, target.inFeatures],
+    dtype: "f32",
+    role: "trainable",
+    init: { kind: "uniform", bound: 1 / Math.sqrt(target.inFeatures) },
+  }, loraAName(target.module));
+  const b = makeNode("param", [], {
+    shape: [target.outFeatures, r],
+    dtype: "f32",
+    role: "trainable",
+    init: { kind: "zeros" },
+  }, loraBName(target.module));
+  const input = dropout > 0 && dropoutSeed !== undefined
+    ? makeNode("dropout", [x, dropoutSeed], {
+      p: dropout,
+      stream: 2000 + adapter.targets.indexOf(target),
+    })
+    : x;
+  const down = makeNode("matmul", [input, makeNode("permute", [a], { perm: [1, 0] })], {});
+  const up = makeNode("matmul", [down, makeNode("permute", [b], { perm: [1, 0] })], {});
+  return mul(up, fill(alpha / r, []));
+}
+
+/** Number of trainable LoRA parameters: `Σ_targets r · (in + out)`. */
+export function loraTrainableCount(adapter: LoraAdapter): number {
+  return adapter.targets.reduce((n, t) => n + adapter.config.r * (t.inFeatures + t.outFeatures), 0);
+}

@@ -1,0 +1,264 @@
+/**
+ * VeRA (Kopiczko et al., ICLR 2024) as a compiler plugin, with Hugging Face
+ * PEFT's semantics. A rewrite rule replaces every targeted `x Wᵀ` with
+ *
+ *   `x Wᵀ + lambdaB ⊙ ((lambdaD ⊙ (drop(x) A_sᵀ)) B_sᵀ)`
+ *
+ * where `A [r, maxIn]` and `B [maxOut, r]` are one shared pair of frozen
+ * Kaiming-uniform projections — `random` nodes regenerated from a seed, never
+ * stored — and `A_s = A[:, :in]`, `B_s = B[:out, :]` are leading slices. Only
+ * `lambdaD [r]` (init `dInitial`) and `lambdaB [out]` (init 0) train.
+ *
+ * @module
+ */
+import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
+import { rewrite, type Rule } from "../compiler/rewrite.ts";
+import { kaimingUniformBound } from "../runtime/threefry.ts";
+import { mul } from "../ops/_build.ts";
+import { findTargets, matchesModule, type Target, type TargetConfig } from "./targets.ts";
+
+/** VeRA's configuration (PEFT's `VeraConfig`, camel-cased). */
+export interface VeraConfig extends TargetConfig {
+  /** Rank of the shared projections (default 256). */
+  readonly r?: number;
+  /** Seed of the projections (PEFT's `projection_prng_key`, default 0). */
+  readonly projectionPrngKey?: number;
+  /** Initial value of every `lambdaD` (default 0.1). */
+  readonly dInitial?: number;
+  /** Dropout on the adapter branch's input, training only (default 0). */
+  readonly dropout?: number;
+  /** Only `"none"` is supported, as in PEFT's VeRA. */
+  readonly bias?: "none";
+  /** Modules that stay trainable besides the adapter (e.g. `["classifier"]`), like PEFT's `modules_to_save`. */
+  readonly modulesToSave?: readonly string[];
+}
+
+/** A config with every default filled in. */
+export type ResolvedVeraConfig =
+  & Required<Omit<VeraConfig, "layersToTransform" | "layersPattern">>
+  & TargetConfig;
+
+/** What `vera` produced: the config used, the targets and the projection sizes. */
+export interface VeraAdapter {
+  /** Always `"vera"`. */
+  readonly kind: "vera";
+  /** The resolved config. */
+  readonly config: ResolvedVeraConfig;
+  /** The adapted layers. */
+  readonly targets: readonly Target[];
+  /** Columns of A: the largest input width among targets. */
+  readonly maxIn: number;
+  /** Rows of B: the largest output width among targets. */
+  readonly maxOut: number;
+}
+
+/** Stream ids of the two projections under the seed. */
+export const VERA_STREAM_A = 0;
+/** Stream id of `vera_B`. */
+export const VERA_STREAM_B = 1;
+
+/** Param name of a target's `lambdaD` (PEFT's state-dict key without the `base_model.model.` prefix). */
+export function lambdaDName(module: string): string {
+  return `${module}.vera_lambda_d`;
+}
+/** Param name of a target's `lambdaB`. */
+export function lambdaBName(module: string): string {
+  return `${module}.vera_lambda_b`;
+}
+
+/** Fills VeRA's defaults and checks every field; errors say what is wrong. */
+export function resolveVeraConfig(config: VeraConfig): ResolvedVeraConfig {
+  const r = config.r ?? 256;
+  if (!Number.isInteger(r) || r < 1) throw new Error(`vera: r must be an integer ≥ 1, got ${r}`);
+  const seed = config.projectionPrngKey ?? 0;
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new Error(`vera: projectionPrngKey must be an integer in [0, 2^32), got ${seed}`);
+  }
+  const dInitial = config.dInitial ?? 0.1;
+  if (typeof dInitial !== "number" || !Number.isFinite(dInitial)) {
+    throw new Error(`vera: dInitial must be a finite number, got ${dInitial}`);
+  }
+  const dropout = config.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) {
+    throw new Error(`vera: dropout must be in [0, 1), got ${dropout}`);
+  }
+  if ((config.bias ?? "none") !== "none") {
+    throw new Error(`vera: bias must be "none", got ${config.bias}`);
+  }
+  return {
+    ...config,
+    r,
+    projectionPrngKey: seed,
+    dInitial,
+    dropout,
+    bias: "none",
+    modulesToSave: config.modulesToSave ?? [],
+  };
+}
+
+/** The shared projections as `random` nodes: `A [r, maxIn]` and `B [maxOut, r]`. */
+export function veraProjections(
+  adapter: Pick<VeraAdapter, "config" | "maxIn" | "maxOut">,
+): { a: Node; b: Node } {
+  const { r, projectionPrngKey: seed } = adapter.config;
+  const a = makeNode("random", [], {
+    shape: [r, adapter.maxIn],
+    seed,
+    stream: VERA_STREAM_A,
+    bound: kaimingUniformBound(adapter.maxIn),
+    distribution: "uniformSymmetric",
+  });
+  const b = makeNode("random", [], {
+    shape: [adapter.maxOut, r],
+    seed,
+    stream: VERA_STREAM_B,
+    bound: kaimingUniformBound(r),
+    distribution: "uniformSymmetric",
+  });
+  return { a, b };
+}
+
+/** Leading slices `A[:, :in]` and `B[:out, :]` for one target. */
+export function slicedProjections(
+  adapter: VeraAdapter,
+  target: Target,
+): { aSlice: Node; bSlice: Node } {
+  const { a, b } = veraProjections(adapter);
+  const r = adapter.config.r;
+  return {
+    aSlice: makeNode("slice", [a], { starts: [0, 0], ends: [r, target.inFeatures] }),
+    bSlice: makeNode("slice", [b], { starts: [0, 0], ends: [target.outFeatures, r] }),
+  };
+}
+
+/** Adapter params (VeRA's and LoRA's) are never frozen by the freeze rule. */
+const ADAPTER_PARAM = /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/;
+
+function isTrainableBase(node: Node, keep: readonly string[]): boolean {
+  if (node.attrs.role !== "trainable" || ADAPTER_PARAM.test(node.name!)) return false;
+  const module = node.name!.slice(0, node.name!.lastIndexOf("."));
+  return keep.length === 0 || !matchesModule(module, keep);
+}
+
+/** Rule: freeze every trainable base param except those under `modulesToSave`. */
+export function freezeRule(modulesToSave: readonly string[]): Rule {
+  return {
+    name: "freeze-base",
+    pattern: { op: "param", where: (n) => isTrainableBase(n, modulesToSave) },
+    rewrite: ({ node }) => makeNode("param", [], { ...node.attrs, role: "frozen" }, node.name),
+  };
+}
+
+/** The input holding the per-step dropout seed, reusing the graph's own when it has one. */
+export function dropoutSeedInput(graph: Graph): { node: Node; inputs: Node[] } {
+  const existing = graph.inputs.find((n) => n.name === "dropoutSeed");
+  if (existing !== undefined) return { node: existing, inputs: [...graph.inputs] };
+  const node = makeNode("input", [], { shape: [], dtype: "u32" }, "dropoutSeed");
+  return { node, inputs: [...graph.inputs, node] };
+}
+
+/**
+ * Rewrites a graph with VeRA: base weights frozen, one adapter branch per
+ * targeted linear layer, `lambdaD`/`lambdaB` added as trainable params.
+ *
+ * @example
+ * ```ts
+ * import { gptGraph } from "../nn/gpt.ts";
+ * import { vera } from "./vera.ts";
+ * const base = gptGraph({ vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 2, head: "lm" }, { batch: 1, seqLen: 8 });
+ * const { graph, adapter } = vera(base, { r: 4, targetModules: ["q_proj", "v_proj"] });
+ * console.log(adapter.targets.length, graph.params.filter((p) => p.attrs.role === "trainable").length); // 4 8
+ * ```
+ */
+export function vera(graph: Graph, config: VeraConfig): { graph: Graph; adapter: VeraAdapter } {
+  const resolved = resolveVeraConfig(config);
+  if (graph.params.some((p) => p.name!.endsWith(".vera_lambda_d"))) {
+    throw new Error("vera: the graph already has VeRA adapters");
+  }
+  const targets = findTargets(graph, resolved);
+  const adapter: VeraAdapter = {
+    kind: "vera",
+    config: resolved,
+    targets,
+    maxIn: Math.max(...targets.map((t) => t.inFeatures)),
+    maxOut: Math.max(...targets.map((t) => t.outFeatures)),
+  };
+  const byWeight = new Map(targets.map((t) => [t.weight, t]));
+  const seed = resolved.dropout > 0 ? dropoutSeedInput(graph) : undefined;
+  const rewritten = new Set<string>();
+  const adaptRule: Rule = {
+    name: "vera-linear",
+    pattern: {
+      op: "matmul",
+      inputs: [
+        { capture: "x" },
+        {
+          op: "permute",
+          attrs: { perm: [1, 0] },
+          inputs: [{ op: "param", capture: "w", where: (n) => byWeight.has(n.name!) }],
+        },
+      ],
+    },
+    rewrite: ({ node, captures }) => {
+      const target = byWeight.get(captures.w.name!)!;
+      rewritten.add(target.weight);
+      return makeNode("add", [node, veraBranch(adapter, target, captures.x, seed?.node)], {});
+    },
+  };
+  const out = rewrite(graph, [freezeRule(resolved.modulesToSave), adaptRule]);
+  for (const t of targets) {
+    if (!rewritten.has(t.weight)) {
+      throw new Error(
+        `vera: target ${t.module} is not a matmul with a param weight (x · ${t.weight}ᵀ)`,
+      );
+    }
+  }
+  return {
+    graph: makeGraph({
+      inputs: seed?.inputs ?? graph.inputs,
+      outputs: out.outputs,
+      meta: { ...graph.meta, vera: adapter },
+    }),
+    adapter,
+  };
+}
+
+/** `lambdaB ⊙ ((lambdaD ⊙ (drop(x) A_sᵀ)) B_sᵀ)` for one target, with its two new params. */
+export function veraBranch(
+  adapter: VeraAdapter,
+  target: Target,
+  x: Node,
+  dropoutSeed?: Node,
+): Node {
+  const { r, dInitial, dropout } = adapter.config;
+  const { aSlice, bSlice } = slicedProjections(adapter, target);
+  const lambdaD = makeNode("param", [], {
+    shape: [r],
+    dtype: "f32",
+    role: "trainable",
+    init: { kind: "constant", value: dInitial },
+  }, lambdaDName(target.module));
+  const lambdaB = makeNode("param", [], {
+    shape: [target.outFeatures],
+    dtype: "f32",
+    role: "trainable",
+    init: { kind: "zeros" },
+  }, lambdaBName(target.module));
+  const input = dropout > 0 && dropoutSeed !== undefined
+    ? makeNode("dropout", [x, dropoutSeed], {
+      p: dropout,
+      stream: 1000 + adapter.targets.indexOf(target),
+    })
+    : x;
+  const down = makeNode("matmul", [input, makeNode("permute", [aSlice], { perm: [1, 0] })], {});
+  const up = makeNode("matmul", [
+    mul(down, lambdaD),
+    makeNode("permute", [bSlice], { perm: [1, 0] }),
+  ], {});
+  return mul(up, lambdaB);
+}
+
+/** Number of trainable adapter parameters: `Σ_targets (out + r)`. */
+export function veraTrainableCount(adapter: VeraAdapter): number {
+  return adapter.targets.reduce((n, t) => n + t.outFeatures + adapter.config.r, 0);
+}
