@@ -1,0 +1,197 @@
+// A small, defensive reader for the zip central directory. fflate's
+// `unzipSync` trusts the archive (it allocates the declared size, ignores
+// CRCs, does not check names), so bundles are listed and checked here first:
+// entry count, declared sizes, names, overlaps, all before any inflation.
+
+import { inflateSync } from "fflate";
+import { checkRelativePath } from "./_paths.ts";
+
+/** One file entry from the central directory, checked against the archive bounds. */
+export interface ZipEntry {
+  name: string;
+  method: number;
+  crc: number;
+  compressedSize: number;
+  size: number;
+  localOffset: number;
+  dataStart: number;
+}
+
+/** Limits applied while listing; see `BundleLimits` in bundle.ts. */
+export interface ZipLimits {
+  maxEntries: number;
+  maxEntryBytes: number;
+  maxTotalBytes: number;
+}
+
+const EOCD_SIG = 0x06054b50, CENTRAL_SIG = 0x02014b50, LOCAL_SIG = 0x04034b50;
+const ZIP64_LOCATOR_SIG = 0x07064b50;
+const nameDecoder = new TextDecoder("utf-8", { fatal: true });
+
+function fail(message: string): never {
+  throw new Error(`bundle: ${message}`);
+}
+
+function findEndRecord(view: DataView): number {
+  const last = view.byteLength - 22;
+  for (let at = last; at >= 0 && at >= last - 0xffff; at--) {
+    if (
+      view.getUint32(at, true) === EOCD_SIG &&
+      at + 22 + view.getUint16(at + 20, true) === view.byteLength
+    ) {
+      return at;
+    }
+  }
+  return fail(`not a zip archive: no end-of-central-directory record (${view.byteLength} bytes)`);
+}
+
+/**
+ * List and validate the entries of a zip archive without inflating anything.
+ * Directory entries (names ending in "/", empty) are skipped.
+ */
+export function listZip(bytes: Uint8Array, limits: ZipLimits): ZipEntry[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const eocd = findEndRecord(view);
+  const count = view.getUint16(eocd + 10, true);
+  const cdSize = view.getUint32(eocd + 12, true);
+  const cdOffset = view.getUint32(eocd + 16, true);
+  const zip64 = count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff ||
+    (eocd >= 20 && view.getUint32(eocd - 20, true) === ZIP64_LOCATOR_SIG);
+  if (zip64) fail("ZIP64 archives are not supported");
+  if (view.getUint16(eocd + 4, true) !== 0 || view.getUint16(eocd + 8, true) !== count) {
+    fail("multi-disk archives are not supported");
+  }
+  if (count > limits.maxEntries) {
+    fail(`archive has ${count} entries, more than the limit of ${limits.maxEntries}`);
+  }
+  if (cdOffset + cdSize > eocd) {
+    fail(
+      `central directory [${cdOffset}, ${
+        cdOffset + cdSize
+      }) runs past its end record at byte ${eocd}`,
+    );
+  }
+  const entries: ZipEntry[] = [];
+  const seen = new Set<string>();
+  let total = 0;
+  let at = cdOffset;
+  for (let i = 0; i < count; i++) {
+    if (at + 46 > cdOffset + cdSize || view.getUint32(at, true) !== CENTRAL_SIG) {
+      fail(`central directory entry ${i} at byte ${at} is missing or truncated`);
+    }
+    const flags = view.getUint16(at + 8, true);
+    const method = view.getUint16(at + 10, true);
+    const crc = view.getUint32(at + 16, true);
+    const compressedSize = view.getUint32(at + 20, true);
+    const size = view.getUint32(at + 24, true);
+    const nameLength = view.getUint16(at + 28, true);
+    const next = at + 46 + nameLength + view.getUint16(at + 30, true) +
+      view.getUint16(at + 32, true);
+    const localOffset = view.getUint32(at + 42, true);
+    if (next > cdOffset + cdSize) fail(`central directory entry ${i} at byte ${at} is truncated`);
+    const nameAt = at + 46;
+    let name: string;
+    try {
+      name = nameDecoder.decode(bytes.subarray(nameAt, nameAt + nameLength));
+    } catch {
+      return fail(`entry ${i} at byte ${at} has a name that is not valid UTF-8`);
+    }
+    const where = `entry ${JSON.stringify(name)}`;
+    at = next;
+    if (name.endsWith("/") && size === 0) {
+      checkRelativePath(name.slice(0, -1), "bundle");
+      continue; // a directory marker carries no data
+    }
+    checkRelativePath(name, "bundle");
+    if (seen.has(name)) fail(`${where} appears twice`);
+    seen.add(name);
+    if (flags & 1) fail(`${where} is encrypted`);
+    if (method !== 0 && method !== 8) {
+      fail(
+        `${where} uses compression method ${method}; only stored (0) and deflate (8) are supported`,
+      );
+    }
+    if (size > limits.maxEntryBytes) {
+      fail(
+        `${where} declares ${size} bytes, more than the per-entry limit of ${limits.maxEntryBytes}`,
+      );
+    }
+    total += size;
+    if (total > limits.maxTotalBytes) {
+      fail(
+        `entries declare more than the total limit of ${limits.maxTotalBytes} bytes (reached at ${where})`,
+      );
+    }
+    if (method === 0 && compressedSize !== size) {
+      fail(`${where} is stored but its sizes differ (${compressedSize} vs ${size})`);
+    }
+    if (localOffset + 30 > cdOffset || view.getUint32(localOffset, true) !== LOCAL_SIG) {
+      fail(`${where}: no local header at byte ${localOffset}`);
+    }
+    const localName = localOffset + 30;
+    const localNameLength = view.getUint16(localOffset + 26, true);
+    const dataStart = localName + localNameLength + view.getUint16(localOffset + 28, true);
+    const sameName = localNameLength === nameLength &&
+      bytes.subarray(localName, localName + nameLength).every((b, k) => b === bytes[nameAt + k]);
+    if (!sameName) fail(`${where}: local header at byte ${localOffset} names a different file`);
+    if (dataStart + compressedSize > cdOffset) {
+      fail(`${where}: data runs past the central directory`);
+    }
+    entries.push({ name, method, crc, compressedSize, size, localOffset, dataStart });
+  }
+  const byOffset = [...entries].sort((a, b) => a.localOffset - b.localOffset);
+  for (let i = 1; i < byOffset.length; i++) {
+    const prev = byOffset[i - 1];
+    if (prev.dataStart + prev.compressedSize > byOffset[i].localOffset) {
+      fail(`entries ${JSON.stringify(prev.name)} and ${JSON.stringify(byOffset[i].name)} overlap`);
+    }
+  }
+  return entries;
+}
+
+let crcTable: Uint32Array | undefined;
+
+/** CRC-32 (IEEE 802.3), as stored in zip headers. */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * Inflate one listed entry. The output buffer is bounded by the declared
+ * size (plus one byte to detect streams that lie and inflate further), and
+ * the result must match the declared size and CRC.
+ */
+export function extractEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+  const where = `entry ${JSON.stringify(entry.name)}`;
+  const raw = bytes.subarray(entry.dataStart, entry.dataStart + entry.compressedSize);
+  let out: Uint8Array;
+  if (entry.method === 0) {
+    out = raw.slice();
+  } else {
+    if (raw.length === 0) fail(`${where}: empty deflate stream`);
+    try {
+      out = inflateSync(raw, { out: new Uint8Array(entry.size + 1) });
+    } catch (e) {
+      return fail(`${where}: corrupt deflate data (${e instanceof Error ? e.message : e})`);
+    }
+    if (out.length > entry.size) {
+      fail(`${where} inflates to more than its declared ${entry.size} bytes`);
+    }
+    if (out.length < entry.size) {
+      fail(`${where} inflates to ${out.length} bytes, not the declared ${entry.size}`);
+    }
+    out = out.subarray(0, entry.size); // hide the spare byte (the buffer keeps it)
+  }
+  if (crc32(out) !== entry.crc) fail(`${where}: CRC-32 mismatch, the data is corrupt`);
+  return out;
+}

@@ -1,0 +1,129 @@
+/**
+ * Atomic file and directory writes: data goes to a temporary sibling, is
+ * flushed to disk, then renamed over the target, so readers and crashes see
+ * either the old contents or the complete new ones.
+ *
+ * @example Replace a file atomically
+ * ```ts
+ * import { writeFileAtomic } from "./atomic.ts";
+ * const path = await Deno.makeTempFile();
+ * await writeFileAtomic(path, "hello\n");
+ * console.log(await Deno.readTextFile(path)); // "hello\n"
+ * ```
+ *
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+import { checkRelativePath } from "./_paths.ts";
+
+function tempSibling(path: string, kind: string): string {
+  const tag = crypto.randomUUID().slice(0, 8);
+  return join(dirname(path), `.${basename(path)}.${tag}.${kind}`);
+}
+
+function toBytes(data: Uint8Array | string): Uint8Array {
+  return typeof data === "string" ? new TextEncoder().encode(data) : data;
+}
+
+async function writeAndSync(path: string, bytes: Uint8Array): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+/** Flush a directory entry (the rename) to disk; not all platforms allow it. */
+async function syncDir(dir: string): Promise<void> {
+  let handle: Deno.FsFile | undefined;
+  try {
+    handle = await Deno.open(dir, { read: true });
+    await handle.sync();
+  } catch {
+    // Directories cannot be opened or fsynced on some systems (Windows).
+  } finally {
+    handle?.close();
+  }
+}
+
+/**
+ * Write `data` to `path` atomically: a temporary file in the same directory
+ * is written, fsynced and renamed over `path`. On failure the temporary file
+ * is removed and `path` is left untouched.
+ *
+ * @example Write bytes
+ * ```ts
+ * import { writeFileAtomic } from "./atomic.ts";
+ * const path = await Deno.makeTempFile();
+ * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
+ * console.log(await Deno.readFile(path)); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const temp = tempSibling(path, "tmp");
+  try {
+    await writeAndSync(temp, toBytes(data));
+    await Deno.rename(temp, path);
+  } catch (e) {
+    await Deno.remove(temp).catch(() => {});
+    throw e;
+  }
+  await syncDir(dirname(path));
+}
+
+/**
+ * Create or replace directory `dir` holding exactly `files` (relative names,
+ * `/` for subfolders). Files are written into a temporary sibling directory
+ * and fsynced; the directory is then renamed into place. Replacing an
+ * existing directory moves the old one aside first, so there is a brief
+ * moment where `dir` is absent, but never one where it is partly written.
+ *
+ * @example Write an adapter directory
+ * ```ts
+ * import { writeDirAtomic } from "./atomic.ts";
+ * const dir = `${await Deno.makeTempDir()}/adapter`;
+ * await writeDirAtomic(dir, { "adapter_config.json": "{}", "weights/a.bin": new Uint8Array(4) });
+ * console.log(await Deno.readTextFile(`${dir}/adapter_config.json`)); // "{}"
+ * ```
+ */
+export async function writeDirAtomic(
+  dir: string,
+  files: Record<string, Uint8Array | string>,
+): Promise<void> {
+  const existing = await Deno.lstat(dir).catch(() => null);
+  if (existing && !existing.isDirectory) {
+    throw new Error(`writeDirAtomic: ${dir} exists and is not a directory`);
+  }
+  for (const name of Object.keys(files)) checkRelativePath(name, `writeDirAtomic(${dir})`);
+  const temp = tempSibling(dir, "tmp");
+  await Deno.mkdir(temp);
+  try {
+    for (const [name, data] of Object.entries(files)) {
+      const target = join(temp, name);
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await writeAndSync(target, toBytes(data));
+    }
+    await syncDir(temp);
+    if (!existing) {
+      await Deno.rename(temp, dir);
+    } else {
+      const old = tempSibling(dir, "old");
+      await Deno.rename(dir, old);
+      try {
+        await Deno.rename(temp, dir);
+      } catch (e) {
+        await Deno.rename(old, dir);
+        throw e;
+      }
+      await Deno.remove(old, { recursive: true });
+    }
+  } catch (e) {
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  await syncDir(dirname(dir));
+}

@@ -1,0 +1,250 @@
+/**
+ * Bundles: one zip file (via fflate) holding a `manifest.json` and any other
+ * files, such as safetensors weights and adapter configs. Writing is
+ * deterministic and atomic; reading checks entry count, declared sizes,
+ * names, CRCs and actual inflated sizes before trusting anything.
+ *
+ * @example Write and read a bundle
+ * ```ts
+ * import { readBundle, writeBundle } from "./bundle.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".zip" });
+ * await writeBundle(path, { files: { "notes.txt": "hi" }, manifest: { kind: "demo" } });
+ * const bundle = await readBundle(path);
+ * console.log(bundle.manifest.kind, new TextDecoder().decode(bundle.files["notes.txt"]));
+ * ```
+ *
+ * @module
+ */
+
+import { zipSync } from "fflate";
+import { writeFileAtomic } from "./atomic.ts";
+import { parseJsonStrict, toPlainJson } from "./_json_strict.ts";
+import { checkRelativePath } from "./_paths.ts";
+import { extractEntry, listZip } from "./_zip.ts";
+
+const MANIFEST = "manifest.json";
+const GIB = 1024 ** 3;
+/** Local zip timestamp written on every entry, so bytes do not depend on the clock. */
+const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
+
+/**
+ * What {@linkcode writeBundle} stores: files by relative name (`/` for
+ * folders; strings are stored as UTF-8) and a JSON-serialisable manifest.
+ *
+ * @example A bundle description
+ * ```ts
+ * import type { BundleInput } from "./bundle.ts";
+ * const input: BundleInput = { files: { "a/b.bin": new Uint8Array(3) }, manifest: { version: 1 } };
+ * console.log(Object.keys(input.files));
+ * ```
+ */
+export interface BundleInput {
+  /** File contents by relative path; must not include `manifest.json`. */
+  files: Record<string, Uint8Array | string>;
+  /** Stored as `manifest.json` with keys sorted. */
+  manifest: Record<string, unknown>;
+}
+
+/**
+ * A bundle read back: every file except the manifest, and the parsed manifest.
+ *
+ * @example Look up a file
+ * ```ts
+ * import { decodeBundle, encodeBundle, type Bundle } from "./bundle.ts";
+ * const bundle: Bundle = decodeBundle(encodeBundle({ files: { x: "1" }, manifest: {} }));
+ * console.log(bundle.files.x.length); // 1
+ * ```
+ */
+export interface Bundle {
+  /** File contents by relative path. */
+  files: Record<string, Uint8Array>;
+  /** The parsed `manifest.json` (duplicate keys are rejected). */
+  manifest: Record<string, unknown>;
+}
+
+/**
+ * Limits enforced while reading, all checked against the sizes the archive
+ * declares before anything is inflated, then against the real output.
+ *
+ * @example Tighten the limits for untrusted uploads
+ * ```ts
+ * import { decodeBundle, encodeBundle, type BundleLimits } from "./bundle.ts";
+ * const limits: BundleLimits = { maxEntries: 10, maxTotalBytes: 1 << 20 };
+ * decodeBundle(encodeBundle({ files: {}, manifest: {} }), limits);
+ * ```
+ */
+export interface BundleLimits {
+  /** Most entries (files, manifest included); default 1000. */
+  maxEntries?: number;
+  /** Most uncompressed bytes over all entries; default 1 GiB. */
+  maxTotalBytes?: number;
+  /** Most uncompressed bytes in one entry; default 1 GiB. */
+  maxEntryBytes?: number;
+}
+
+/**
+ * Options for {@linkcode encodeBundle} and {@linkcode writeBundle}.
+ *
+ * @example Store without compression
+ * ```ts
+ * import { encodeBundle } from "./bundle.ts";
+ * const zip = encodeBundle({ files: { "w.bin": new Uint8Array(8) }, manifest: {} }, { level: 0 });
+ * console.log(zip.length > 8);
+ * ```
+ */
+export interface BundleWriteOptions {
+  /** Deflate level 0 (store) to 9; default 6. */
+  level?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+}
+
+/** Recursively sort object keys; reject what JSON cannot represent faithfully. */
+function canonical(value: unknown, path: string): unknown {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error(`bundle: manifest${path} is ${value}, not JSON`);
+    return value;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => canonical(v, `${path}[${i}]`));
+  if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      Object.defineProperty(out, key, {
+        value: canonical((value as Record<string, unknown>)[key], `${path}.${key}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  }
+  throw new Error(`bundle: manifest${path} is a ${typeof value}, not JSON-serialisable`);
+}
+
+/**
+ * Build the zip bytes of a bundle. Output depends only on the input: fixed
+ * timestamps (1980-01-01), entries sorted by name (JavaScript object order
+ * puts integer-like names such as "7" first), manifest keys sorted.
+ *
+ * @example Identical input gives identical bytes
+ * ```ts
+ * import { encodeBundle } from "./bundle.ts";
+ * const a = encodeBundle({ files: { "x.txt": "x" }, manifest: { n: 1 } });
+ * const b = encodeBundle({ files: { "x.txt": "x" }, manifest: { n: 1 } });
+ * console.log(a.every((v, i) => v === b[i])); // true
+ * ```
+ */
+export function encodeBundle(input: BundleInput, options: BundleWriteOptions = {}): Uint8Array {
+  const { files, manifest } = input;
+  if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
+    throw new Error("bundle: manifest must be a plain object");
+  }
+  const names = Object.keys(files).sort();
+  const zippable: Record<string, Uint8Array> = {};
+  for (const name of names) {
+    checkRelativePath(name, "bundle");
+    if (name === MANIFEST) throw new Error(`bundle: "${MANIFEST}" is reserved for the manifest`);
+    // fflate builds a plain object of entries, where "__proto__" would vanish.
+    if (name === "__proto__") throw new Error(`bundle: file name "__proto__" is not supported`);
+    const data = files[name];
+    zippable[name] = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  }
+  const json = JSON.stringify(canonical(manifest, ""), null, 2) + "\n";
+  zippable[MANIFEST] = new TextEncoder().encode(json);
+  return zipSync(zippable, { level: options.level ?? 6, mtime: FIXED_MTIME });
+}
+
+/**
+ * Encode a bundle (see {@linkcode encodeBundle}) and write it atomically.
+ *
+ * @example Save a bundle
+ * ```ts
+ * import { writeBundle } from "./bundle.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".zip" });
+ * await writeBundle(path, { files: { "readme.txt": "weights inside" }, manifest: { format: 1 } });
+ * ```
+ */
+export async function writeBundle(
+  path: string,
+  input: BundleInput,
+  options?: BundleWriteOptions,
+): Promise<void> {
+  await writeFileAtomic(path, encodeBundle(input, options));
+}
+
+function resolveLimits(limits: BundleLimits = {}) {
+  return {
+    maxEntries: limits.maxEntries ?? 1000,
+    maxTotalBytes: limits.maxTotalBytes ?? GIB,
+    maxEntryBytes: limits.maxEntryBytes ?? GIB,
+  };
+}
+
+/**
+ * Validate and unpack bundle bytes. Throws an Error, naming the entry, for:
+ * too many entries, declared sizes over the limits, unsafe names (`..`,
+ * absolute paths, backslashes), duplicates, encryption, unknown compression,
+ * data that inflates past or short of its declared size, CRC mismatches and
+ * a missing or invalid `manifest.json`.
+ *
+ * @example Decode with limits
+ * ```ts
+ * import { decodeBundle, encodeBundle } from "./bundle.ts";
+ * const zip = encodeBundle({ files: { "a.txt": "a" }, manifest: { ok: true } });
+ * console.log(decodeBundle(zip, { maxEntries: 2 }).manifest); // { ok: true }
+ * ```
+ */
+export function decodeBundle(bytes: Uint8Array, limits?: BundleLimits): Bundle {
+  const entries = listZip(bytes, resolveLimits(limits));
+  const manifestEntry = entries.find((e) => e.name === MANIFEST);
+  if (!manifestEntry) throw new Error(`bundle: no ${MANIFEST} in the archive`);
+  const manifest = toPlainJson(
+    parseJsonStrict(extractEntry(bytes, manifestEntry), { label: `bundle: ${MANIFEST}` }),
+  );
+  if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
+    throw new Error(`bundle: ${MANIFEST} must hold a JSON object`);
+  }
+  const files: Record<string, Uint8Array> = {};
+  for (const entry of entries) {
+    if (entry === manifestEntry) continue;
+    Object.defineProperty(files, entry.name, {
+      value: extractEntry(bytes, entry),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return { files, manifest: manifest as Record<string, unknown> };
+}
+
+/**
+ * Read a bundle from a path (or take its bytes) and unpack it with
+ * {@linkcode decodeBundle}. A file larger than the total limit plus 64 MiB of
+ * zip overhead is refused before it is read.
+ *
+ * @example Read a bundle file
+ * ```ts
+ * import { readBundle, writeBundle } from "./bundle.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".zip" });
+ * await writeBundle(path, { files: {}, manifest: { name: "empty" } });
+ * console.log((await readBundle(path)).manifest.name); // "empty"
+ * ```
+ */
+export async function readBundle(
+  source: string | URL | Uint8Array,
+  limits?: BundleLimits,
+): Promise<Bundle> {
+  if (source instanceof Uint8Array) return decodeBundle(source, limits);
+  const maxFile = resolveLimits(limits).maxTotalBytes + 64 * 1024 ** 2;
+  const { size } = await Deno.stat(source);
+  if (size > maxFile) {
+    throw new Error(`bundle: ${source} is ${size} bytes, more than the ${maxFile}-byte limit`);
+  }
+  try {
+    return decodeBundle(await Deno.readFile(source), limits);
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith("bundle:")) {
+      throw new Error(`${e.message} (in ${source})`, { cause: e });
+    }
+    throw e;
+  }
+}
