@@ -50,7 +50,18 @@ export interface VeraAdapter {
   readonly maxIn: number;
   /** Rows of B: the largest output width among targets. */
   readonly maxOut: number;
+  /**
+   * Where A and B come from: `"seed"` regenerates them (`random` nodes);
+   * `"stored"` reads frozen params `vera_A` and `vera_B` (an imported PEFT
+   * adapter, whose projections came from PyTorch's generator).
+   */
+  readonly projections: "seed" | "stored";
 }
+
+/** Names of the stored projections when `projections` is `"stored"`. */
+export const VERA_A_NAME = "vera_A";
+/** Name of the stored `vera_B`. */
+export const VERA_B_NAME = "vera_B";
 
 /** Stream ids of the two projections under the seed. */
 export const VERA_STREAM_A = 0;
@@ -98,9 +109,17 @@ export function resolveVeraConfig(config: VeraConfig): ResolvedVeraConfig {
 
 /** The shared projections as `random` nodes: `A [r, maxIn]` and `B [maxOut, r]`. */
 export function veraProjections(
-  adapter: Pick<VeraAdapter, "config" | "maxIn" | "maxOut">,
+  adapter: Pick<VeraAdapter, "config" | "maxIn" | "maxOut" | "projections">,
 ): { a: Node; b: Node } {
   const { r, projectionPrngKey: seed } = adapter.config;
+  if (adapter.projections === "stored") {
+    const frozen = (name: string, shape: number[]) =>
+      makeNode("param", [], { shape, dtype: "f32", role: "frozen", init: { kind: "zeros" } }, name);
+    return {
+      a: frozen(VERA_A_NAME, [r, adapter.maxIn]),
+      b: frozen(VERA_B_NAME, [adapter.maxOut, r]),
+    };
+  }
   const a = makeNode("random", [], {
     shape: [r, adapter.maxIn],
     seed,
@@ -170,7 +189,11 @@ export function dropoutSeedInput(graph: Graph): { node: Node; inputs: Node[] } {
  * console.log(adapter.targets.length, graph.params.filter((p) => p.attrs.role === "trainable").length); // 4 8
  * ```
  */
-export function vera(graph: Graph, config: VeraConfig): { graph: Graph; adapter: VeraAdapter } {
+export function vera(
+  graph: Graph,
+  config: VeraConfig,
+  options: { projections?: "seed" | "stored" } = {},
+): { graph: Graph; adapter: VeraAdapter } {
   const resolved = resolveVeraConfig(config);
   if (graph.params.some((p) => p.name!.endsWith(".vera_lambda_d"))) {
     throw new Error("vera: the graph already has VeRA adapters");
@@ -182,6 +205,7 @@ export function vera(graph: Graph, config: VeraConfig): { graph: Graph; adapter:
     targets,
     maxIn: Math.max(...targets.map((t) => t.inFeatures)),
     maxOut: Math.max(...targets.map((t) => t.outFeatures)),
+    projections: options.projections ?? "seed",
   };
   const byWeight = new Map(targets.map((t) => [t.weight, t]));
   const seed = resolved.dropout > 0 ? dropoutSeedInput(graph) : undefined;

@@ -52,3 +52,27 @@ export function printNode(node: Node): string {
   return `#${node.id}:${formatType(node)} = ${node.op}${formatAttrs(node)}(${args})` +
     (node.name ? ` "${node.name}"` : "");
 }
+
+/**
+ * Prints the part of a graph within `radius` steps downstream of the node
+ * named `name` (a param or input), with each node's operands: enough to see
+ * how one layer was rewritten without printing the whole model.
+ */
+export function printAround(graph: Graph, name: string, radius = 4): string {
+  const nodes = graphNodes(graph);
+  const start = nodes.find((n) => n.name === name);
+  if (start === undefined) throw new Error(`printAround: no node named "${name}"`);
+  const users = new Map<number, Node[]>();
+  for (const n of nodes) for (const i of n.inputs) users.set(i.id, [...(users.get(i.id) ?? []), n]);
+  const keep = new Set<number>([start.id]);
+  let frontier = [start];
+  for (let step = 0; step < radius; step++) {
+    frontier = frontier.flatMap((n) => users.get(n.id) ?? []).filter((n) => !keep.has(n.id));
+    for (const n of frontier) keep.add(n.id);
+  }
+  const label = (n: Node) => n.name ?? `%${n.id}`;
+  return nodes.filter((n) => keep.has(n.id) && n !== start).map((n) => {
+    const args = n.inputs.map((i) => (keep.has(i.id) || i.name ? label(i) : `${label(i)}:${i.op}`));
+    return `%${n.id}:${formatType(n)} = ${n.op}${formatAttrs(n)} ${args.join(" ")}`;
+  }).join("\n");
+}

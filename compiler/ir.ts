@@ -250,5 +250,5 @@ export function trainableParams(graph: Graph): Node[] {
   return graph.params.filter((p) => p.attrs.role === "trainable");
 }
 
-export { print, printNode } from "./_print.ts";
+export { print, printAround, printNode } from "./_print.ts";
 export { validate } from "./_validate.ts";
