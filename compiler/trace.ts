@@ -298,16 +298,16 @@ export class Tensor {
     const shape = broadcastShapes(this.shape, b.shape, op);
     return wrap(makeNode(op, [bcast(this.node, shape), bcast(b.node, shape)], {}));
   }
-  #axes(axes?: number | readonly number[]): number[] {
+  #axes(axes?: number | readonly number[], op = "reduce"): number[] {
     const list = axes === undefined
       ? [...this.shape.keys()]
       : typeof axes === "number"
       ? [axes]
       : [...axes];
-    return list.map((a) => normAxis("reduce", a, this.rank)).sort((x, y) => x - y);
+    return list.map((a) => normAxis(op, a, this.rank)).sort((x, y) => x - y);
   }
   #reduce(op: string, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
-    const list = this.#axes(axes);
+    const list = this.#axes(axes, op);
     const reduced = wrap(makeNode(op, [this.node], { axes: list }));
     return keepdims ? reduced.reshape(keptShape(this.shape, list)) : reduced;
   }
@@ -418,7 +418,7 @@ export function param(name: string, shape: readonly number[], options: ParamOpti
   if (ctx.params.has(path)) throw new Error(`param "${path}" is declared twice`);
   const node = makeNode("param", [], {
     shape: [...checkShape(shape, `param "${path}"`)],
-    dtype: options.dtype ?? "f32",
+    dtype: checkDType(options.dtype ?? "f32", `param "${path}"`),
     role: options.role ?? "trainable",
     init: (options.init ?? { kind: "zeros" }) as unknown as AttrValue,
   }, path);

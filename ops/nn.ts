@@ -232,6 +232,9 @@ defineOp({
       const row = o / n;
       const label = labels.data[row];
       if (label < 0) return;
+      if (label >= n) {
+        throw new Error(`crossEntropyBackward: label ${label} is out of range for ${n} classes`);
+      }
       const lse = logSumExp(logits.data, o, n);
       for (let j = 0; j < n; j++) {
         out[o + j] = g.data[row] * (Math.exp(logits.data[o + j] - lse) - (j === label ? 1 : 0));

@@ -90,6 +90,8 @@ export function evaluate(
         throw new Error(`${node.op} "${node.name}" (${formatType(node)}) was not fed`);
       }
       value = toCpuTensor(node, fed, node.op);
+      // Fed values are f32 on a GPU too: round them, not only op results.
+      if (f32 && node.dtype === "f32") roundToF32(value.data);
     } else {
       const operands = node.inputs.map((n) => values.get(n.id)!);
       const data = getOp(node.op).cpu(operands, { node });
