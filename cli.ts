@@ -1,50 +1,115 @@
 /**
- * The command line: `deno run -A cli.ts <command> [flags]`. See `--help`.
+ * The command line: `deno run -A cli.ts <command> [flags]` (or `deno task cli`).
+ * Every command prints one `error:` line and exits 1 on bad input, leaving no
+ * partial output behind (files are written atomically).
  *
  * @module
  */
+import { flagHelp, UsageError } from "./cli/_args.ts";
+import {
+  EXPORT_FLAGS,
+  exportCommand,
+  INSPECT_FLAGS,
+  inspectCommand,
+  MERGE_FLAGS,
+  mergeCommand,
+} from "./cli/_formats.ts";
 
-const USAGE = `wgrad — fine-tune GPT-style models with VeRA on WebGPU
-
-usage: deno task cli <command> [flags]
-
-commands:
-  demo       fine-tune a spam classifier with VeRA (not available yet)
-  pretrain   pretrain the reference GPT (not available yet)
-  finetune   fine-tune with vera|lora|full|head (not available yet)
-  merge      fold an adapter into base weights (not available yet)
-  export     export an adapter as peft|compact|zip (not available yet)
-  inspect    summarise a safetensors file, adapter dir or bundle (not available yet)
-  bench      benchmark one training step (not available yet)
-
-flags:
-  --help     show this text`;
-
-const DEMO_PLAN = `deno task demo will: load the committed pretrained base model, fine-tune a
-spam-assassin classifier with VeRA on the default WebGPU adapter, print accuracy
-before and after, trainable parameters against LoRA and full fine-tuning, the
-adapter's size on disk, and write a run directory (metrics, loss plot,
-PEFT-format adapter, merged model). It is not built yet (issue: training end to end).`;
-
-/** Runs the CLI with `args`; returns the process exit code. */
-export function main(args: readonly string[]): number {
-  const [command] = args;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-  if (command === "demo") {
-    console.log(DEMO_PLAN);
-    console.error("error: demo is not available yet");
-    return 1;
-  }
-  const known = ["pretrain", "finetune", "merge", "export", "inspect", "bench"];
-  console.error(
-    known.includes(command)
-      ? `error: ${command} is not available yet`
-      : `error: unknown command "${command}" (try --help)`,
-  );
-  return 1;
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly flags?: Record<string, import("./cli/_args.ts").FlagSpec>;
+  readonly run?: (args: readonly string[]) => Promise<void>;
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+const COMMANDS: Record<string, Command> = {
+  demo: { summary: "fine-tune a spam classifier with VeRA (not available yet)", usage: "demo" },
+  pretrain: {
+    summary: "pretrain the reference GPT (not available yet)",
+    usage: "pretrain --data spam|names --out FILE",
+  },
+  finetune: {
+    summary: "fine-tune with vera|lora|full|head (not available yet)",
+    usage: "finetune --base FILE --data spam|names --method vera|lora|full|head --out DIR",
+  },
+  merge: {
+    summary: "fold an adapter into a base model",
+    usage: "merge --base FILE --adapter DIR_OR_FILE --out FILE",
+    flags: MERGE_FLAGS,
+    run: (args) => mergeCommand(args),
+  },
+  export: {
+    summary: "write an adapter as peft, compact or zip",
+    usage: "export --adapter DIR --format peft|compact|zip --out PATH",
+    flags: EXPORT_FLAGS,
+    run: (args) => exportCommand(args),
+  },
+  inspect: {
+    summary: "summarise a safetensors file, adapter directory or bundle",
+    usage: "inspect FILE_OR_DIR",
+    flags: INSPECT_FLAGS,
+    run: (args) => inspectCommand(args),
+  },
+  bench: {
+    summary: "benchmark one training step (not available yet)",
+    usage: "bench step --method vera|lora|full",
+  },
+};
+
+const DEMO_PLAN = `deno task demo will load the committed pretrained base model, fine-tune a
+spam-assassin classifier with VeRA on the default WebGPU adapter, print accuracy before
+and after, trainable parameters against LoRA and full fine-tuning and the adapter's size
+on disk, and write a run directory (metrics, loss plot, PEFT-format adapter, merged model).`;
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `wgrad — fine-tune GPT-style models with VeRA on WebGPU\n\nusage: deno task cli <command> [flags]\n` +
+    `       deno task cli <command> --help\n\ncommands:\n${lines.join("\n")}`;
+}
+
+/**
+ * Runs the CLI with `args`; resolves to the process exit code.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./cli.ts";
+ * console.log(await main(["--help"])); // 0
+ * ```
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    console.error(`error: unknown command "${name}" (try --help)`);
+    return 1;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(
+      `usage: deno task cli ${command.usage}\n\n${command.summary}\n\n${
+        flagHelp(command.flags ?? {})
+      }`,
+    );
+    return 0;
+  }
+  if (command.run === undefined) {
+    if (name === "demo") console.log(DEMO_PLAN);
+    console.error(`error: ${name} is not available yet`);
+    return 1;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    // One line, always: the first line of the message, prefixed.
+    console.error(`error: ${message.split("\n")[0]}`);
+    if (!(e instanceof UsageError) && Deno.env.get("WGRAD_DEBUG")) console.error(e);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
