@@ -6,12 +6,22 @@
  *
  * @module
  */
-import type { Graph } from "../compiler/ir.ts";
+import { type Graph, makeGraph, makeNode } from "../compiler/ir.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../io/safetensors.ts";
-import { lambdaBName, lambdaDName, vera } from "./vera.ts";
-import { lora, loraAName, loraBName } from "./lora.ts";
+import {
+  lambdaBName,
+  lambdaDName,
+  type ResolvedVeraConfig,
+  resolveVeraConfig,
+  vera,
+  VERA_STREAM_A,
+  VERA_STREAM_B,
+} from "./vera.ts";
+import { lora, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
-import { savedModuleParams } from "./peft.ts";
+import { type PeftAdapterFiles, savedModuleParams } from "./peft.ts";
+import { findTargets } from "./targets.ts";
+import { kaimingUniformBound, uniformSymmetric } from "../runtime/threefry.ts";
 
 /** Metadata key holding the adapter description. */
 export const COMPACT_METADATA_KEY = "wgrad.adapter";
@@ -141,4 +151,131 @@ export function decodeCompact(
     params[name] = t.data;
   }
   return { ...result, params };
+}
+
+function checkProjections(files: PeftAdapterFiles, seed: number, r: number): void {
+  const a = files.shapes.vera_A, b = files.shapes.vera_B;
+  if (a === undefined || b === undefined) {
+    throw new Error("compact export: the VeRA adapter has no vera_A/vera_B");
+  }
+  const wantA = uniformSymmetric(seed, VERA_STREAM_A, r * a[1], kaimingUniformBound(a[1]));
+  const wantB = uniformSymmetric(seed, VERA_STREAM_B, b[0] * r, kaimingUniformBound(r));
+  const same = (x: Float32Array, y: Float32Array) =>
+    x.length === y.length &&
+    new Uint32Array(x.buffer, x.byteOffset, x.length).every((w, i) =>
+      w === new Uint32Array(y.buffer, y.byteOffset, y.length)[i]
+    );
+  if (!same(files.tensors.vera_A, wantA) || !same(files.tensors.vera_B, wantB)) {
+    throw new Error(
+      `compact export: the stored projections are not the ones seed ${seed} generates here ` +
+        "(they likely come from PyTorch's generator); keep the PEFT format, which stores them",
+    );
+  }
+}
+
+/**
+ * Converts a PEFT adapter directory's contents into the compact format. For
+ * VeRA this is allowed only when the stored projections are exactly the ones
+ * this project regenerates from `projection_prng_key` (checked bit for bit).
+ *
+ * @example
+ * ```ts
+ * import { compactFromPeft } from "./compact.ts";
+ * const lora = { kind: "lora" as const, config: { peft_type: "LORA", r: 1, lora_alpha: 2, target_modules: ["q"] },
+ *   tensors: { "q.lora_A.weight": new Float32Array(2), "q.lora_B.weight": new Float32Array(2) },
+ *   shapes: { "q.lora_A.weight": [1, 2], "q.lora_B.weight": [2, 1] } };
+ * console.log(compactFromPeft(lora).length > 0); // true
+ * ```
+ */
+export function compactFromPeft(files: PeftAdapterFiles): Uint8Array {
+  const c = files.config;
+  const targetConfig = {
+    targetModules: c.target_modules as string[] | string,
+    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
+    layersPattern: (c.layers_pattern as string | null) ?? undefined,
+    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
+  };
+  const config = files.kind === "vera"
+    ? resolveVeraConfig({
+      ...targetConfig,
+      r: c.r as number,
+      projectionPrngKey: (c.projection_prng_key as number) ?? 0,
+      dInitial: (c.d_initial as number) ?? 0.1,
+      dropout: (c.vera_dropout as number) ?? 0,
+    })
+    : resolveLoraConfig({
+      ...targetConfig,
+      r: c.r as number,
+      alpha: (c.lora_alpha as number) ?? 8,
+      dropout: (c.lora_dropout as number) ?? 0,
+    });
+  if (files.kind === "vera") {
+    checkProjections(files, (config as ResolvedVeraConfig).projectionPrngKey, config.r);
+  }
+  const tensors: Record<string, TensorInput> = {};
+  for (const [name, data] of Object.entries(files.tensors)) {
+    if (name === "vera_A" || name === "vera_B") continue;
+    tensors[name] = { dtype: "F32", shape: files.shapes[name], data };
+  }
+  const description = { format: COMPACT_FORMAT, kind: files.kind, config };
+  return encodeSafetensors(tensors, { [COMPACT_METADATA_KEY]: JSON.stringify(description) });
+}
+
+/**
+ * Reads a compact adapter against a model's weight shapes alone (no graph):
+ * the adapter (seeded projections) and its tensors by graph name.
+ *
+ * @example
+ * ```ts
+ * import { adapterFromCompact, compactFromPeft } from "./compact.ts";
+ * const bytes = compactFromPeft({ kind: "lora", config: { peft_type: "LORA", r: 1, target_modules: ["q"] },
+ *   tensors: { "q.lora_A.weight": new Float32Array(2), "q.lora_B.weight": new Float32Array(2) },
+ *   shapes: { "q.lora_A.weight": [1, 2], "q.lora_B.weight": [2, 1] } });
+ * console.log(adapterFromCompact(bytes, { "q.weight": [2, 2] }).adapter.kind); // "lora"
+ * ```
+ */
+export function adapterFromCompact(
+  bytes: Uint8Array,
+  weights: Readonly<Record<string, readonly number[]>>,
+): { adapter: Adapter; tensors: Record<string, Float32Array> } {
+  const file = decodeSafetensors(bytes);
+  const text = file.metadata[COMPACT_METADATA_KEY];
+  if (text === undefined) {
+    throw new Error(`compact adapter: metadata has no "${COMPACT_METADATA_KEY}" entry`);
+  }
+  const description = JSON.parse(text);
+  if (description.format !== COMPACT_FORMAT) {
+    throw new Error(`compact adapter: unknown format ${description.format}`);
+  }
+  const params = Object.entries(weights).map(([name, shape]) =>
+    makeNode("param", [], {
+      shape: [...shape],
+      dtype: "f32",
+      role: "frozen",
+      init: { kind: "zeros" },
+    }, name)
+  );
+  const graph = makeGraph({
+    inputs: [],
+    outputs: Object.fromEntries(params.map((p) => [p.name!, p])),
+  });
+  const targets = findTargets(graph, description.config);
+  const tensors: Record<string, Float32Array> = {};
+  for (const [name, t] of file.tensors) {
+    if (!(t.data instanceof Float32Array)) {
+      throw new Error(`compact adapter: ${name} is ${t.dtype}, expected F32`);
+    }
+    tensors[name] = t.data;
+  }
+  const adapter: Adapter = description.kind === "vera"
+    ? {
+      kind: "vera",
+      config: resolveVeraConfig(description.config),
+      targets,
+      maxIn: Math.max(...targets.map((t) => t.inFeatures)),
+      maxOut: Math.max(...targets.map((t) => t.outFeatures)),
+      projections: "seed",
+    }
+    : { kind: "lora", config: resolveLoraConfig(description.config), targets };
+  return { adapter, tensors };
 }
