@@ -29,7 +29,7 @@ export function print(graph: Graph): string {
   }
   const lines: string[] = [];
   const inputs = graph.inputs.map((n) => `${n.name}:${formatType(n)}`).join(" ");
-  lines.push(`{ lambda ${inputs} ;`);
+  lines.push(inputs ? `{ lambda ${inputs} ;` : "{ lambda ;");
   for (const p of graph.params) {
     lines.push(`  param ${p.name}:${formatType(p)} ${p.attrs.role}`);
   }

@@ -22,6 +22,7 @@ export function validate(graph: Graph): Graph {
     if (inputNames.has(n.name)) fail(`input "${n.name}" appears twice`, n);
     inputNames.add(n.name);
   }
+  const declared = new Set<Node>(graph.inputs);
   const paramNames = new Map<string, Node>();
   for (const n of graphNodes(graph)) {
     let type;
@@ -38,8 +39,13 @@ export function validate(graph: Graph): Graph {
     }
     const leaf = ["input", "param", "const", "random", "iota"].includes(n.op);
     if (leaf && n.inputs.length > 0) fail("a leaf has operands", n);
-    if (n.op === "input" && !inputNames.has(n.name!)) {
-      fail(`input "${n.name}" is used but not declared in graph.inputs`, n);
+    if (n.op === "input" && !declared.has(n)) {
+      fail(
+        inputNames.has(n.name!)
+          ? `input "${n.name}" read here is not the node declared in graph.inputs under that name`
+          : `input "${n.name}" is used but not declared in graph.inputs`,
+        n,
+      );
     }
     if (n.op === "param") {
       if (!n.name) fail("param without a name", n);

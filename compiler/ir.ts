@@ -151,7 +151,8 @@ export function makeNode(
   name?: string,
 ): Node {
   const def = getOp(op);
-  const frozenAttrs = deepFreeze({ ...attrs });
+  // A private deep copy: freezing must not reach into the caller's arrays.
+  const frozenAttrs = deepFreeze(structuredClone(attrs) as Attrs);
   const type = def.infer(inputs, frozenAttrs);
   const key = `${op}(${inputs.map((n) => n.id).join(",")})${attrKey(frozenAttrs)}` +
     (name === undefined ? "" : `@${name}`) + formatType(type);

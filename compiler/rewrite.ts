@@ -57,7 +57,7 @@ export interface Rule {
 
 /** Options of {@link rewrite}. */
 export interface RewriteOptions {
-  /** Maximum number of successful rule applications before giving up (default 100000). */
+  /** Maximum number of successful rule applications at one node before giving up (default 10000). */
   readonly maxSteps?: number;
   /** Called after every successful rewrite (for debugging and counting). */
   readonly onRewrite?: (rule: string, before: Node, after: Node) => void;
@@ -72,7 +72,10 @@ function matchInto(p: Pattern, node: Node, captures: Record<string, Node>): bool
   if (p.dtype !== undefined && p.dtype !== node.dtype) return false;
   if (p.name !== undefined) {
     if (node.name === undefined) return false;
-    if (typeof p.name === "string" ? p.name !== node.name : !p.name.test(node.name)) return false;
+    // search() ignores lastIndex, so a /g or /y regex matches every node the same way.
+    if (typeof p.name === "string" ? p.name !== node.name : node.name.search(p.name) < 0) {
+      return false;
+    }
   }
   if (p.shape !== undefined) {
     const ok = typeof p.shape === "function"
@@ -132,9 +135,8 @@ export function rewriteNodes(
   rules: readonly Rule[],
   options: RewriteOptions = {},
 ): Node[] {
-  const maxSteps = options.maxSteps ?? 100_000;
+  const maxSteps = options.maxSteps ?? 10_000;
   const memo = new Map<number, Node>();
-  let steps = 0;
   const recent: string[] = [];
 
   const visit = (root: Node): Node => {
@@ -157,6 +159,7 @@ export function rewriteNodes(
       let current = rebuild(node, node.inputs.map((i) => memo.get(i.id)!));
       if (!memo.has(current.id)) memo.set(current.id, current);
       const chain = [node, current];
+      let steps = 0;
       for (let changed = true; changed;) {
         changed = false;
         for (const rule of rules) {
@@ -169,7 +172,7 @@ export function rewriteNodes(
           }
           if (++steps > maxSteps) {
             throw new Error(
-              `rewrite did not reach a fixed point after ${maxSteps} steps (last rules: ${
+              `rewrite did not reach a fixed point after ${maxSteps} steps at one ${node.op} node (last rules: ${
                 recent.join(", ")
               })`,
             );

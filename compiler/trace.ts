@@ -327,6 +327,9 @@ function lift(value: TensorLike, dtype: DType): Tensor {
   if (typeof value !== "number") {
     throw new Error(`expected a Tensor or a number, got ${typeof value}`);
   }
+  if (dtype !== "f32" && dtype !== "bool" && !Number.isInteger(value)) {
+    throw new Error(`cannot use ${value} with an ${dtype} tensor (cast the tensor to f32 first)`);
+  }
   return wrap(fill(value, [], dtype === "bool" ? "f32" : dtype));
 }
 

@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { type AttrValue, type Graph, makeGraph, makeNode, type Node, sizeOf } from "../ir.ts";
+import {
+  type AttrValue,
+  type Graph,
+  makeGraph,
+  makeNode,
+  type Node,
+  sizeOf,
+  topoSort,
+} from "../ir.ts";
 import { rewrite, type Rule } from "../rewrite.ts";
 import { getOp } from "../../ops/registry.ts";
 
@@ -51,7 +59,17 @@ export function dce(graph: Graph, options: { pruneInputs?: boolean } = {}): Grap
  * ```
  */
 export function cse(graph: Graph): Graph {
-  return rewrite(graph, []);
+  // Every node goes back through makeNode's intern table, even when its
+  // operands are unchanged, so duplicates built by hand collapse too.
+  const memo = new Map<Node, Node>();
+  for (const n of topoSort([...graph.inputs, ...Object.values(graph.outputs)])) {
+    memo.set(n, makeNode(n.op, n.inputs.map((i) => memo.get(i)!), n.attrs, n.name));
+  }
+  return makeGraph({
+    inputs: graph.inputs.map((n) => memo.get(n)!),
+    outputs: Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, memo.get(n)!])),
+    meta: graph.meta,
+  });
 }
 
 /** Largest constant (in elements) that folding may materialise. */
@@ -73,11 +91,14 @@ export const constantFoldRule: Rule = {
       sizeOf(n.shape) <= FOLD_LIMIT,
   },
   rewrite: ({ node }) => {
-    const operands = node.inputs.map((c) => ({
-      shape: c.shape,
-      dtype: c.dtype,
-      data: getOp("const").cpu([], { node: c }),
-    }));
+    // Operands are rounded to f32 first, so folding computes what the GPU would.
+    const operands = node.inputs.map((c) => {
+      const data = getOp("const").cpu([], { node: c });
+      if (c.dtype === "f32") {
+        for (let i = 0; i < data.length; i++) data[i] = Math.fround(data[i]);
+      }
+      return { shape: c.shape, dtype: c.dtype, data };
+    });
     const data = getOp(node.op).cpu(operands, { node });
     const values = [...data].map((v) => (node.dtype === "f32" ? Math.fround(v) : v));
     const first = values[0];
