@@ -1,0 +1,388 @@
+/**
+ * Tiled, batched f32 matmul kernels: `C[b] = epilogue(op(A[b]) · op(B[b]))`.
+ *
+ * - `op` is an optional transpose, folded into the indexing (never
+ *   materialised). Leading dimensions, batch strides (0 broadcasts) and
+ *   element offsets let a kernel read slices such as `A[:, :k]` of a larger
+ *   matrix in place.
+ * - Each invocation computes a `threadM × threadN` block of C in registers.
+ *   With `staging: "workgroup"` (the GPU default) the workgroup first copies
+ *   `tileM × tileK` and `tileK × tileN` tiles into workgroup memory; with
+ *   `"registers"` each invocation reads its operands straight from the
+ *   storage buffers. The second wins on CPU adapters (llvmpipe), where
+ *   workgroup memory is no faster than storage and its mandatory zero
+ *   initialisation, emitted element by element, costs seconds of shader
+ *   compilation; see {@linkcode matmulTilesFor} and BENCHMARKS.md.
+ * - Shapes, strides and offsets are baked into the WGSL as constants rather
+ *   than read from a uniform: graphs have static shapes, so each matmul gets
+ *   its own pipeline anyway, and constants let the shader compiler fold the
+ *   index arithmetic, drop the loop bounds checks and fully unroll the edges.
+ * - C is written contiguously as `[batch, M, N]`; rows and columns past the
+ *   edge of C are computed on clamped (valid) addresses and never stored, and
+ *   k past K contributes zero, so no size need be a multiple of a tile.
+ *
+ * @module
+ */
+
+import { type Kernel, type KernelBinding, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
+import { emitMatmulWgsl } from "./_matmul_codegen.ts";
+import { matmulKey, planMatmul } from "./_matmul_plan.ts";
+
+/**
+ * How work is split: the C tile of a workgroup, its k step, and the register block of an invocation.
+ *
+ * @example
+ * ```ts
+ * import type { MatmulTiles } from "./matmul.ts";
+ * // 64×64 outputs per workgroup of 8×8 invocations, each computing 8×8 outputs.
+ * const tiles: MatmulTiles = { staging: "registers", tileM: 64, tileN: 64, tileK: 4, threadM: 8, threadN: 8 };
+ * ```
+ */
+export interface MatmulTiles {
+  /** `workgroup`: operands pass through workgroup-memory tiles; `registers`: read directly. */
+  staging: "workgroup" | "registers";
+  /** Rows of C per workgroup (a multiple of `threadM`). */
+  tileM: number;
+  /** Columns of C per workgroup (a multiple of `threadN`). */
+  tileN: number;
+  /** k values per step (a multiple of 4): the workgroup tile depth, or the unroll of the k loop. */
+  tileK: number;
+  /** Rows of C per invocation (a multiple of 4). */
+  threadM: number;
+  /** Columns of C per invocation (a multiple of 4). */
+  threadN: number;
+}
+
+/**
+ * An elementwise epilogue: `expr` (WGSL, f32) may use `acc`, `row`, `col`, `batch`, `index` and `bindings` by name.
+ *
+ * @example
+ * ```ts
+ * import type { MatmulEpilogue } from "./matmul.ts";
+ * // VeRA's output scaling and the base layer's result, fused: lambda_b ⊙ acc + base.
+ * const veraOut: MatmulEpilogue = {
+ *   bindings: [{ name: "lambda_b", type: "storage-read" }, { name: "base", type: "storage-read" }],
+ *   expr: "lambda_b[col] * acc + base[index]",
+ * };
+ * ```
+ */
+export interface MatmulEpilogue {
+  /** Extra read-only buffers the expression reads (bound after `lhs`, `rhs`, `dst`). */
+  bindings: readonly KernelBinding[];
+  /** WGSL f32 expression; `index` is the linear output index `(batch·M + row)·N + col`. */
+  expr: string;
+}
+
+/**
+ * What to multiply; only `M`, `N`, `K` are required.
+ *
+ * @example
+ * ```ts
+ * import type { MatmulOptions } from "./matmul.ts";
+ * // h = x · A[:, :in]ᵀ for x: [32, 48] and VeRA's shared A: [r = 16, maxIn = 64].
+ * const options: MatmulOptions = { M: 32, N: 16, K: 48, transB: true, ldb: 64, label: "q_proj vera" };
+ * ```
+ */
+export interface MatmulOptions {
+  /** Number of independent products (default 1); dispatched along z. */
+  batch?: number;
+  /** Rows of op(A) and C. */
+  M: number;
+  /** Columns of op(B) and C. */
+  N: number;
+  /** Columns of op(A), rows of op(B). */
+  K: number;
+  /** A is stored `[K, M]` and used transposed. */
+  transA?: boolean;
+  /** B is stored `[N, K]` and used transposed (PyTorch `nn.Linear` weights). */
+  transB?: boolean;
+  /** Elements between stored rows of A (default: its stored row length). */
+  lda?: number;
+  /** Elements between stored rows of B (default: its stored row length). */
+  ldb?: number;
+  /** Elements between batches of A (default `M·K`; 0 broadcasts one A to every batch). */
+  batchStrideA?: number;
+  /** Elements between batches of B (default `K·N`; 0 broadcasts). */
+  batchStrideB?: number;
+  /** Element offset of A's first element in its buffer. */
+  offsetA?: number;
+  /** Element offset of B's first element in its buffer. */
+  offsetB?: number;
+  /** Tile configuration; missing fields come from {@linkcode MATMUL_TILES_GPU}. */
+  tiles?: Partial<MatmulTiles>;
+  /** Applied in order to each accumulator before it is stored. */
+  epilogue?: MatmulEpilogue | readonly MatmulEpilogue[];
+  /** The graph node(s) computed, for error messages. */
+  label?: string;
+}
+
+/**
+ * Tiles for discrete and integrated GPUs: 64×64 workgroup tiles staged
+ * through workgroup memory, 16×16 invocations of 4×4 outputs each.
+ *
+ * @example
+ * ```ts
+ * import { MATMUL_TILES_GPU, matmulKernel } from "./matmul.ts";
+ * const k = matmulKernel({ M: 256, N: 256, K: 256, tiles: MATMUL_TILES_GPU });
+ * ```
+ */
+export const MATMUL_TILES_GPU: Readonly<MatmulTiles> = Object.freeze({
+  staging: "workgroup",
+  tileM: 64,
+  tileN: 64,
+  tileK: 16,
+  threadM: 4,
+  threadN: 4,
+});
+
+/**
+ * Tiles for CPU adapters (Mesa llvmpipe, SwiftShader): no workgroup memory,
+ * and 16×16 outputs per invocation so each load — scalarised per SIMD lane
+ * by llvmpipe, the dominant cost — feeds 16 FMAs. Chosen by measurement, see
+ * BENCHMARKS.md. Such a kernel takes about 0.8 s to compile on llvmpipe.
+ *
+ * @example
+ * ```ts
+ * import { MATMUL_TILES_CPU, matmulKernel } from "./matmul.ts";
+ * const k = matmulKernel({ M: 512, N: 512, K: 512, tiles: MATMUL_TILES_CPU });
+ * ```
+ */
+export const MATMUL_TILES_CPU: Readonly<MatmulTiles> = Object.freeze({
+  staging: "registers",
+  tileM: 128,
+  tileN: 128,
+  tileK: 4,
+  threadM: 16,
+  threadN: 16,
+});
+
+/**
+ * Tiles for small matmuls on CPU adapters: 8×8 outputs per invocation run
+ * up to a third slower than {@linkcode MATMUL_TILES_CPU} but compile about
+ * four times faster, which is what matters when the whole product takes
+ * milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { MATMUL_TILES_CPU_SMALL, matmulKernel } from "./matmul.ts";
+ * const k = matmulKernel({ M: 64, N: 192, K: 64, tiles: MATMUL_TILES_CPU_SMALL });
+ * ```
+ */
+export const MATMUL_TILES_CPU_SMALL: Readonly<MatmulTiles> = Object.freeze({
+  staging: "registers",
+  tileM: 64,
+  tileN: 64,
+  tileK: 4,
+  threadM: 8,
+  threadN: 8,
+});
+
+/** Multiply-adds below which a CPU adapter gets {@linkcode MATMUL_TILES_CPU_SMALL}: 256³. */
+const SMALL_MATMUL = 256 ** 3;
+
+/**
+ * Picks tiles for an adapter and, optionally, a problem size:
+ * {@linkcode MATMUL_TILES_GPU} on GPUs; on fallback (software) adapters such
+ * as llvmpipe, {@linkcode MATMUL_TILES_CPU}, or
+ * {@linkcode MATMUL_TILES_CPU_SMALL} for products under 256³ multiply-adds.
+ *
+ * @example
+ * ```ts
+ * import { MATMUL_TILES_CPU, MATMUL_TILES_CPU_SMALL, matmulTilesFor } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * const llvmpipe = { isFallbackAdapter: true, description: "llvmpipe (LLVM 15.0.6, 256 bits)" };
+ * deepEqual(matmulTilesFor(llvmpipe), MATMUL_TILES_CPU);
+ * deepEqual(matmulTilesFor(llvmpipe, { M: 256, N: 192, K: 64 }), MATMUL_TILES_CPU_SMALL);
+ * ```
+ */
+export function matmulTilesFor(
+  adapter: { isFallbackAdapter?: boolean; description?: string },
+  shape?: { batch?: number; M: number; N: number; K: number },
+): Readonly<MatmulTiles> {
+  const software = /llvmpipe|lavapipe|softpipe|swiftshader|\bwarp\b/i;
+  if (!adapter.isFallbackAdapter && !software.test(adapter.description ?? "")) {
+    return MATMUL_TILES_GPU;
+  }
+  const multiplyAdds = shape ? (shape.batch ?? 1) * shape.M * shape.N * shape.K : Infinity;
+  return multiplyAdds < SMALL_MATMUL ? MATMUL_TILES_CPU_SMALL : MATMUL_TILES_CPU;
+}
+
+/**
+ * Elements each buffer of a matmul must hold (at least 1, since WebGPU cannot bind empty buffers).
+ *
+ * @example
+ * ```ts
+ * import { matmulSizes, type MatmulSizes } from "./matmul.ts";
+ * const sizes: MatmulSizes = matmulSizes({ M: 2, N: 3, K: 4 }); // { a: 8, b: 12, c: 6 }
+ * ```
+ */
+export interface MatmulSizes {
+  /** Elements of the A buffer that the kernel may read. */
+  a: number;
+  /** Elements of the B buffer that the kernel may read. */
+  b: number;
+  /** Elements of C (`batch·M·N`). */
+  c: number;
+}
+
+/**
+ * The smallest buffers (in f32 elements) a matmul reads and writes, so a
+ * caller can allocate or check them before dispatch.
+ *
+ * @example
+ * ```ts
+ * import { matmulSizes } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * // x[4, 8] · A[:, :8]ᵀ with A: [2, 16]
+ * deepEqual(matmulSizes({ M: 4, N: 2, K: 8, transB: true, ldb: 16 }), { a: 32, b: 24, c: 8 });
+ * ```
+ */
+export function matmulSizes(options: MatmulOptions): MatmulSizes {
+  const plan = planMatmul(options, MATMUL_TILES_GPU);
+  return {
+    a: Math.max(1, plan.a.extent),
+    b: Math.max(1, plan.b.extent),
+    c: Math.max(1, plan.batch * plan.M * plan.N),
+  };
+}
+
+/**
+ * Generates the kernel. Bindings: 0 `lhs` (A), 1 `rhs` (B), 2 `dst` (C),
+ * then each epilogue binding in order. Dispatch:
+ * `[ceil(N / tileN), ceil(M / tileM), batch]`.
+ *
+ * @example
+ * ```ts
+ * import { addBias, matmulKernel, MATMUL_TILES_CPU } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * // y = x Wᵀ + b with x: [32, 64], W: [128, 64]
+ * const k = matmulKernel({ M: 32, N: 128, K: 64, transB: true, epilogue: addBias("bias"), tiles: MATMUL_TILES_CPU });
+ * deepEqual(k.bindings.map((b) => b.name), ["lhs", "rhs", "dst", "bias"]);
+ * deepEqual(k.dispatch, [1, 1, 1]);
+ * ```
+ */
+export function matmulKernel(options: MatmulOptions): Kernel {
+  const plan = planMatmul(options, MATMUL_TILES_GPU);
+  const { tiles } = plan;
+  const epilogueBindings = plan.epilogues.flatMap((e) => e.bindings);
+  const dispatch = [
+    Math.ceil(plan.N / tiles.tileN),
+    Math.ceil(plan.M / tiles.tileM),
+    plan.batch,
+  ] as const;
+  if (dispatch.some((d) => d > MAX_WORKGROUPS_PER_DIMENSION)) {
+    throw new Error(
+      `matmul${options.label === undefined ? "" : ` (${options.label})`}: dispatch ${
+        dispatch.join("×")
+      } exceeds 65535 workgroups per dimension`,
+    );
+  }
+  return {
+    key: matmulKey(plan),
+    wgsl: emitMatmulWgsl(plan),
+    bindings: [
+      { name: "lhs", type: "storage-read" },
+      { name: "rhs", type: "storage-read" },
+      { name: "dst", type: "storage" },
+      ...epilogueBindings,
+    ],
+    workgroupSize: [tiles.tileN / tiles.threadN, tiles.tileM / tiles.threadM, 1],
+    dispatch: plan.batch * plan.M * plan.N === 0 ? [0, 0, 0] : dispatch,
+    ...(options.label === undefined ? {} : { label: options.label }),
+  };
+}
+
+// ---------------------------------------------------------------- epilogues
+
+/**
+ * Multiplies column `col` by `name[col]` (a length-N vector), e.g. VeRA's `lambda_b`.
+ *
+ * @example
+ * ```ts
+ * import { scaleColumns } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(scaleColumns("lambda_b").expr, "acc * lambda_b[col]");
+ * ```
+ */
+export function scaleColumns(name: string): MatmulEpilogue {
+  return { bindings: [{ name, type: "storage-read" }], expr: `acc * ${name}[col]` };
+}
+
+/**
+ * Multiplies row `row` by `name[row]` (a length-M vector).
+ *
+ * @example
+ * ```ts
+ * import { scaleRows } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(scaleRows("s").expr, "acc * s[row]");
+ * ```
+ */
+export function scaleRows(name: string): MatmulEpilogue {
+  return { bindings: [{ name, type: "storage-read" }], expr: `acc * ${name}[row]` };
+}
+
+/**
+ * Adds `name[col]` (a length-N bias) to every row.
+ *
+ * @example
+ * ```ts
+ * import { addBias } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(addBias("bias").expr, "acc + bias[col]");
+ * ```
+ */
+export function addBias(name: string): MatmulEpilogue {
+  return { bindings: [{ name, type: "storage-read" }], expr: `acc + ${name}[col]` };
+}
+
+/**
+ * Adds `name[index]`, another `[batch, M, N]` tensor laid out like C (a residual).
+ *
+ * @example
+ * ```ts
+ * import { addResidual } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(addResidual("x").expr, "acc + x[index]");
+ * ```
+ */
+export function addResidual(name: string): MatmulEpilogue {
+  return { bindings: [{ name, type: "storage-read" }], expr: `acc + ${name}[index]` };
+}
+
+/**
+ * Multiplies by a constant (baked into the WGSL and the key).
+ *
+ * @example
+ * ```ts
+ * import { scaleBy } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(scaleBy(0.5).expr, "acc * (0.5)");
+ * ```
+ */
+export function scaleBy(alpha: number): MatmulEpilogue {
+  if (!Number.isFinite(alpha)) throw new Error(`scaleBy: alpha must be finite, got ${alpha}`);
+  const text = String(Math.fround(alpha));
+  return { bindings: [], expr: `acc * (${/[.eE]/.test(text) ? text : `${text}.0`})` };
+}
+
+/**
+ * An activation: `relu`, or `gelu` in its tanh form
+ * `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (the tanh argument is clamped
+ * to ±15, where tanh is ±1 in f32, so large inputs give ±x, not NaN).
+ *
+ * @example
+ * ```ts
+ * import { activation } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(activation("relu").expr, "max(acc, 0.0)");
+ * ```
+ */
+export function activation(kind: "relu" | "gelu"): MatmulEpilogue {
+  if (kind === "relu") return { bindings: [], expr: "max(acc, 0.0)" };
+  if (kind === "gelu") {
+    const inner = "clamp(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc), -15.0, 15.0)";
+    return { bindings: [], expr: `0.5 * acc * (1.0 + tanh(${inner}))` };
+  }
+  throw new Error(`activation: expected "relu" or "gelu", got ${JSON.stringify(kind)}`);
+}
