@@ -14,6 +14,7 @@ import {
   MERGE_FLAGS,
   mergeCommand,
 } from "./cli/_formats.ts";
+import { FINETUNE_FLAGS, finetuneCommand, PRETRAIN_FLAGS, pretrainCommand } from "./cli/_train.ts";
 
 interface Command {
   readonly summary: string;
@@ -25,12 +26,16 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   demo: { summary: "fine-tune a spam classifier with VeRA (not available yet)", usage: "demo" },
   pretrain: {
-    summary: "pretrain the reference GPT (not available yet)",
+    summary: "pretrain the reference GPT as a byte-level language model",
     usage: "pretrain --data spam|names --out FILE",
+    flags: PRETRAIN_FLAGS,
+    run: (args) => pretrainCommand(args),
   },
   finetune: {
-    summary: "fine-tune with vera|lora|full|head (not available yet)",
+    summary: "fine-tune a classifier with vera|lora|full|head",
     usage: "finetune --base FILE --data spam|names --method vera|lora|full|head --out DIR",
+    flags: FINETUNE_FLAGS,
+    run: (args) => finetuneCommand(args),
   },
   merge: {
     summary: "fold an adapter into a base model",

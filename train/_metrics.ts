@@ -1,0 +1,119 @@
+/** The run's metrics log: `metrics.jsonl`, one JSON object per logged step, appended as it goes. */
+
+/**
+ * One logged step.
+ *
+ * @example
+ * ```ts
+ * import type { MetricsRecord } from "./_metrics.ts";
+ * const r: MetricsRecord = { step: 10, loss: 0.5, lr: 1e-3, grad_norm: 0.8, tokens_per_s: 4000, eval_accuracy: 0.9 };
+ * ```
+ */
+export interface MetricsRecord {
+  /** The step (1-based). */
+  readonly step: number;
+  /** Training loss of that step's batch. */
+  readonly loss: number;
+  /** Learning rate of the default group. */
+  readonly lr: number;
+  /** Global gradient norm before clipping. */
+  readonly grad_norm: number;
+  /** Tokens fed per second of training since the previous logged step. */
+  readonly tokens_per_s: number;
+  /** Other fields: `lr.<group>`, `eval_loss`, `eval_accuracy`, ... */
+  readonly [key: string]: number;
+}
+
+/**
+ * An append-only `metrics.jsonl`. Opening it for a resumed run keeps the
+ * records up to the resumed step and drops later ones (they belonged to
+ * the interrupted tail), so the file reads as one uninterrupted run.
+ *
+ * @example
+ * ```ts
+ * import { MetricsLog } from "./_metrics.ts";
+ * const path = `${await Deno.makeTempDir()}/metrics.jsonl`;
+ * const log = await MetricsLog.open(path);
+ * await log.append({ step: 1, loss: 2.5, lr: 1e-3, grad_norm: 1, tokens_per_s: 100 });
+ * log.close();
+ * ```
+ */
+export class MetricsLog {
+  readonly #file: Deno.FsFile;
+  readonly #records: MetricsRecord[];
+
+  private constructor(file: Deno.FsFile, records: MetricsRecord[]) {
+    this.#file = file;
+    this.#records = records;
+  }
+
+  /**
+   * Opens `path`: fresh (truncated) unless `keepUpTo` is given, in which case
+   * records with `step ≤ keepUpTo` are kept.
+   *
+   * @example
+   * ```ts
+   * import { MetricsLog } from "./_metrics.ts";
+   * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`, { keepUpTo: 0 });
+   * log.close();
+   * ```
+   */
+  static async open(path: string, options: { keepUpTo?: number } = {}): Promise<MetricsLog> {
+    let kept: MetricsRecord[] = [];
+    if (options.keepUpTo !== undefined) {
+      const text = await Deno.readTextFile(path).catch(() => "");
+      kept = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+        .filter((r: MetricsRecord) => r.step <= options.keepUpTo!);
+    }
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    const log = new MetricsLog(file, []);
+    for (const r of kept) await log.append(r);
+    return log;
+  }
+
+  /**
+   * Every record so far (kept and appended).
+   *
+   * @example
+   * ```ts
+   * import { MetricsLog } from "./_metrics.ts";
+   * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`);
+   * console.log(log.records.length); // 0
+   * log.close();
+   * ```
+   */
+  get records(): readonly MetricsRecord[] {
+    return this.#records;
+  }
+
+  /**
+   * Appends one record as a line (non-finite numbers are written as null).
+   *
+   * @example
+   * ```ts
+   * import { MetricsLog } from "./_metrics.ts";
+   * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`);
+   * await log.append({ step: 1, loss: 1, lr: 0.1, grad_norm: 0.5, tokens_per_s: 10 });
+   * log.close();
+   * ```
+   */
+  async append(record: MetricsRecord): Promise<void> {
+    this.#records.push(record);
+    const line = new TextEncoder().encode(JSON.stringify(record) + "\n");
+    let written = 0;
+    while (written < line.length) written += await this.#file.write(line.subarray(written));
+  }
+
+  /**
+   * Closes the file.
+   *
+   * @example
+   * ```ts
+   * import { MetricsLog } from "./_metrics.ts";
+   * (await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`)).close();
+   * ```
+   */
+  close(): void {
+    this.#file.close();
+  }
+}

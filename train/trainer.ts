@@ -1,0 +1,398 @@
+/**
+ * The training loop. One run of the step graph (forward, backward,
+ * optimizer: see `trainStep`) per batch, through a {@link StepRunner}, so
+ * params and optimizer state stay wherever the runner keeps them. The loss
+ * is read back only on logged steps; every other step runs with `read: []`
+ * and can be queued. Around the loop: learning-rate schedules fed as the `lr`
+ * inputs, evaluation, progress on stderr, `metrics.jsonl` and `loss.svg`,
+ * atomic checkpoints, exact resume, and a guard that stops on a non-finite
+ * loss or gradient norm.
+ *
+ * @example
+ * ```ts
+ * import { gptGraph } from "../nn/gpt.ts";
+ * import { initParams } from "../nn/init.ts";
+ * import { lmBatches } from "../data/batches.ts";
+ * import { adamw, trainStep } from "./optim.ts";
+ * import { constant } from "./schedule.ts";
+ * import { sourceOf, train } from "./trainer.ts";
+ * const model = gptGraph(
+ *   { vocabSize: 260, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "lm" },
+ *   { batch: 2, seqLen: 8 },
+ * );
+ * const result = await train({
+ *   step: trainStep(model, { optimizer: adamw() }),
+ *   params: initParams(model, { seed: 0 }),
+ *   data: () => sourceOf(lmBatches(["anna", "bob", "carla", "dave", "eve"], { batchSize: 2, seqLen: 8 })),
+ *   steps: 3,
+ *   lr: constant(1e-2),
+ *   progress: "none",
+ * });
+ * console.log(result.step, result.loss); // 3 ≈5.5
+ * ```
+ *
+ * @module
+ */
+import { type Graph, trainableParams } from "../compiler/ir.ts";
+import { deriveSeed } from "../data/batches.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { type Checkpoint, type Json, saveCheckpoint } from "./checkpoint.ts";
+import { hyperparameterFeeds, initOptimizerState } from "./optim.ts";
+import { cpuRunner, type RunnerFactory, type StepRunner, updatedParams } from "./runner.ts";
+import type { Schedule } from "./schedule.ts";
+import { type BatchSource, type EvalBatch, type EvalMetrics, evaluateModel } from "./_eval.ts";
+import { MetricsLog, type MetricsRecord } from "./_metrics.ts";
+import { lossPlotSvg } from "./_plot.ts";
+import { createProgress, type ProgressMode } from "./_progress.ts";
+
+export { classifierEvalBatches, evaluateModel, feedsOf, lmEvalBatches, sourceOf } from "./_eval.ts";
+export type { BatchSource, EvalBatch, EvalMetrics } from "./_eval.ts";
+export type { MetricsRecord } from "./_metrics.ts";
+export type { ProgressMode } from "./_progress.ts";
+
+/**
+ * Options of {@link train}.
+ *
+ * @example
+ * ```ts
+ * import type { TrainOptions } from "./trainer.ts";
+ * const logging: Partial<TrainOptions> = { logEvery: 10, evalEvery: 100, progress: "lines" };
+ * ```
+ */
+export interface TrainOptions {
+  /** The step graph (`trainStep(model, ...)`). */
+  readonly step: Graph;
+  /** Initial values of the params the step reads; optimizer state defaults to zeros. */
+  readonly params: Readonly<Record<string, Float32Array>>;
+  /** Training batches; `state` is the saved position when resuming, else undefined. */
+  readonly data: (state: unknown) => BatchSource;
+  /** The last step to run (steps are 1-based). */
+  readonly steps: number;
+  /** Learning rate per step: one schedule, or one per group (`default` for `lr`). */
+  readonly lr: Schedule | Readonly<Record<string, Schedule>>;
+  /** Read back and log the loss every this many steps (default 10; also step 1 and the last). */
+  readonly logEvery?: number;
+  /** The eval graph (a model graph, same param names) and its batches, made afresh per eval. */
+  readonly eval?: { readonly graph: Graph; readonly batches: () => Iterable<EvalBatch> };
+  /** Evaluate every this many steps (default: only after the last step). */
+  readonly evalEvery?: number;
+  /** Where `metrics.jsonl` and `loss.svg` go (created if missing); none when absent. */
+  readonly outDir?: string;
+  /** Write a checkpoint to `path` every `every` steps (default: only the last) with `config`. */
+  readonly checkpoint?: { readonly path: string; readonly every?: number; readonly config?: Json };
+  /** Continue from this checkpoint (its config must equal `checkpoint.config`). */
+  readonly resume?: Checkpoint;
+  /** Base seed of the per-step `dropoutSeed` input, if the step has one (default 0). */
+  readonly seed?: number;
+  /** Where graphs run (default: {@link cpuRunner}). */
+  readonly runner?: RunnerFactory;
+  /** Progress display on stderr (default `auto`). */
+  readonly progress?: ProgressMode;
+  /** Where plain progress lines go (default `console.error`). */
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * What {@link train} returns.
+ *
+ * @example
+ * ```ts
+ * import type { TrainResult } from "./trainer.ts";
+ * const report = (r: TrainResult) => `${r.step} steps, loss ${r.loss}, ${r.stepMs.toFixed(1)} ms/step`;
+ * ```
+ */
+export interface TrainResult {
+  /** The last step run. */
+  readonly step: number;
+  /** Its loss. */
+  readonly loss: number;
+  /** Its gradient norm. */
+  readonly gradNorm: number;
+  /** The last evaluation, if any. */
+  readonly eval?: EvalMetrics;
+  /** Mean wall time per step, evaluation and checkpoints excluded (ms). */
+  readonly stepMs: number;
+  /** Tokens fed per second over the run. */
+  readonly tokensPerS: number;
+  /** Every logged record of the run (a resumed run includes the earlier ones). */
+  readonly records: readonly MetricsRecord[];
+  /** The final values of every param training changed (weights and optimizer state). */
+  readonly params: Record<string, Float32Array>;
+}
+
+/**
+ * Thrown when a read-back loss or gradient norm is NaN or infinite; names
+ * the step and the last checkpoint that is still good.
+ *
+ * @example
+ * ```ts
+ * import { NonFiniteError } from "./trainer.ts";
+ * const e = new NonFiniteError(7, { loss: NaN, gradNorm: 1 }, { step: 4, path: "ckpt.safetensors" });
+ * console.log(e.message); // "step 7: loss is NaN ... last good checkpoint: step 4 (ckpt.safetensors)"
+ * ```
+ */
+export class NonFiniteError extends Error {
+  /** The step whose read-back values were not finite. */
+  readonly step: number;
+  /** The values read back at that step. */
+  readonly values: { readonly loss: number; readonly gradNorm: number };
+  /** The last checkpoint written before it (still good), if any. */
+  readonly lastCheckpoint?: { readonly step: number; readonly path: string };
+
+  /**
+   * Builds the error for `step`, with what was read and the last good checkpoint.
+   *
+   * @example
+   * ```ts
+   * import { NonFiniteError } from "./trainer.ts";
+   * console.log(new NonFiniteError(3, { loss: Infinity, gradNorm: NaN }).step); // 3
+   * ```
+   */
+  constructor(
+    step: number,
+    values: { readonly loss: number; readonly gradNorm: number },
+    lastCheckpoint?: { readonly step: number; readonly path: string },
+  ) {
+    const where = lastCheckpoint
+      ? `last good checkpoint: step ${lastCheckpoint.step} (${lastCheckpoint.path})`
+      : "no checkpoint was written";
+    super(
+      `step ${step}: loss is ${values.loss}, grad_norm is ${values.gradNorm}; ` +
+        `training diverged (${where})`,
+    );
+    this.name = "NonFiniteError";
+    this.step = step;
+    this.values = values;
+    this.lastCheckpoint = lastCheckpoint;
+  }
+}
+
+function checkSteps(value: number | undefined, what: string): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+    throw new Error(`train: ${what} must be an integer ≥ 1, got ${value}`);
+  }
+}
+
+function differingKeys(a: Json | undefined, b: Json | undefined): string[] {
+  const obj = (v: Json | undefined) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? v : { value: v ?? null };
+  const x = obj(a), y = obj(b);
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])]
+    .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]));
+}
+
+/** The step's starting params: defaults, given values, then the checkpoint's. */
+function startingParams(options: TrainOptions): Record<string, Float32Array> {
+  const { step, resume } = options;
+  const updated = new Set(updatedParams(step));
+  if (resume !== undefined) {
+    for (const name of updated) {
+      if (!(name in resume.params)) throw new Error(`resume: the checkpoint has no "${name}"`);
+    }
+    for (const name of Object.keys(resume.params)) {
+      if (!updated.has(name)) throw new Error(`resume: "${name}" is not trained by this step`);
+    }
+    const diff = differingKeys(resume.config, options.checkpoint?.config);
+    if (diff.length > 0) {
+      throw new Error(`resume: the checkpoint was written by a different run (${diff.join(", ")})`);
+    }
+  }
+  const all = { ...initOptimizerState(step), ...options.params, ...resume?.params };
+  const values: Record<string, Float32Array> = {};
+  for (const p of step.params) {
+    const v = all[p.name!];
+    if (v === undefined) throw new Error(`train: no initial value for param "${p.name}"`);
+    values[p.name!] = v;
+  }
+  return values;
+}
+
+function lrsAt(lr: TrainOptions["lr"], step: number): Record<string, number> {
+  if (typeof lr === "function") return { default: lr(step) };
+  return Object.fromEntries(Object.entries(lr).map(([group, s]) => [group, s(step)]));
+}
+
+async function writePlot(outDir: string | undefined, records: readonly MetricsRecord[]) {
+  if (outDir === undefined || records.length === 0) return;
+  await writeFileAtomic(`${outDir}/loss.svg`, await lossPlotSvg(records));
+}
+
+async function freshEval(
+  factory: RunnerFactory,
+  spec: NonNullable<TrainOptions["eval"]>,
+  initial: Record<string, Float32Array>,
+): Promise<StepRunner> {
+  const runner = await factory(spec.graph);
+  const values: Record<string, Float32Array> = {};
+  for (const p of spec.graph.params) {
+    if (!(p.name! in initial)) throw new Error(`train: eval graph param "${p.name}" is unknown`);
+    values[p.name!] = initial[p.name!];
+  }
+  await runner.setParams(values);
+  return runner;
+}
+
+/**
+ * Runs training (see the module doc) and returns the final metrics and params.
+ *
+ * @example
+ * ```ts
+ * import { param, trace } from "../compiler/trace.ts";
+ * import { adamw, trainStep } from "./optim.ts";
+ * import { constant } from "./schedule.ts";
+ * import { train } from "./trainer.ts";
+ * const model = trace((x) => ({ loss: x.sub(param("w", [2])).square().sum() }), [{ name: "x", shape: [2] }]);
+ * const result = await train({
+ *   step: trainStep(model, { optimizer: adamw({ weightDecay: 0 }) }),
+ *   params: { w: new Float32Array(2) },
+ *   data: () => ({ next: () => ({ x: [1, -1] }), state: null }),
+ *   steps: 100,
+ *   lr: constant(0.05),
+ *   progress: "none",
+ * });
+ * console.log(result.params.w); // ≈ [1, -1]
+ * ```
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { step: stepGraph, steps, resume } = options;
+  checkSteps(steps, "steps");
+  checkSteps(options.logEvery, "logEvery");
+  checkSteps(options.evalEvery, "evalEvery");
+  checkSteps(options.checkpoint?.every, "checkpoint.every");
+  const start = resume?.step ?? 0;
+  const logEvery = options.logEvery ?? 10;
+  const seed = resume?.rng !== undefined && resume.rng !== null
+    ? Number((resume.rng as { seed: number }).seed)
+    : options.seed ?? 0;
+  const initial = startingParams(options);
+  if (start >= steps) {
+    throw new Error(`resume: the checkpoint is at step ${start}; nothing left to run to ${steps}`);
+  }
+  const factory = options.runner ?? ((g: Graph) => cpuRunner(g));
+  const updated = updatedParams(stepGraph);
+  const trainable = trainableParams(stepGraph).map((p) => p.name!);
+  const hasDropout = stepGraph.inputs.some((n) => n.name === "dropoutSeed");
+  hyperparameterFeeds(stepGraph, { step: start + 1, lr: lrsAt(options.lr, start + 1) }); // fail early
+  const shapes = Object.fromEntries(stepGraph.params.map((p) => [p.name!, [...p.shape]]));
+
+  if (options.outDir !== undefined) await Deno.mkdir(options.outDir, { recursive: true });
+  const metrics = options.outDir === undefined
+    ? undefined
+    : await MetricsLog.open(`${options.outDir}/metrics.jsonl`, { keepUpTo: resume?.step });
+  const records: MetricsRecord[] = [...(metrics?.records ?? [])];
+  const progress = createProgress({
+    total: steps,
+    start,
+    mode: options.progress,
+    write: options.log,
+  });
+  const runner = await factory(stepGraph);
+  let evalRunner: StepRunner | undefined;
+  const source = options.data(resume?.data ?? undefined);
+  let lastCheckpoint = resume && options.checkpoint
+    ? { step: resume.step, path: options.checkpoint.path }
+    : undefined;
+  let last: { loss?: number; gradNorm?: number; tokensPerS?: number } = {};
+  let lastEval: EvalMetrics | undefined;
+  let trainMs = 0, tokens = 0, windowTokens = 0, windowStart = performance.now();
+  try {
+    await runner.setParams(initial);
+    for (let s = start + 1; s <= steps; s++) {
+      const feeds = source.next();
+      if (feeds === undefined) throw new Error(`train: the data ran out before step ${s}`);
+      const lrs = lrsAt(options.lr, s);
+      const hyper: Record<string, Float32Array | Uint32Array> = hyperparameterFeeds(stepGraph, {
+        step: s,
+        lr: lrs,
+      });
+      if (hasDropout) hyper.dropoutSeed = Uint32Array.of(deriveSeed(seed, s));
+      const every = (n: number | undefined) => n !== undefined && s % n === 0;
+      const isCheckpoint = options.checkpoint !== undefined &&
+        (every(options.checkpoint.every) || s === steps);
+      const isEval = options.eval !== undefined && (every(options.evalEvery) || s === steps);
+      const logged = s === 1 || s === steps || every(logEvery) || isCheckpoint || isEval;
+      const batchTokens = (feeds.tokens as ArrayLike<number> | undefined)?.length ?? 0;
+      tokens += batchTokens;
+      windowTokens += batchTokens;
+      const out = await runner.run({ ...feeds, ...hyper }, {
+        read: logged ? ["loss", "grad_norm"] : [],
+      });
+      if (!logged) {
+        const { loss, tokensPerS } = last;
+        progress.update(s, { loss, lr: lrs.default ?? NaN, tokensPerS, logged });
+        continue;
+      }
+      const ms = performance.now() - windowStart;
+      trainMs += ms;
+      const loss = out.loss[0], gradNorm = out.grad_norm[0];
+      const tokensPerS = windowTokens / Math.max(ms / 1000, 1e-9);
+      windowTokens = 0;
+      last = { loss, gradNorm, tokensPerS };
+      const record: Record<string, number> = {
+        step: s,
+        loss,
+        lr: lrs.default ?? 0,
+        grad_norm: gradNorm,
+        tokens_per_s: tokensPerS,
+      };
+      for (const [group, v] of Object.entries(lrs)) {
+        if (group !== "default") record[`lr.${group}`] = v;
+      }
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        records.push(record as MetricsRecord);
+        await metrics?.append(record as MetricsRecord);
+        throw new NonFiniteError(s, { loss, gradNorm }, lastCheckpoint);
+      }
+      let note: string | undefined;
+      if (isEval) {
+        evalRunner ??= await freshEval(factory, options.eval!, initial);
+        const evalNames = trainable.filter((n) =>
+          options.eval!.graph.params.some((p) => p.name === n)
+        );
+        await evalRunner.setParams(await runner.readParams(evalNames));
+        lastEval = await evaluateModel(evalRunner, options.eval!.batches());
+        record.eval_loss = lastEval.loss;
+        if (lastEval.accuracy !== undefined) record.eval_accuracy = lastEval.accuracy;
+        note = `val loss ${lastEval.loss.toFixed(4)}` +
+          (lastEval.accuracy === undefined ? "" : ` acc ${(100 * lastEval.accuracy).toFixed(1)}%`);
+      }
+      records.push(record as MetricsRecord);
+      await metrics?.append(record as MetricsRecord);
+      if (isCheckpoint) {
+        const { path, config } = options.checkpoint!;
+        await saveCheckpoint(path, {
+          step: s,
+          params: await runner.readParams(updated),
+          shapes,
+          data: source.state as Json,
+          rng: { seed },
+          config,
+        });
+        lastCheckpoint = { step: s, path };
+      }
+      progress.update(s, { loss, lr: lrs.default ?? NaN, tokensPerS, logged, note });
+      windowStart = performance.now();
+    }
+    const ran = steps - start;
+    await writePlot(options.outDir, records);
+    return {
+      step: steps,
+      loss: last.loss!,
+      gradNorm: last.gradNorm!,
+      ...(lastEval ? { eval: lastEval } : {}),
+      stepMs: trainMs / ran,
+      tokensPerS: tokens / Math.max(trainMs / 1000, 1e-9),
+      records,
+      params: await runner.readParams(updated),
+    };
+  } catch (e) {
+    // Keep what the run got to: the curve up to the failure (best effort; the error matters more).
+    await writePlot(options.outDir, records).catch(() => {});
+    throw e;
+  } finally {
+    progress.stop();
+    metrics?.close();
+    runner.dispose();
+    evalRunner?.dispose();
+  }
+}
