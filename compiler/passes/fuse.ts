@@ -7,51 +7,116 @@
  *   concat, as index arithmetic) are *inline*: a connected region of them
  *   becomes one kernel, or the prologue of the reduction, row-wise, gather or
  *   scatter kernel that reads it.
- * - A node gets a buffer when it is a graph output, when kernels in two
- *   different groups read it (unless recomputing it is trivial: shape ops,
- *   fills, iota), or when a matmul must read it from memory.
+ * - A node gets a buffer when it is a graph output, when a matmul must read
+ *   it from memory, or when kernels in two different groups read it —
+ *   unless recomputing it costs at most two ops (a causal mask, `max(n, 1)`),
+ *   in which case each reader recomputes it.
  * - A matmul reads its operands in place through reshape / transpose / slice /
- *   batch-broadcast views; only operands no stride pattern describes are
- *   copied.
- * - A matmul whose only reader is one elementwise region that reads it at the
- *   same flat index (bias, per-row or per-column scalings, residual, GELU)
- *   becomes that region's epilogue: one kernel instead of two.
+ *   batch-broadcast views (`(A·B)ᵀ` is first rewritten to `Bᵀ·Aᵀ`, so weight
+ *   gradients need no transpose). A small matmul whose operand no stride
+ *   pattern describes (attention's head split and merge) uses the direct
+ *   kernel, which reads it through index arithmetic; a large one copies it.
+ * - Epilogues: a matmul, reduction or row-wise op read by one elementwise
+ *   region at its own flat index (bias, per-row / per-column scalings,
+ *   residual, GELU, a layerNorm's affine, a loss's mean) computes that region
+ *   in its store. The op's own value is still written when others read it
+ *   (not by the tiled matmul, which has one output).
+ * - Merging: elementwise kernels over as many elements, and reductions over
+ *   the same operand shape and axes, that can run at the same point become
+ *   one kernel with several outputs.
+ * - A kernel never binds more than `maxBindings` buffers: an over-wide region
+ *   gets a buffer in the middle.
  *
  * @module
  */
 import { type Graph, graphNodes, makeNode, type Node, sizeOf } from "../ir.ts";
 import { rewrite, type Rule } from "../rewrite.ts";
 import { transposeLast } from "../../ops/_build.ts";
-import { getOp } from "../../ops/registry.ts";
 import { type Family, familyOf } from "../wgsl/_families.ts";
-import { type MatmulOperand, matmulOperand, stridedView } from "../wgsl/_strided.ts";
+import { matmulOperand, stridedView } from "../wgsl/_strided.ts";
+import { bindingCount, keepsIndex, pickSplit, regionReads } from "../wgsl/_regions.ts";
 import { SHAPE_OPS } from "../wgsl/_values.ts";
+import { mergeSiblings } from "../wgsl/_merge.ts";
 
-/** One kernel of a fusion plan. */
+/**
+ * One kernel of a fusion plan.
+ *
+ * @example
+ * ```ts
+ * import { fuse } from "./fuse.ts";
+ * import { trace } from "../trace.ts";
+ * const [group] = fuse(trace((x) => x.softmax(-1).mul(2), [{ name: "x", shape: [3, 5] }])).groups;
+ * console.log(group.kind, group.op?.op, group.epilogue?.op); // rowwise softmax mul
+ * ```
+ */
 export interface KernelGroup {
   /** The kernel family: `elementwise`, or the kernel op's family. */
   readonly kind: "elementwise" | Exclude<Family, "storage" | "inline">;
-  /** The nodes the kernel writes (one today; the type allows more). */
+  /** The nodes the kernel writes. */
   readonly roots: readonly Node[];
-  /** For `matmul` groups: the matmul; when it differs from `roots[0]` the root is its epilogue. */
-  readonly matmul?: Node;
+  /** The kernel op (matmul, reduction, row-wise, gather, scatter); absent for elementwise groups. */
+  readonly op?: Node;
+  /** An elementwise root computed from the op's value (`acc`) at the same flat index. */
+  readonly epilogue?: Node;
+  /** A matmul computed by the direct kernel, which reads its operands through index arithmetic. */
+  readonly direct?: boolean;
+  /** Reductions merged into one kernel (same operand shape and axes): one group per reduction. */
+  readonly lanes?: readonly KernelGroup[];
 }
 
-/** The result of {@link fuse}: the graph, its kernels in execution order, and which nodes have buffers. */
+/**
+ * The result of {@link fuse}: the graph, its kernels in execution order, and
+ * which nodes have buffers.
+ *
+ * @example
+ * ```ts
+ * import { fuse } from "./fuse.ts";
+ * import { trace } from "../trace.ts";
+ * const plan = fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [4] }]));
+ * console.log(plan.groups.length, plan.materialized.size); // 1 2
+ * ```
+ */
 export interface FusionPlan {
+  /** The graph the plan is for (after fusion's own rewrites). */
   readonly graph: Graph;
+  /** The kernels, in an order that respects their dependencies. */
   readonly groups: readonly KernelGroup[];
   /** Ids of nodes with a buffer: storage leaves and kernel roots. */
   readonly materialized: ReadonlySet<number>;
 }
 
-/** Options of {@link fuse}. */
+/**
+ * Options of {@link fuse}.
+ *
+ * @example
+ * ```ts
+ * import { fuse, type FuseOptions } from "./fuse.ts";
+ * import { trace } from "../trace.ts";
+ * const options: FuseOptions = { maxBindings: 16 };
+ * fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }]), options);
+ * ```
+ */
 export interface FuseOptions {
   /** Most storage buffers one kernel may bind (default 8, WebGPU's guaranteed minimum). */
   readonly maxBindings?: number;
 }
 
-const CHEAP = new Set([...SHAPE_OPS, "const", "iota"]);
+/**
+ * Matmuls up to this many multiply-adds whose operands no stride pattern
+ * describes (attention's head split and merge) use the direct kernel, which
+ * reads them through index arithmetic, instead of copying them for the
+ * tiled kernel.
+ *
+ * @example
+ * ```ts
+ * import { DIRECT_MATMUL_LIMIT } from "./fuse.ts";
+ * console.log(DIRECT_MATMUL_LIMIT >= 64 * 64 * 64); // true
+ * ```
+ */
+export const DIRECT_MATMUL_LIMIT = 2 ** 22;
+
+/** Inline nodes whose recomputation costs at most this many ops are recomputed by each reader. */
+const RECOMPUTE_LIMIT = 2;
 
 function isSwapLast(perm: readonly number[]): boolean {
   const r = perm.length;
@@ -78,17 +143,6 @@ function transposedMatmulRule(uses: ReadonlyMap<number, number>): Rule {
       return makeNode("matmul", [transposeLast(b), transposeLast(a)], {});
     },
   };
-}
-
-/**
- * How a matmul reads `operand`: in place through a strided view of a base
- * node, or (when no stride pattern fits) from the operand's own buffer.
- */
-export function matmulRead(operand: Node): MatmulOperand {
-  const view = stridedView(operand);
-  const [rows, cols] = operand.shape.slice(-2);
-  return (view && matmulOperand(view)) ??
-    { base: operand, trans: false, ld: cols, batchStride: rows * cols, offset: 0 };
 }
 
 function useCounts(nodes: readonly Node[]): Map<number, number> {
@@ -129,168 +183,177 @@ export function fuse(graph: Graph, options: FuseOptions = {}): FusionPlan {
   }
 }
 
+interface PlanState {
+  readonly nodes: readonly Node[];
+  readonly position: ReadonlyMap<number, number>;
+  readonly consumers: ReadonlyMap<number, readonly Node[]>;
+  readonly outputs: ReadonlySet<number>;
+  readonly mat: Set<number>;
+  /** Kernels (by root id) each inline node is computed in. */
+  readonly owners: Map<number, Set<number>>;
+  readonly direct: Set<number>;
+}
+
+function sitesOf(n: Node, s: PlanState): Set<number> {
+  const sites = new Set<number>();
+  for (const c of s.consumers.get(n.id) ?? []) {
+    for (const site of s.mat.has(c.id) ? [c.id] : s.owners.get(c.id) ?? []) sites.add(site);
+  }
+  return sites;
+}
+
+/** Ops recomputing `n` inline would cost (kernel ops and leaves are free: they are read). */
+function inlineCost(n: Node, memo: Map<number, number>): number {
+  const known = memo.get(n.id);
+  if (known !== undefined) return known;
+  const family = familyOf(n);
+  let cost = 0;
+  if (family === "inline") {
+    const own = n.op === "random" || n.op === "dropout"
+      ? 20
+      : SHAPE_OPS.has(n.op) || n.inputs.length === 0
+      ? 0
+      : 1;
+    cost = own + n.inputs.reduce((sum, i) => sum + inlineCost(i, memo), 0);
+  }
+  memo.set(n.id, cost);
+  return cost;
+}
+
+/** The non-shape nodes under a chain of shape ops (what a direct matmul reads from memory). */
+function shapeBases(n: Node): Node[] {
+  return SHAPE_OPS.has(n.op) ? n.inputs.flatMap(shapeBases) : [n];
+}
+
+/** Decides, outputs first, which nodes get buffers; matmuls pick tiled or direct. */
+function materialize(s: PlanState, forced: ReadonlySet<number>): void {
+  const force = new Set(forced);
+  const costs = new Map<number, number>();
+  for (let k = s.nodes.length - 1; k >= 0; k--) {
+    const n = s.nodes[k];
+    const family = familyOf(n);
+    if (family !== "inline") {
+      s.mat.add(n.id);
+      if (family !== "matmul") continue;
+      const reads = n.inputs.map((operand) => {
+        const view = stridedView(operand);
+        return view && matmulOperand(view);
+      });
+      const macs = sizeOf(n.shape) * n.inputs[0].shape.at(-1)!;
+      if (reads.every((r) => r !== null) || macs > DIRECT_MATMUL_LIMIT) {
+        n.inputs.forEach((operand, i) => force.add(reads[i]?.base.id ?? operand.id));
+      } else {
+        s.direct.add(n.id);
+        for (const base of n.inputs.flatMap(shapeBases)) force.add(base.id);
+      }
+      continue;
+    }
+    const sites = sitesOf(n, s);
+    // Shape ops pass their readers down to their operand, which decides for itself.
+    const shared = sites.size > 1 && !SHAPE_OPS.has(n.op) && inlineCost(n, costs) > RECOMPUTE_LIMIT;
+    if (s.outputs.has(n.id) || force.has(n.id) || shared) s.mat.add(n.id);
+    else s.owners.set(n.id, sites);
+  }
+}
+
 function planOnce(graph: Graph, forced: ReadonlySet<number>, maxBindings: number): FusionPlan {
   const nodes = graphNodes(graph);
   const consumers = new Map<number, Node[]>();
   for (const n of nodes) {
     for (const i of new Set(n.inputs)) consumers.set(i.id, [...(consumers.get(i.id) ?? []), n]);
   }
-  const outputs = new Set(Object.values(graph.outputs).map((n) => n.id));
-  const mat = new Set<number>();
-  const force = new Set(forced);
-  // Kernels each inline node is computed in (by root id); filled outputs-first.
-  const owners = new Map<number, Set<number>>();
-  const sitesOf = (n: Node) => {
-    const sites = new Set<number>();
-    for (const c of consumers.get(n.id) ?? []) {
-      for (const s of mat.has(c.id) ? [c.id] : owners.get(c.id) ?? []) sites.add(s);
-    }
-    return sites;
-  };
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    const n = nodes[k];
-    const family = familyOf(n);
-    if (family !== "inline") {
-      mat.add(n.id);
-      if (family === "matmul") {
-        for (const operand of n.inputs) force.add(matmulRead(operand).base.id);
-      }
-      continue;
-    }
-    const sites = sitesOf(n);
-    if (outputs.has(n.id) || force.has(n.id) || (sites.size > 1 && !CHEAP.has(n.op))) mat.add(n.id);
-    else owners.set(n.id, sites);
-  }
-  const epilogues = matmulEpilogues(
+  const s: PlanState = {
     nodes,
-    { consumers, outputs, mat, owners, sitesOf },
-    maxBindings,
-  );
-  const groups: KernelGroup[] = [];
+    position: new Map(nodes.map((n, i) => [n.id, i])),
+    consumers,
+    outputs: new Set(Object.values(graph.outputs).map((n) => n.id)),
+    mat: new Set(),
+    owners: new Map(),
+    direct: new Set(),
+  };
+  materialize(s, forced);
+  const epilogues = findEpilogues(s, maxBindings);
+  const placed: { at: number; group: KernelGroup }[] = [];
+  const absorbed = new Set([...epilogues.values()].map((e) => e.root.id));
   for (const n of nodes) {
     const family = familyOf(n);
-    if (!mat.has(n.id) || family === "storage") continue;
-    if (family === "inline") {
-      const matmul = epilogues.get(n.id);
-      groups.push(
-        matmul ? { kind: "matmul", roots: [n], matmul } : { kind: "elementwise", roots: [n] },
-      );
-    } else {
-      groups.push(
-        family === "matmul"
-          ? { kind: "matmul", roots: [n], matmul: n }
-          : { kind: family, roots: [n] },
-      );
+    if (!s.mat.has(n.id) && !epilogues.has(n.id) || family === "storage" || absorbed.has(n.id)) {
+      continue;
     }
+    const at = s.position.get(n.id)!;
+    if (family === "inline") {
+      placed.push({ at, group: { kind: "elementwise", roots: [n] } });
+      continue;
+    }
+    const e = epilogues.get(n.id);
+    const roots = e === undefined ? [n] : e.keep ? [n, e.root] : [e.root];
+    const group = {
+      kind: family,
+      roots,
+      op: n,
+      epilogue: e?.root,
+      direct: s.direct.has(n.id) || undefined,
+    };
+    placed.push({ at: e === undefined || e.keep ? at : s.position.get(e.root.id)!, group });
   }
-  return { graph, groups, materialized: mat };
+  placed.sort((a, b) => a.at - b.at);
+  const groups = mergeSiblings(placed.map((p) => p.group), s.mat, maxBindings);
+  return { graph, groups, materialized: s.mat };
 }
 
-interface PlanState {
-  consumers: Map<number, Node[]>;
-  outputs: Set<number>;
-  mat: Set<number>;
-  owners: Map<number, Set<number>>;
-  sitesOf: (n: Node) => Set<number>;
-}
+const EPILOGUE_FAMILIES = new Set(["matmul", "reduce", "rowwise"]);
 
-/** Reads a flat index of its operand at its own flat index. */
-function keepsIndex(n: Node): boolean {
-  return n.op === "reshape" || n.op === "dropout" || getOp(n.op).wgsl?.kind === "elementwise";
-}
-
-/** Matmuls that become the epilogue of an elementwise root: root id → matmul. Updates `mat`. */
-function matmulEpilogues(
-  nodes: readonly Node[],
+/**
+ * Kernel ops that also compute one elementwise root reading them at the same
+ * flat index: op id → root and whether the op's own value is still written
+ * (it has other readers). A tiled matmul can only replace its output.
+ */
+function findEpilogues(
   s: PlanState,
   maxBindings: number,
-): Map<number, Node> {
-  const result = new Map<number, Node>();
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  for (const m of nodes) {
-    if (m.op !== "matmul" || s.outputs.has(m.id)) continue;
-    const sites = s.sitesOf(m);
-    if (sites.size !== 1) continue;
-    const root = byId.get([...sites][0])!;
-    const fits = familyOf(root) === "inline" && root.dtype === "f32" && !result.has(root.id) &&
-      sizeOf(root.shape) === sizeOf(m.shape);
-    if (!fits || !pathsKeepIndex(m, root, s)) continue;
-    const reads = regionReads([root], s.mat, m);
-    if (reads.some((r) => r.dtype !== "f32") || reads.length + 3 > maxBindings) continue;
-    s.mat.delete(m.id);
-    result.set(root.id, m);
+): Map<number, { root: Node; keep: boolean }> {
+  const result = new Map<number, { root: Node; keep: boolean }>();
+  const taken = new Set<number>();
+  const byId = new Map(s.nodes.map((n) => [n.id, n]));
+  for (const op of s.nodes) {
+    if (!EPILOGUE_FAMILIES.has(familyOf(op))) continue;
+    const sites = sitesOf(op, s);
+    const tiled = op.op === "matmul" && !s.direct.has(op.id);
+    const keep = s.outputs.has(op.id) || sites.size > 1;
+    if (tiled && keep) continue;
+    const opReads = tiled ? 2 : regionReads([op], s.mat).length;
+    for (const id of sites) {
+      const root = byId.get(id)!;
+      const fits = familyOf(root) === "inline" && !taken.has(root.id) &&
+        sizeOf(root.shape) === sizeOf(op.shape) && (!tiled || root.dtype === "f32") &&
+        pathsKeepIndex(op, root, s);
+      if (!fits) continue;
+      const reads = regionReads([root], s.mat, op);
+      const late = (r: Node) =>
+        familyOf(r) !== "storage" && s.position.get(r.id)! > s.position.get(op.id)!;
+      if ((tiled && reads.some((r) => r.dtype !== "f32")) || (keep && reads.some(late))) continue;
+      if (opReads + reads.length + (keep ? 2 : 1) > maxBindings) continue;
+      taken.add(root.id);
+      result.set(op.id, { root, keep });
+      if (!keep) s.mat.delete(op.id);
+      break;
+    }
   }
   return result;
 }
 
-function pathsKeepIndex(m: Node, root: Node, s: PlanState): boolean {
-  const stack = [...(s.consumers.get(m.id) ?? [])];
+/** Every path from `op` up to `root` inside root's region reads at an unchanged flat index. */
+function pathsKeepIndex(op: Node, root: Node, s: PlanState): boolean {
+  const inRegion = (c: Node) =>
+    c === root || (!s.mat.has(c.id) && s.owners.get(c.id)?.has(root.id));
+  const stack = (s.consumers.get(op.id) ?? []).filter(inRegion);
   const seen = new Set<number>();
   while (stack.length > 0) {
     const c = stack.pop()!;
     if (seen.has(c.id)) continue;
     seen.add(c.id);
-    if (!keepsIndex(c) || (c.op === "dropout" && c.inputs[1] === m)) return false;
-    if (c === root) continue;
-    if (s.mat.has(c.id)) return false;
-    stack.push(...(s.consumers.get(c.id) ?? []));
+    if (!keepsIndex(c) || (c.op === "dropout" && c.inputs[1] === op)) return false;
+    if (c !== root) stack.push(...(s.consumers.get(c.id) ?? []).filter(inRegion));
   }
   return true;
-}
-
-/**
- * The materialized nodes a kernel rooted at `roots` reads: a kernel op reads
- * its operands' regions, an inline root its own; `acc` (a fused matmul) is
- * not read from memory.
- */
-export function regionReads(
-  roots: readonly Node[],
-  materialized: ReadonlySet<number>,
-  acc?: Node,
-): Node[] {
-  const reads = new Map<number, Node>();
-  const seen = new Set<number>();
-  const stack = roots.flatMap((r) => [...r.inputs]);
-  while (stack.length > 0) {
-    const n = stack.pop()!;
-    if (seen.has(n.id) || n === acc) continue;
-    seen.add(n.id);
-    if (materialized.has(n.id)) reads.set(n.id, n);
-    else stack.push(...n.inputs);
-  }
-  return [...reads.values()];
-}
-
-/** The nodes a group reads from buffers (matmul operands through their views). */
-export function groupReads(group: KernelGroup, materialized: ReadonlySet<number>): Node[] {
-  if (group.kind !== "matmul") return regionReads(group.roots, materialized);
-  const bases = group.matmul!.inputs.map((op) => matmulRead(op).base);
-  const epilogue = group.roots[0] === group.matmul
-    ? []
-    : regionReads(group.roots, materialized, group.matmul);
-  return [...bases, ...epilogue];
-}
-
-function bindingCount(group: KernelGroup, materialized: ReadonlySet<number>): number {
-  const reads = new Set(groupReads(group, materialized).map((n) => n.id));
-  return reads.size + group.roots.length;
-}
-
-/** The inline node of an over-wide group whose own reads are the most, short of all of them. */
-function pickSplit(group: KernelGroup, materialized: ReadonlySet<number>): Node | undefined {
-  const total = groupReads(group, materialized).length;
-  let best: { node: Node; reads: number } | undefined;
-  const seen = new Set<number>();
-  const stack = group.roots.flatMap((r) => [...r.inputs]);
-  while (stack.length > 0) {
-    const n = stack.pop()!;
-    if (seen.has(n.id) || materialized.has(n.id)) continue;
-    seen.add(n.id);
-    const reads = regionReads([n], materialized).length;
-    if (reads > 1 && reads < total && (best === undefined || reads > best.reads)) {
-      best = { node: n, reads };
-    }
-    stack.push(...n.inputs);
-  }
-  return best?.node;
 }

@@ -1,0 +1,232 @@
+/**
+ * Row-wise kernels over the last axis: softmax, logSoftmax, layerNorm,
+ * crossEntropy and their fused backward ops. One workgroup per row; the
+ * row's reductions (max, sums) are tree reductions in workgroup memory, and
+ * operands are read through their fused prologues (a mask and a scale
+ * before a softmax cost no extra kernel).
+ *
+ * @module
+ */
+import { type Node, sizeOf } from "../ir.ts";
+import { WGSL_LINEAR_WORKGROUP, wgslF32 } from "./kernel.ts";
+import {
+  bindingSet,
+  indent,
+  labelOf,
+  linearDispatch,
+  type LoweredKernel,
+  MAIN_PARAMS,
+  makeKernel,
+  moduleText,
+  storeFunction,
+} from "./_module.ts";
+import { literal, u32, valueFunction } from "./_values.ts";
+
+/**
+ * Largest workgroup of a row-wise kernel (rows shorter than this use the next power of two).
+ *
+ * @example
+ * ```ts
+ * import { ROWWISE_MAX_WORKGROUP } from "./rowwise.ts";
+ * console.log(ROWWISE_MAX_WORKGROUP); // 64
+ * ```
+ */
+export const ROWWISE_MAX_WORKGROUP = 64;
+
+/**
+ * The ops this module lowers.
+ *
+ * @example
+ * ```ts
+ * import { ROWWISE_OPS } from "./rowwise.ts";
+ * console.log(ROWWISE_OPS.includes("layerNormBackward")); // true
+ * ```
+ */
+export const ROWWISE_OPS: readonly string[] = [
+  "softmax",
+  "logSoftmax",
+  "layerNorm",
+  "crossEntropy",
+  "softmaxBackward",
+  "logSoftmaxBackward",
+  "layerNormBackward",
+  "crossEntropyBackward",
+];
+
+function reducer(name: string, width: number, combine: string): string {
+  return [
+    `fn ${name}(v: f32, lid: u32) -> f32 {`,
+    indent([
+      "red[lid] = v;",
+      "workgroupBarrier();",
+      `for (var s = ${u32(width >> 1)}; s > 0u; s = s >> 1u) {`,
+      `  if (lid < s) { red[lid] = ${combine}; }`,
+      "  workgroupBarrier();",
+      "}",
+      "let total = red[0];",
+      "workgroupBarrier();",
+      "return total;",
+    ]),
+    "}",
+  ].join("\n");
+}
+
+/** The statements of one op's row body; `a`, `b`, `c` read operands, `cols` is the row length. */
+function rowBody(node: Node, cols: number, width: number): string[] {
+  const each = (lines: string[]) => [
+    `for (var j = lid; j < ${u32(cols)}; j = j + ${u32(width)}) {`,
+    ...lines.map((l) => `  ${l}`),
+    "}",
+  ];
+  const n = wgslF32(cols);
+  const x = "a(base + j)";
+  const maxAndSum = [
+    `var m = ${literal(-Infinity, "f32")};`,
+    ...each([`m = max(m, ${x});`]),
+    "m = row_max(m, lid);",
+    "var s = 0.0;",
+    ...each([`s = s + exp(${x} - m);`]),
+    "s = row_sum(s, lid);",
+  ];
+  const stats = [
+    "var total = 0.0;",
+    ...each([`total = total + ${x};`]),
+    `let mean = row_sum(total, lid) / ${n};`,
+    "var squares = 0.0;",
+    ...each([`let d = ${x} - mean;`, "squares = squares + d * d;"]),
+    `let rstd = 1.0 / sqrt(row_sum(squares, lid) / ${n} + ${
+      wgslF32(node.attrs.eps as number ?? 0)
+    });`,
+  ];
+  const label = [
+    "let label = i32(b(row));",
+    "let lse = m + log(s);",
+  ];
+  switch (node.op) {
+    case "softmax":
+      return [...maxAndSum, ...each([`store(base + j, exp(${x} - m) / s);`])];
+    case "logSoftmax":
+      return [...maxAndSum, "let lse = m + log(s);", ...each([`store(base + j, ${x} - lse);`])];
+    case "layerNorm":
+      return [...stats, ...each([`store(base + j, (${x} - mean) * rstd);`])];
+    case "layerNormBackward":
+      return [
+        ...stats,
+        "var gs = 0.0;",
+        "var gys = 0.0;",
+        ...each(["let g = b(base + j);", "gs = gs + g;", `gys = gys + g * (${x} - mean) * rstd;`]),
+        `let g_mean = row_sum(gs, lid) / ${n};`,
+        `let gy_mean = row_sum(gys, lid) / ${n};`,
+        ...each([
+          `store(base + j, rstd * (b(base + j) - g_mean - (${x} - mean) * rstd * gy_mean));`,
+        ]),
+      ];
+    case "softmaxBackward":
+      return [
+        "var dot = 0.0;",
+        ...each([`dot = dot + b(base + j) * ${x};`]),
+        "dot = row_sum(dot, lid);",
+        ...each([`store(base + j, ${x} * (b(base + j) - dot));`]),
+      ];
+    case "logSoftmaxBackward":
+      return [
+        "var gs = 0.0;",
+        ...each(["gs = gs + b(base + j);"]),
+        "gs = row_sum(gs, lid);",
+        ...each([`store(base + j, b(base + j) - exp(${x}) * gs);`]),
+      ];
+    case "crossEntropy":
+      // A negative label is ignored (loss 0); one past the classes is an error the CPU throws: NaN here.
+      return [
+        ...maxAndSum,
+        ...label,
+        "if (lid == 0u) {",
+        `  var loss = ${literal(NaN, "f32")};`,
+        "  if (label < 0) { loss = 0.0; }",
+        `  if (label >= 0 && label < ${cols}) { loss = lse - a(base + u32(label)); }`,
+        "  store(row, loss);",
+        "}",
+      ];
+    case "crossEntropyBackward":
+      return [
+        ...maxAndSum,
+        ...label,
+        "let g = c(row);",
+        ...each([
+          "let hit = select(0.0, 1.0, i32(j) == label);",
+          `store(base + j, select(g * (exp(${x} - lse) - hit), 0.0, label < 0));`,
+        ]),
+      ];
+  }
+  throw new Error(
+    `rowwiseKernel: ${node.op} is not a row-wise op (expected one of ${ROWWISE_OPS.join(", ")})`,
+  );
+}
+
+/**
+ * The kernel for one row-wise node; `reads` are the materialized nodes its
+ * operands' inline regions read.
+ *
+ * @example
+ * ```ts
+ * import { rowwiseKernel } from "./rowwise.ts";
+ * import { makeNode } from "../ir.ts";
+ * import "../../ops/mod.ts";
+ * const x = makeNode("input", [], { shape: [3, 5], dtype: "f32" }, "x");
+ * const { kernel } = rowwiseKernel(makeNode("softmax", [x], {}), [x]);
+ * console.log(kernel.workgroupSize, kernel.dispatch); // [8, 1, 1] [3, 1, 1]
+ * ```
+ */
+export function rowwiseKernel(
+  node: Node,
+  reads: readonly Node[],
+  options: { roots?: readonly Node[] } = {},
+): LoweredKernel {
+  const roots = options.roots ?? [node];
+  const x = node.inputs[0];
+  const cols = x.shape[x.shape.length - 1];
+  const rows = sizeOf(x.shape.slice(0, -1));
+  let width = 1;
+  while (width < Math.min(cols, ROWWISE_MAX_WORKGROUP)) width *= 2;
+  const set = bindingSet(roots, reads, node);
+  const loads = [
+    ...node.inputs.map((input, k) => valueFunction("abc"[k], input, set.scope)),
+    storeFunction(node, roots, set.scope),
+  ];
+  const body = rowBody(node, cols, width);
+  const main = [
+    `var<workgroup> red: array<f32, ${width}>;`,
+    "",
+    reducer("row_sum", width, "red[lid] + red[lid + s]"),
+    "",
+    reducer("row_max", width, "max(red[lid], red[lid + s])"),
+    "",
+    `@compute @workgroup_size(${width})`,
+    `fn main(${MAIN_PARAMS}) {`,
+    indent([
+      `let row = ${WGSL_LINEAR_WORKGROUP};`,
+      `if (row >= ${u32(rows)}) { return; }`,
+      `let base = row * ${u32(cols)};`,
+      ...body,
+    ]),
+    "}",
+  ].join("\n");
+  const wgsl = moduleText({
+    decls: set.decls,
+    functions: loads.map((l) => l.wgsl),
+    threefry: loads.some((l) => l.usesThreefry),
+    main,
+  });
+  return {
+    kernel: makeKernel({
+      family: node.op,
+      wgsl,
+      bindings: set.bindings,
+      workgroupSize: [width, 1, 1],
+      dispatch: linearDispatch(sizeOf(node.shape) === 0 ? 0 : rows),
+      label: labelOf(roots, reads),
+    }),
+    nodes: set.nodes,
+    outputs: roots,
+  };
+}
