@@ -26,6 +26,7 @@ export {
   type AttrValue,
   type DType,
   type Graph,
+  graphNodes,
   makeGraph,
   makeNode,
   type Node,

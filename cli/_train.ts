@@ -1,4 +1,5 @@
 /** The `pretrain` and `finetune` commands. */
+import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
 import { dirname } from "node:path";
 import type { Graph } from "../compiler/ir.ts";
 import { rewrite } from "../compiler/rewrite.ts";
@@ -43,7 +44,7 @@ const COMMON_FLAGS: Record<string, FlagSpec> = {
   seed: flag("seed of the init, the adapter and the data order", "0"),
   "log-every": flag("read back and log the loss every N steps", "10"),
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
-  backend: flag("cpu | webgpu", "cpu"),
+  backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
   json: { type: "boolean", help: "print a JSON summary as the last line" },
 };
 
@@ -114,14 +115,15 @@ const DEFAULT_LR: Record<Method, number> = { vera: 1e-2, lora: 3e-3, full: 1e-3,
  * ```
  */
 export interface TrainCommandOptions {
-  /** Runner factories by `--backend` name (default: `cpu` only). */
+  /** Runner factories by `--backend` name (default: `cpu` and `webgpu`). */
   readonly backends?: Readonly<Record<string, RunnerFactory>>;
   /** Progress display (default `auto`). */
   readonly progress?: ProgressMode;
 }
 
 function backendOf(values: Record<string, unknown>, options: TrainCommandOptions): RunnerFactory {
-  const backends = options.backends ?? { cpu: (g: Graph) => cpuRunner(g) };
+  const backends = options.backends ??
+    { cpu: (g: Graph) => cpuRunner(g), webgpu: webgpuRunnerFactory };
   const name = String(values.backend);
   const factory = backends[name];
   if (factory === undefined) {
