@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Graph, makeGraph, makeNode } from "../compiler/ir.ts";
+import type { Graph } from "../compiler/ir.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorInput } from "../io/safetensors.ts";
 import {
   lambdaBName,
@@ -19,8 +19,8 @@ import {
 } from "./vera.ts";
 import { lora, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
-import { type PeftAdapterFiles, savedModuleParams } from "./peft.ts";
-import { findTargets } from "./targets.ts";
+import { type PeftAdapterFiles, peftTargetConfig, savedModuleParams } from "./peft.ts";
+import { findTargets, weightsGraph } from "./targets.ts";
 import { kaimingUniformBound, uniformSymmetric } from "../runtime/threefry.ts";
 
 /** Metadata key holding the adapter description. */
@@ -189,12 +189,7 @@ function checkProjections(files: PeftAdapterFiles, seed: number, r: number): voi
  */
 export function compactFromPeft(files: PeftAdapterFiles): Uint8Array {
   const c = files.config;
-  const targetConfig = {
-    targetModules: c.target_modules as string[] | string,
-    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
-    layersPattern: (c.layers_pattern as string | null) ?? undefined,
-    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
-  };
+  const targetConfig = peftTargetConfig(files);
   const config = files.kind === "vera"
     ? resolveVeraConfig({
       ...targetConfig,
@@ -247,18 +242,7 @@ export function adapterFromCompact(
   if (description.format !== COMPACT_FORMAT) {
     throw new Error(`compact adapter: unknown format ${description.format}`);
   }
-  const params = Object.entries(weights).map(([name, shape]) =>
-    makeNode("param", [], {
-      shape: [...shape],
-      dtype: "f32",
-      role: "frozen",
-      init: { kind: "zeros" },
-    }, name)
-  );
-  const graph = makeGraph({
-    inputs: [],
-    outputs: Object.fromEntries(params.map((p) => [p.name!, p])),
-  });
+  const graph = weightsGraph(weights);
   const targets = findTargets(graph, description.config);
   const tensors: Record<string, Float32Array> = {};
   for (const [name, t] of file.tensors) {

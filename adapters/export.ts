@@ -8,19 +8,17 @@
  *
  * @module
  */
-import { makeGraph, makeNode, type Node } from "../compiler/ir.ts";
 import {
   type LoadedTensor,
   openSafetensors,
   type TensorInput,
   writeSafetensors,
 } from "../io/safetensors.ts";
-import { findTargets } from "./targets.ts";
+import { findTargets, matchesModule, weightsGraph } from "./targets.ts";
 import { type Adapter, merge, type MergeRunner } from "./merge.ts";
 import { lambdaBName, lambdaDName, resolveVeraConfig, type VeraAdapter } from "./vera.ts";
 import { type LoraAdapter, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
-import type { PeftAdapterFiles } from "./peft.ts";
-import { matchesModule } from "./targets.ts";
+import { type PeftAdapterFiles, peftTargetConfig } from "./peft.ts";
 
 /**
  * Rebuilds the adapter described by a PEFT directory against a model's
@@ -41,25 +39,9 @@ export function adapterFromPeft(
   files: PeftAdapterFiles,
   weights: Readonly<Record<string, readonly number[]>>,
 ): Adapter {
-  const params: Node[] = Object.entries(weights).map(([name, shape]) =>
-    makeNode("param", [], {
-      shape: [...shape],
-      dtype: "f32",
-      role: "frozen",
-      init: { kind: "zeros" },
-    }, name)
-  );
-  const graph = makeGraph({
-    inputs: [],
-    outputs: Object.fromEntries(params.map((p) => [p.name!, p])),
-  });
+  const graph = weightsGraph(weights);
   const c = files.config;
-  const targetConfig = {
-    targetModules: c.target_modules as string[] | string,
-    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
-    layersPattern: (c.layers_pattern as string | null) ?? undefined,
-    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
-  };
+  const targetConfig = peftTargetConfig(files);
   const targets = findTargets(graph, targetConfig);
   if (files.kind === "vera") {
     const config = resolveVeraConfig({

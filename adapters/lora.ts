@@ -6,11 +6,10 @@
  *
  * @module
  */
-import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
-import { rewrite, type Rule } from "../compiler/rewrite.ts";
+import { type Graph, makeNode, type Node } from "../compiler/ir.ts";
 import { fill, mul } from "../ops/_build.ts";
 import { findTargets, type Target, type TargetConfig } from "./targets.ts";
-import { dropoutSeedInput, freezeRule } from "./vera.ts";
+import { adaptLinears } from "./_adapt.ts";
 
 /** LoRA's configuration (PEFT's `LoraConfig`, camel-cased; the fields this project supports). */
 export interface LoraConfig extends TargetConfig {
@@ -82,42 +81,15 @@ export function lora(graph: Graph, config: LoraConfig): { graph: Graph; adapter:
   }
   const targets = findTargets(graph, resolved);
   const adapter: LoraAdapter = { kind: "lora", config: resolved, targets };
-  const byWeight = new Map(targets.map((t) => [t.weight, t]));
-  const seed = resolved.dropout > 0 ? dropoutSeedInput(graph) : undefined;
-  const rewritten = new Set<string>();
-  const rule: Rule = {
-    name: "lora-linear",
-    pattern: {
-      op: "matmul",
-      inputs: [
-        { capture: "x" },
-        {
-          op: "permute",
-          attrs: { perm: [1, 0] },
-          inputs: [{ op: "param", capture: "w", where: (n) => byWeight.has(n.name!) }],
-        },
-      ],
-    },
-    rewrite: ({ node, captures }) => {
-      const target = byWeight.get(captures.w.name!)!;
-      rewritten.add(target.weight);
-      return makeNode("add", [node, loraBranch(adapter, target, captures.x, seed?.node)], {});
-    },
-  };
-  const out = rewrite(graph, [freezeRule(resolved.modulesToSave), rule]);
-  for (const t of targets) {
-    if (!rewritten.has(t.weight)) {
-      throw new Error(`lora: target ${t.module} is not a matmul with a param weight`);
-    }
-  }
-  return {
-    graph: makeGraph({
-      inputs: seed?.inputs ?? graph.inputs,
-      outputs: out.outputs,
-      meta: { ...graph.meta, lora: adapter },
-    }),
+  const adapted = adaptLinears(graph, {
+    kind: "lora",
+    targets,
+    modulesToSave: resolved.modulesToSave,
+    dropout: resolved.dropout,
+    branch: (target, x, seed) => loraBranch(adapter, target, x, seed),
     adapter,
-  };
+  });
+  return { graph: adapted, adapter };
 }
 
 /** `(alpha/r) · (drop(x) Aᵀ) Bᵀ` for one target, with its two new params. */

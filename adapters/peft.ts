@@ -32,7 +32,7 @@ import {
 } from "./vera.ts";
 import { lora, type LoraAdapter, loraAName, loraBName } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
-import { matchesModule } from "./targets.ts";
+import { matchesModule, type TargetConfig } from "./targets.ts";
 
 /** The prefix PEFT puts before module paths in adapter state dicts. */
 export const PEFT_PREFIX = "base_model.model.";
@@ -333,6 +333,30 @@ function configTargets(files: PeftAdapterFiles, dir: string): string[] | string 
 }
 
 /**
+ * The targeting fields of a PEFT config, camel-cased (`target_modules`,
+ * `layers_to_transform`, `layers_pattern`, `modules_to_save`).
+ *
+ * @example
+ * ```ts
+ * import { peftTargetConfig } from "./peft.ts";
+ * const files = { kind: "lora" as const, config: { target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
+ * console.log(peftTargetConfig(files).targetModules); // ["q_proj"]
+ * ```
+ */
+export function peftTargetConfig(
+  files: PeftAdapterFiles,
+  dir = "<memory>",
+): TargetConfig & { modulesToSave: string[] } {
+  const c = files.config;
+  return {
+    targetModules: configTargets(files, dir),
+    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
+    layersPattern: (c.layers_pattern as string | null) ?? undefined,
+    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
+  };
+}
+
+/**
  * Applies a PEFT adapter to a base graph: rewrites it (VeRA with the stored
  * projections as frozen params `vera_A`/`vera_B`) and returns the params the
  * adapter brings, keyed by graph param name. Shapes are checked against the
@@ -358,12 +382,7 @@ export function importPeft(
   dir = "<memory>",
 ): { graph: Graph; adapter: Adapter; params: Record<string, Float32Array> } {
   const c = files.config;
-  const targetConfig = {
-    targetModules: configTargets(files, dir),
-    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
-    layersPattern: (c.layers_pattern as string | null) ?? undefined,
-    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
-  };
+  const targetConfig = peftTargetConfig(files, dir);
   const result = files.kind === "vera"
     ? vera(base, {
       ...targetConfig,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Graph, Node } from "../compiler/ir.ts";
+import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
 
 /** The targeting part of an adapter config. */
 export interface TargetConfig {
@@ -128,4 +128,27 @@ export function findTargets(graph: Graph, config: TargetConfig): Target[] {
     );
   }
   return targets;
+}
+
+/**
+ * A graph holding only frozen params of the given shapes: enough to resolve
+ * targets against a model file without tracing the model.
+ *
+ * @example
+ * ```ts
+ * import { findTargets, weightsGraph } from "./targets.ts";
+ * const g = weightsGraph({ "attn.q_proj.weight": [4, 4] });
+ * console.log(findTargets(g, { targetModules: ["q_proj"] })[0].module); // "attn.q_proj"
+ * ```
+ */
+export function weightsGraph(weights: Readonly<Record<string, readonly number[]>>): Graph {
+  const params = Object.entries(weights).map(([name, shape]) =>
+    makeNode("param", [], {
+      shape: [...shape],
+      dtype: "f32",
+      role: "frozen",
+      init: { kind: "zeros" },
+    }, name)
+  );
+  return makeGraph({ inputs: [], outputs: Object.fromEntries(params.map((p) => [p.name!, p])) });
 }

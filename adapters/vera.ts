@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
-import { rewrite, type Rule } from "../compiler/rewrite.ts";
+import { type Graph, makeNode, type Node } from "../compiler/ir.ts";
 import { kaimingUniformBound } from "../runtime/threefry.ts";
 import { mul } from "../ops/_build.ts";
-import { findTargets, matchesModule, type Target, type TargetConfig } from "./targets.ts";
+import { findTargets, type Target, type TargetConfig } from "./targets.ts";
+import { adaptLinears } from "./_adapt.ts";
 
 /** VeRA's configuration (PEFT's `VeraConfig`, camel-cased). */
 export interface VeraConfig extends TargetConfig {
@@ -150,31 +150,7 @@ export function slicedProjections(
   };
 }
 
-/** Adapter params (VeRA's and LoRA's) are never frozen by the freeze rule. */
-const ADAPTER_PARAM = /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/;
-
-function isTrainableBase(node: Node, keep: readonly string[]): boolean {
-  if (node.attrs.role !== "trainable" || ADAPTER_PARAM.test(node.name!)) return false;
-  const module = node.name!.slice(0, node.name!.lastIndexOf("."));
-  return keep.length === 0 || !matchesModule(module, keep);
-}
-
-/** Rule: freeze every trainable base param except those under `modulesToSave`. */
-export function freezeRule(modulesToSave: readonly string[]): Rule {
-  return {
-    name: "freeze-base",
-    pattern: { op: "param", where: (n) => isTrainableBase(n, modulesToSave) },
-    rewrite: ({ node }) => makeNode("param", [], { ...node.attrs, role: "frozen" }, node.name),
-  };
-}
-
-/** The input holding the per-step dropout seed, reusing the graph's own when it has one. */
-export function dropoutSeedInput(graph: Graph): { node: Node; inputs: Node[] } {
-  const existing = graph.inputs.find((n) => n.name === "dropoutSeed");
-  if (existing !== undefined) return { node: existing, inputs: [...graph.inputs] };
-  const node = makeNode("input", [], { shape: [], dtype: "u32" }, "dropoutSeed");
-  return { node, inputs: [...graph.inputs, node] };
-}
+export { dropoutSeedInput, freezeRule } from "./_adapt.ts";
 
 /**
  * Rewrites a graph with VeRA: base weights frozen, one adapter branch per
@@ -207,44 +183,15 @@ export function vera(
     maxOut: Math.max(...targets.map((t) => t.outFeatures)),
     projections: options.projections ?? "seed",
   };
-  const byWeight = new Map(targets.map((t) => [t.weight, t]));
-  const seed = resolved.dropout > 0 ? dropoutSeedInput(graph) : undefined;
-  const rewritten = new Set<string>();
-  const adaptRule: Rule = {
-    name: "vera-linear",
-    pattern: {
-      op: "matmul",
-      inputs: [
-        { capture: "x" },
-        {
-          op: "permute",
-          attrs: { perm: [1, 0] },
-          inputs: [{ op: "param", capture: "w", where: (n) => byWeight.has(n.name!) }],
-        },
-      ],
-    },
-    rewrite: ({ node, captures }) => {
-      const target = byWeight.get(captures.w.name!)!;
-      rewritten.add(target.weight);
-      return makeNode("add", [node, veraBranch(adapter, target, captures.x, seed?.node)], {});
-    },
-  };
-  const out = rewrite(graph, [freezeRule(resolved.modulesToSave), adaptRule]);
-  for (const t of targets) {
-    if (!rewritten.has(t.weight)) {
-      throw new Error(
-        `vera: target ${t.module} is not a matmul with a param weight (x · ${t.weight}ᵀ)`,
-      );
-    }
-  }
-  return {
-    graph: makeGraph({
-      inputs: seed?.inputs ?? graph.inputs,
-      outputs: out.outputs,
-      meta: { ...graph.meta, vera: adapter },
-    }),
+  const adapted = adaptLinears(graph, {
+    kind: "vera",
+    targets,
+    modulesToSave: resolved.modulesToSave,
+    dropout: resolved.dropout,
+    branch: (target, x, seed) => veraBranch(adapter, target, x, seed),
     adapter,
-  };
+  });
+  return { graph: adapted, adapter };
 }
 
 /** `lambdaB ⊙ ((lambdaD ⊙ (drop(x) A_sᵀ)) B_sᵀ)` for one target, with its two new params. */

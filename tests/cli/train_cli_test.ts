@@ -32,7 +32,21 @@ async function metricLines(dir: string): Promise<Record<string, number>[]> {
     .map((l) => ({ ...JSON.parse(l), tokens_per_s: 0 }));
 }
 
-const TINY = ["--layers", "1", "--d-model", "8", "--heads", "2", "--seq", "16", "--batch", "2"];
+// The CPU reference keeps these end-to-end runs fast; WebGPU runs are tested in tests/train.
+const TINY = [
+  "--layers",
+  "1",
+  "--d-model",
+  "8",
+  "--heads",
+  "2",
+  "--seq",
+  "16",
+  "--batch",
+  "2",
+  "--backend",
+  "cpu",
+];
 
 Deno.test("cli pretrain and finetune", async (t) => {
   const dir = await Deno.makeTempDir();
@@ -42,7 +56,7 @@ Deno.test("cli pretrain and finetune", async (t) => {
       finetuneCommand([
         ...["--base", base, "--data", "names", "--method", method, "--out", `${dir}/${out}`],
         ...["--r", "4", "--steps", "6", "--batch", "2", "--eval-limit", "4"],
-        ...["--log-every", "1", "--save-every", "2", ...more],
+        ...["--log-every", "1", "--save-every", "2", "--backend", "cpu", ...more],
       ], options)
     );
 
@@ -156,13 +170,24 @@ Deno.test("cli pretrain and finetune", async (t) => {
       [["--seq", "32"], /--seq 32 exceeds the base model's maxSeqLen 16 \(.*base\.safetensors\)/],
       [["--bogus", "1"], /finetune: Unknown option '--bogus'/],
       [["--data", "iris"], /--data must be spam or names, got "iris"/],
-      [["--backend", "webgpu"], /--backend webgpu is not available \(available: cpu\)/],
+      [["--backend", "tpu"], /--backend tpu is not available \(available: cpu, webgpu\)/],
       [["--steps", "0"], /--steps must be an integer ≥ 1, got "0"/],
       [["--resume"], /--resume: no .*checkpoint\.safetensors/],
       [["--targets", "nowhere"], /no module matched targetModules \["nowhere"\]/],
     ];
     for (const [flags, expected] of cases) {
-      const args = ["--base", base, "--data", "names", "--method", "vera", "--out", `${dir}/bad`];
+      const args = [
+        "--base",
+        base,
+        "--data",
+        "names",
+        "--method",
+        "vera",
+        "--out",
+        `${dir}/bad`,
+        "--backend",
+        "cpu",
+      ];
       const error = await finetuneCommand([...args, ...flags], QUIET).then(() => null, (e) => e);
       ok(error instanceof UsageError, `${flags}: ${error}`);
       match(error.message, expected);
