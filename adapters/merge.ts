@@ -79,7 +79,7 @@ export function mergeGraph(adapter: Adapter, sign: 1 | -1 = 1): Graph {
   return makeGraph({ inputs: [], outputs, meta: { merge: adapter.kind, sign } });
 }
 
-/** Runs a graph of merged weights; the WebGPU backend plugs in here. */
+/** Runs a graph of merged weights: {@link cpuMergeRunner}, or `webgpuMergeRunner` (adapters/gpu_merge.ts). */
 export type MergeRunner = (graph: Graph, params: Readonly<Record<string, Float32Array>>) =>
   | Record<string, Float32Array>
   | Promise<Record<string, Float32Array>>;

@@ -5,14 +5,28 @@ import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import { readPeft } from "../adapters/peft.ts";
 import { adapterFromPeft, exportMerged } from "../adapters/export.ts";
 import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
-import type { Adapter, MergeRunner } from "../adapters/merge.ts";
+import { type Adapter, cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
+import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { type FlagSpec, parseFlags, required, UsageError } from "./_args.ts";
+
+/** Where the merge graph runs, by `--backend` name. */
+const MERGE_RUNNERS: Readonly<Record<string, MergeRunner>> = {
+  webgpu: webgpuMergeRunner,
+  cpu: cpuMergeRunner,
+};
+
+const BACKEND_FLAG: FlagSpec = {
+  type: "string",
+  help: "where the merge runs: webgpu (navigator.gpu) | cpu (f32 reference)",
+  default: "webgpu",
+};
 
 /** The flags of `merge`. */
 export const MERGE_FLAGS: Record<string, FlagSpec> = {
   base: { type: "string", help: "base model safetensors file" },
   adapter: { type: "string", help: "adapter: PEFT directory or compact .safetensors" },
   out: { type: "string", help: "merged model safetensors file to write" },
+  backend: BACKEND_FLAG,
   json: { type: "boolean", help: "print a JSON summary as the last line" },
 };
 
@@ -22,6 +36,7 @@ export const EXPORT_FLAGS: Record<string, FlagSpec> = {
   format: { type: "string", help: "peft | compact | zip" },
   out: { type: "string", help: "where to write" },
   "merged-base": { type: "string", help: "zip only: also bundle the model merged into this base" },
+  backend: BACKEND_FLAG,
   json: { type: "boolean", help: "print a JSON summary as the last line" },
 };
 
@@ -50,22 +65,44 @@ export async function loadAdapter(
   return adapterFromCompact(await Deno.readFile(path), weights);
 }
 
+/** The runner `--backend` names; an explicit `runner` (tests, embedders) takes precedence. */
+function mergeRunner(
+  command: string,
+  values: Record<string, unknown>,
+  runner?: MergeRunner,
+): MergeRunner {
+  const name = String(values.backend);
+  if (!Object.hasOwn(MERGE_RUNNERS, name)) {
+    throw new UsageError(
+      `${command}: --backend must be ${Object.keys(MERGE_RUNNERS).join(" or ")}, got "${name}"`,
+    );
+  }
+  return runner ?? MERGE_RUNNERS[name];
+}
+
 async function weightShapes(base: string): Promise<Record<string, number[]>> {
   const reader = await openSafetensors(base);
   reader.close();
   return Object.fromEntries(reader.header.tensors.map((t) => [t.name, [...t.shape]]));
 }
 
-/** `merge`: fold an adapter into a base model file. */
+/** `merge`: fold an adapter into a base model file (on `--backend`, default webgpu). */
 export async function mergeCommand(args: readonly string[], runner?: MergeRunner): Promise<void> {
   const { values } = parseFlags("merge", args, MERGE_FLAGS);
+  const merger = mergeRunner("merge", values, runner);
   const base = required(values, "base", "merge");
   const out = required(values, "out", "merge");
   const { adapter, tensors } = await loadAdapter(
     required(values, "adapter", "merge"),
     await weightShapes(base),
   );
-  const report = await exportMerged({ base, out, adapter, adapterParams: tensors, runner });
+  const report = await exportMerged({
+    base,
+    out,
+    adapter,
+    adapterParams: tensors,
+    runner: merger,
+  });
   console.log(
     `merged ${report.merged.length} weights (${adapter.kind}), replaced ${report.replaced.length}, ` +
       `copied ${report.copied.length} unchanged → ${out}`,
@@ -76,6 +113,7 @@ export async function mergeCommand(args: readonly string[], runner?: MergeRunner
 /** `export`: rewrite an adapter as PEFT, compact or zip. */
 export async function exportCommand(args: readonly string[], runner?: MergeRunner): Promise<void> {
   const { values } = parseFlags("export", args, EXPORT_FLAGS);
+  const merger = mergeRunner("export", values, runner);
   const dir = required(values, "adapter", "export");
   const out = required(values, "out", "export");
   const format = required(values, "format", "export");
@@ -113,7 +151,7 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
           out: tmp,
           adapter,
           adapterParams: files.tensors,
-          runner,
+          runner: merger,
         });
         bundleFiles["merged.safetensors"] = await Deno.readFile(tmp);
       } finally {

@@ -19,7 +19,12 @@
 import { type Graph, graphNodes, print, validate } from "./ir.ts";
 import "../ops/mod.ts";
 import { constantFold, cse, dce } from "./passes/cleanup.ts";
-import { fuse, type FusionPlan } from "./passes/fuse.ts";
+import {
+  DEFAULT_RANDOM_PROJECTIONS,
+  fuse,
+  type FusionPlan,
+  type RandomProjections,
+} from "./passes/fuse.ts";
 import { simplify } from "./passes/simplify.ts";
 import {
   describeNode,
@@ -75,6 +80,8 @@ export interface PassState {
 export interface PassContext extends ScheduleOptions {
   /** Storage buffers a kernel may bind (the device's `maxStorageBuffersPerShaderStage`). */
   readonly maxBindings?: number;
+  /** Where `random` nodes are computed (see {@link CompileOptions.randomProjections}). */
+  readonly randomProjections?: RandomProjections;
 }
 
 /**
@@ -118,7 +125,8 @@ export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
   fuse: {
     name: "fuse",
     run: (state, context) => {
-      const plan = fuse(state.graph, { maxBindings: context.maxBindings });
+      const { maxBindings, randomProjections } = context;
+      const plan = fuse(state.graph, { maxBindings, randomProjections });
       return { graph: plan.graph, plan };
     },
   },
@@ -255,6 +263,14 @@ export interface CompileOptions {
   readonly debug?: boolean | ((pass: string, dump: string) => void);
   /** Rewrites each kernel after lowering (instrumentation; tests use it to break one). */
   readonly mapKernel?: (kernel: Kernel) => Kernel;
+  /**
+   * VeRA's projections (`random` nodes) on webgpu: `"shared"` generates each
+   * once per run into a buffer every matmul reads; `"fused"` generates the
+   * elements inside each matmul's operand loads and allocates nothing. Same
+   * bits either way. Default {@link DEFAULT_RANDOM_PROJECTIONS}, the faster
+   * on the measured adapter (BENCHMARKS.md).
+   */
+  readonly randomProjections?: RandomProjections;
 }
 
 /** On software adapters, products under 64³ multiply-adds get 4×4 register blocks: they compile twice as fast. */
@@ -337,6 +353,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
     tiles: (shape) => tilesFor(gpu, shape),
     checkSize: gpu.checkBindingSize,
     mapKernel: options.mapKernel,
+    randomProjections: options.randomProjections ?? DEFAULT_RANDOM_PROJECTIONS,
   };
   const state = runPipeline(graph, passes, { context, debug });
   if (state.program === undefined) {

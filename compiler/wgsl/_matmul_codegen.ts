@@ -2,9 +2,10 @@
 // here (named accumulators and fragments) so the shader compiler keeps it in
 // registers rather than in an indexed private array.
 
-import type { MatmulTiles } from "./matmul.ts";
+import type { MatmulTiles, RandomOperand } from "./matmul.ts";
 import { wgslBindingDecl } from "./kernel.ts";
-import type { MatmulPlan, OperandPlan } from "./_matmul_plan.ts";
+import { matmulBindings, type MatmulPlan, type OperandPlan } from "./_matmul_plan.ts";
+import { THREEFRY_WGSL, wgslUniformSymmetric } from "./threefry.ts";
 
 const COMPONENT = ["x", "y", "z", "w"];
 const u = (n: number) => `${n}u`;
@@ -18,12 +19,20 @@ interface FragmentSource {
   kContiguous: boolean;
   /** The array holds vec4<f32>. */
   vec4: boolean;
+  /** The operand has no array: its elements are generated (scalar reads only). */
+  random?: RandomOperand;
   /**
    * Index of (lane, k + kk). For vector reads of a k-contiguous operand: the
    * vec4 of lane `lane` (kk = 0); of another operand: the vec4 of lanes
    * 4·lane..4·lane+3. For scalar reads: the element itself.
    */
   index: (lane: number, kk: number, k: string, vector: boolean) => string;
+}
+
+/** Scalar element `e` of an operand: a load from its array, or its Threefry value. */
+function element(src: Pick<FragmentSource, "array" | "vec4" | "random">, e: string): string {
+  if (src.random !== undefined) return wgslUniformSymmetric(src.random, e);
+  return `${src.array}[${src.vec4 ? `(${e}) / 4u][(${e}) % 4u` : e}]`;
 }
 
 /** Emits the reads of one k group (`kks` values of k) and returns an accessor for (lane, kk). */
@@ -54,10 +63,7 @@ function fragment(src: FragmentSource, kks: number, k: string, tag: string) {
   }
   for (let kk = 0; kk < kks; kk++) {
     for (let i = 0; i < src.count; i++) {
-      const e = src.index(i, kk, k, false);
-      lines.push(
-        `let ${name}_${kk}_${i} = ${src.array}[${src.vec4 ? `(${e}) / 4u][(${e}) % 4u` : e}];`,
-      );
+      lines.push(`let ${name}_${kk}_${i} = ${element(src, src.index(i, kk, k, false))};`);
     }
   }
   return { lines, value: (i: number, kk: number) => `${name}_${kk}_${i}`, vectors: false };
@@ -123,9 +129,10 @@ function directSource(
     index = (i, kk, k) => `${which}_col${i} + (${k} + ${u(kk)}) * ${u(o.ld)}`;
   }
   const array = which === "a" ? "lhs" : "rhs";
+  const { kContiguous, random } = o;
   return {
     setup,
-    src: { array, prefix: which, count, kContiguous: o.kContiguous, vec4, index } as FragmentSource,
+    src: { array, prefix: which, count, kContiguous, vec4, index, random } as FragmentSource,
   };
 }
 
@@ -183,7 +190,12 @@ function tileCopy(p: MatmulPlan, which: "a" | "b", vec4: boolean, threads: numbe
       `go < ${u(outerLimit)} && gi < ${u(innerLimit)})`
     : `vec4<f32>(${
       [0, 1, 2, 3].map((e) =>
-        `select(0.0, ${array}[${base} + min(gi + ${u(e)}, ${u(Math.max(innerLimit, 1) - 1)})], ` +
+        `select(0.0, ${
+          element(
+            { array, vec4: false, random: o.random },
+            `${base} + min(gi + ${u(e)}, ${u(Math.max(innerLimit, 1) - 1)})`,
+          )
+        }, ` +
         `go < ${u(outerLimit)} && gi + ${u(e)} < ${u(innerLimit)})`
       ).join(", ")
     })`;
@@ -245,10 +257,12 @@ export function emitMatmulWgsl(p: MatmulPlan): string {
   const { tiles: t, M, N } = p;
   const registers = t.staging === "registers";
   // vec4 reads need aligned rows; outside the registers-mode k loop (which has
-  // a scalar tail) they also need whole vec4s along the stored rows.
-  const vecA = p.a.aligned && ((registers && p.a.kContiguous) || p.a.inner % 4 === 0);
-  const vecB = p.b.aligned && ((registers && p.b.kContiguous) || p.b.inner % 4 === 0);
-  const vecC = N % 4 === 0;
+  // a scalar tail) they also need whole vec4s along the stored rows. A
+  // generated operand is computed one element at a time.
+  const vec = (o: OperandPlan) =>
+    !o.random && o.aligned && ((registers && o.kContiguous) || o.inner % 4 === 0);
+  const [vecA, vecB, vecC] = [vec(p.a), vec(p.b), N % 4 === 0];
+  const vec4Arrays = new Set([vecA && "lhs", vecB && "rhs", vecC && "dst"]);
   const accs: string[] = [];
   for (let i = 0; i < t.threadM; i++) {
     for (let j4 = 0; j4 < t.threadN / 4; j4++) accs.push(`acc_${i}_${j4}`);
@@ -265,21 +279,11 @@ export function emitMatmulWgsl(p: MatmulPlan): string {
   const indent = (lines: string[]) => lines.map((l) => `  ${l}`);
   return [
     `// matmul C[b] = op(A[b]) · op(B[b]): batch ${p.batch}, M ${M}, N ${N}, K ${p.K}`,
-    wgslBindingDecl(
-      { name: "lhs", type: "storage-read" },
-      0,
-      vecA ? "array<vec4<f32>>" : "array<f32>",
-    ),
-    wgslBindingDecl(
-      { name: "rhs", type: "storage-read" },
-      1,
-      vecB ? "array<vec4<f32>>" : "array<f32>",
-    ),
-    wgslBindingDecl({ name: "dst", type: "storage" }, 2, vecC ? "array<vec4<f32>>" : "array<f32>"),
-    ...p.epilogues.flatMap((e) => e.bindings).map((b, i) =>
-      wgslBindingDecl(b, 3 + i, "array<f32>")
+    ...matmulBindings(p).map((b, i) =>
+      wgslBindingDecl(b, i, vec4Arrays.has(b.name) ? "array<vec4<f32>>" : "array<f32>")
     ),
     ...(registers ? [] : workgroupDecls(p)),
+    ...(p.a.random || p.b.random ? [THREEFRY_WGSL] : []),
     "",
     ...(p.epilogues.length
       ? [

@@ -1,7 +1,8 @@
 // Validation and layout planning for compiler/wgsl/matmul.ts: everything that
 // decides the WGSL is gathered into a MatmulPlan, and the key is made from it.
 
-import type { MatmulEpilogue, MatmulOptions, MatmulTiles } from "./matmul.ts";
+import type { KernelBinding } from "./kernel.ts";
+import type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./matmul.ts";
 
 /** One operand as stored: per batch, `outer` rows of `inner` contiguous elements, `ld` apart. */
 export interface OperandPlan {
@@ -15,6 +16,8 @@ export interface OperandPlan {
   extent: number;
   /** Every stored row starts 16-byte aligned, so rows can be read as vec4. */
   aligned: boolean;
+  /** Generated in the loads rather than read: the operand has no buffer. */
+  random?: RandomOperand;
 }
 
 /** A validated matmul, ready to emit. */
@@ -40,6 +43,7 @@ export function operandPlan(o: {
   batch: number;
   batchStride: number;
   offset: number;
+  random?: RandomOperand;
 }): OperandPlan {
   const ld = o.ld ?? o.inner;
   const n = o.name;
@@ -66,8 +70,21 @@ export function operandPlan(o: {
     throw new Error(`${o.at}: ${n} spans ${extent} elements, more than u32 can index`);
   }
   const aligned = o.offset % 4 === 0 && (o.outer <= 1 || ld % 4 === 0) && batchStride % 4 === 0;
-  const { kContiguous, outer, inner, offset } = o;
-  return { kContiguous, outer, inner, ld, batchStride, offset, extent, aligned };
+  const { kContiguous, outer, inner, offset, random } = o;
+  if (random !== undefined) checkRandom(random, `${o.at}: random${n}`);
+  return { kContiguous, outer, inner, ld, batchStride, offset, extent, aligned, random };
+}
+
+function checkRandom(r: RandomOperand, at: string): void {
+  for (const field of ["seed", "stream"] as const) {
+    const v = r[field];
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** 32) {
+      throw new Error(`${at}: ${field} must be an integer in [0, 2^32), got ${v}`);
+    }
+  }
+  if (!(Number.isFinite(r.bound) && r.bound > 0)) {
+    throw new Error(`${at}: bound must be finite and > 0, got ${r.bound}`);
+  }
 }
 
 // Names the generated module declares at module scope or gives the epilogue.
@@ -119,6 +136,7 @@ export function planMatmul(
     batch,
     batchStride: options.batchStrideA ?? M * K,
     offset: options.offsetA ?? 0,
+    random: options.randomA,
   });
   const b = operandPlan({
     name: "B",
@@ -130,6 +148,7 @@ export function planMatmul(
     batch,
     batchStride: options.batchStrideB ?? K * N,
     offset: options.offsetB ?? 0,
+    random: options.randomB,
   });
   if (batch * M * N >= 2 ** 32) {
     throw new Error(`${at}: C has ${batch * M * N} elements, more than u32 indexes`);
@@ -184,11 +203,23 @@ function checkTiles(t: MatmulTiles, at: string): void {
   }
 }
 
+/** The kernel's bindings in order: `lhs` and `rhs` unless generated, `dst`, the epilogues'. */
+export function matmulBindings(p: MatmulPlan): KernelBinding[] {
+  return [
+    ...(p.a.random ? [] : [{ name: "lhs", type: "storage-read" as const }]),
+    ...(p.b.random ? [] : [{ name: "rhs", type: "storage-read" as const }]),
+    { name: "dst", type: "storage" },
+    ...p.epilogues.flatMap((e) => e.bindings),
+  ];
+}
+
 /** A key that changes exactly when the emitted WGSL would. */
 export function matmulKey(p: MatmulPlan): string {
   const t = p.tiles;
+  const random = (r: RandomOperand | undefined) =>
+    r ? `,random=${r.seed}/${r.stream}/${Math.fround(r.bound)}` : "";
   const operand = (o: MatmulPlan["a"]) =>
-    `${o.kContiguous ? "k" : "t"},ld=${o.ld},s=${o.batchStride},o=${o.offset}`;
+    `${o.kContiguous ? "k" : "t"},ld=${o.ld},s=${o.batchStride},o=${o.offset}${random(o.random)}`;
   const epilogue = p.epilogues.map((e) => `${e.expr}{${e.bindings.map((b) => b.name).join(",")}}`)
     .join(";");
   return `matmul:b=${p.batch},m=${p.M},n=${p.N},k=${p.K};A(${operand(p.a)});B(${operand(p.b)});` +

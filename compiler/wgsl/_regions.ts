@@ -81,7 +81,8 @@ export function regionReads(
 }
 
 /**
- * The nodes a group reads from buffers (a tiled matmul's operands through their views).
+ * The nodes a group reads from buffers (a tiled matmul's operands through
+ * their views, unless an operand is generated in its loads).
  *
  * @example
  * ```ts
@@ -100,7 +101,10 @@ export function groupReads(group: KernelGroup, materialized: ReadonlySet<number>
   const op = group.op;
   if (op?.op === "matmul" && !group.direct) {
     const epilogue = group.epilogue ? regionReads([group.epilogue], materialized, op) : [];
-    return [...op.inputs.map((operand) => matmulRead(operand).base), ...epilogue];
+    // A base without a buffer is a fused `random` node, generated in the operand loads.
+    const operands = op.inputs.map((operand) => matmulRead(operand).base)
+      .filter((base) => materialized.has(base.id));
+    return [...operands, ...epilogue];
   }
   return regionReads(
     op ? [op, ...group.roots.filter((r) => r !== op)] : group.roots,

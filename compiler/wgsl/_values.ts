@@ -8,6 +8,7 @@ import { type DType, type Node, type Shape, sizeOf } from "../ir.ts";
 import { getOp, stridesOf } from "../../ops/registry.ts";
 import { dropoutConstants } from "../../ops/random.ts";
 import { wgslF32 } from "./kernel.ts";
+import { wgslUniformSymmetric } from "./threefry.ts";
 
 /**
  * Ops that only rearrange elements; lowered as index arithmetic.
@@ -234,10 +235,8 @@ export class ValueEmitter {
       }
       case "random": {
         this.usesThreefry = true;
-        const key = `vec2<u32>(${u32(attrs.stream as number)}, ${u32(attrs.seed as number)})`;
-        return `uniform_symmetric(${key}, ${this.linear(index)}, ${
-          wgslF32(attrs.bound as number)
-        })`;
+        const { seed, stream, bound } = attrs as { seed: number; stream: number; bound: number };
+        return wgslUniformSymmetric({ seed, stream, bound }, this.linear(index));
       }
       case "dropout": {
         this.usesThreefry = true;

@@ -2,16 +2,17 @@
  * Lowering: one kernel per fusion group (see compiler/passes/fuse.ts).
  * Elementwise regions, reductions, row-wise ops, gather and scatter come from
  * this folder's generators; matmuls from `matmulKernel`, with transposes,
- * slices and batch broadcasts folded into its indexing and a fused
- * elementwise epilogue appended as a WGSL function.
+ * slices and batch broadcasts folded into its indexing, a `random` operand
+ * without a buffer generated in its loads, and a fused elementwise epilogue
+ * appended as a WGSL function.
  *
  * @module
  */
-import { sizeOf } from "../ir.ts";
+import { type Node, sizeOf } from "../ir.ts";
 import { allOps } from "../../ops/registry.ts";
 import type { FusionPlan, KernelGroup } from "../passes/fuse.ts";
 import { groupReads, matmulRead, regionReads } from "./_regions.ts";
-import { matmulKernel, type MatmulTiles } from "./matmul.ts";
+import { matmulKernel, type MatmulTiles, type RandomOperand } from "./matmul.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { scatterAddKernel } from "./gather.ts";
 import { gatherKernel } from "./gather.ts";
@@ -160,6 +161,10 @@ function lowerMatmul(
   const r = m.shape.length;
   const readA = matmulRead(a);
   const readB = matmulRead(b);
+  // Operands whose base has no buffer are fused `random` nodes, generated in the loads.
+  const [randomA, randomB] = [readA, readB].map((read) =>
+    materialized.has(read.base.id) ? undefined : randomOperand(read.base)
+  );
   const fused = root !== m;
   const extra = fused ? regionReads([root], materialized, m) : [];
   let epilogueFn = "";
@@ -189,6 +194,8 @@ function lowerMatmul(
     batchStrideB: readB.batchStride,
     offsetA: readA.offset,
     offsetB: readB.offset,
+    randomA,
+    randomB,
     tiles: typeof options.tiles === "function" ? options.tiles(shape) : options.tiles,
     epilogue: fused
       ? {
@@ -200,12 +207,23 @@ function lowerMatmul(
       ? `${labelOf([m])} with epilogue ${labelOf([root], extra)}`
       : labelOf([m], [readA.base, readB.base]),
   });
+  // The kernel includes the Threefry functions itself when it generates an operand.
+  const threefry = usesThreefry && !randomA && !randomB;
   const wgsl = fused
-    ? [kernel.wgsl, ...(usesThreefry ? [THREEFRY_WGSL] : []), epilogueFn, ""].join("\n")
+    ? [kernel.wgsl, ...(threefry ? [THREEFRY_WGSL] : []), epilogueFn, ""].join("\n")
     : kernel.wgsl;
+  const operands = [readA, readB].filter((read) => materialized.has(read.base.id));
   return {
     kernel: { ...kernel, wgsl },
-    nodes: [readA.base, readB.base, root, ...extra],
+    nodes: [...operands.map((read) => read.base), root, ...extra],
     outputs: [root],
   };
+}
+
+function randomOperand(node: Node): RandomOperand {
+  if (node.op !== "random") {
+    throw new Error(`internal: matmul operand ${node.op}#${node.id} has no buffer to read`);
+  }
+  const { seed, stream, bound } = node.attrs as { seed: number; stream: number; bound: number };
+  return { seed, stream, bound };
 }

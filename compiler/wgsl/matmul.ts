@@ -5,6 +5,8 @@
  *   materialised). Leading dimensions, batch strides (0 broadcasts) and
  *   element offsets let a kernel read slices such as `A[:, :k]` of a larger
  *   matrix in place.
+ * - An operand that is a `random` node (VeRA's projections) can instead be
+ *   generated in its loads (`randomA` / `randomB`), with no buffer at all.
  * - Each invocation computes a `threadM × threadN` block of C in registers.
  *   With `staging: "workgroup"` (the GPU default) the workgroup first copies
  *   `tileM × tileK` and `tileK × tileN` tiles into workgroup memory; with
@@ -26,7 +28,7 @@
 
 import { type Kernel, type KernelBinding, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
 import { emitMatmulWgsl } from "./_matmul_codegen.ts";
-import { matmulKey, planMatmul } from "./_matmul_plan.ts";
+import { matmulBindings, matmulKey, planMatmul } from "./_matmul_plan.ts";
 
 /**
  * How work is split: the C tile of a workgroup, its k step, and the register block of an invocation.
@@ -74,6 +76,29 @@ export interface MatmulEpilogue {
 }
 
 /**
+ * An operand generated inside the kernel instead of read from a buffer (a
+ * `random` node, DESIGN.md §6): the element its layout options address at
+ * flat index `e` is `uniform_symmetric(key(seed, stream), e, bound)`, the
+ * same bits as the TypeScript reference `uniformSymmetric`.
+ *
+ * @example
+ * ```ts
+ * import type { RandomOperand } from "./matmul.ts";
+ * import { kaimingUniformBound } from "../../runtime/threefry.ts";
+ * // VeRA's A [r = 16, maxIn = 64], stream 0 under seed 7.
+ * const veraA: RandomOperand = { seed: 7, stream: 0, bound: kaimingUniformBound(64) };
+ * ```
+ */
+export interface RandomOperand {
+  /** An integer in [0, 2^32). */
+  seed: number;
+  /** An integer in [0, 2^32). */
+  stream: number;
+  /** The half-width, finite and > 0 (used as an f32). */
+  bound: number;
+}
+
+/**
  * What to multiply; only `M`, `N`, `K` are required.
  *
  * @example
@@ -108,6 +133,10 @@ export interface MatmulOptions {
   offsetA?: number;
   /** Element offset of B's first element in its buffer. */
   offsetB?: number;
+  /** Generate A in its loads (no `lhs` binding); the layout options index the generated tensor. */
+  randomA?: RandomOperand;
+  /** Generate B in its loads (no `rhs` binding). */
+  randomB?: RandomOperand;
   /** Tile configuration; missing fields come from {@linkcode MATMUL_TILES_GPU}. */
   tiles?: Partial<MatmulTiles>;
   /** Applied in order to each accumulator before it is stored. */
@@ -247,8 +276,9 @@ export function matmulSizes(options: MatmulOptions): MatmulSizes {
 }
 
 /**
- * Generates the kernel. Bindings: 0 `lhs` (A), 1 `rhs` (B), 2 `dst` (C),
- * then each epilogue binding in order. Dispatch:
+ * Generates the kernel. Bindings: `lhs` (A), `rhs` (B), `dst` (C), then each
+ * epilogue binding in order; a generated operand ({@linkcode RandomOperand})
+ * has no binding, and the rest move up. Dispatch:
  * `[ceil(N / tileN), ceil(M / tileM), batch]`.
  *
  * @example
@@ -264,7 +294,6 @@ export function matmulSizes(options: MatmulOptions): MatmulSizes {
 export function matmulKernel(options: MatmulOptions): Kernel {
   const plan = planMatmul(options, MATMUL_TILES_GPU);
   const { tiles } = plan;
-  const epilogueBindings = plan.epilogues.flatMap((e) => e.bindings);
   const dispatch = [
     Math.ceil(plan.N / tiles.tileN),
     Math.ceil(plan.M / tiles.tileM),
@@ -280,12 +309,7 @@ export function matmulKernel(options: MatmulOptions): Kernel {
   return {
     key: matmulKey(plan),
     wgsl: emitMatmulWgsl(plan),
-    bindings: [
-      { name: "lhs", type: "storage-read" },
-      { name: "rhs", type: "storage-read" },
-      { name: "dst", type: "storage" },
-      ...epilogueBindings,
-    ],
+    bindings: matmulBindings(plan),
     workgroupSize: [tiles.tileN / tiles.threadN, tiles.tileM / tiles.threadM, 1],
     dispatch: plan.batch * plan.M * plan.N === 0 ? [0, 0, 0] : dispatch,
     ...(options.label === undefined ? {} : { label: options.label }),

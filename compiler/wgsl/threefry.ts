@@ -8,6 +8,7 @@
  */
 
 import { threefryKey } from "../../runtime/threefry.ts";
+import { wgslF32 } from "./kernel.ts";
 
 /**
  * WGSL functions for Threefry-2x32 (20 rounds) and the values built on it.
@@ -91,6 +92,26 @@ fn dropout_keep(key: vec2<u32>, index: u32, p: f32) -> bool {
   return random_unit(key, index) >= p;
 }
 `;
+
+/**
+ * The WGSL expression for element `index` (a u32 expression) of a `random`
+ * node's values: `uniform_symmetric` of {@link THREEFRY_WGSL} with the key
+ * of `(seed, stream)` and the f32 bound baked in as literals.
+ *
+ * @example
+ * ```ts
+ * import { wgslUniformSymmetric } from "./threefry.ts";
+ * console.log(wgslUniformSymmetric({ seed: 7, stream: 1, bound: 0.5 }, "i"));
+ * // uniform_symmetric(vec2<u32>(1u, 7u), i, 0.5)
+ * ```
+ */
+export function wgslUniformSymmetric(
+  random: { readonly seed: number; readonly stream: number; readonly bound: number },
+  index: string,
+): string {
+  const key = `vec2<u32>(${random.stream >>> 0}u, ${random.seed >>> 0}u)`;
+  return `uniform_symmetric(${key}, ${index}, ${wgslF32(random.bound)})`;
+}
 
 /** Invocations per workgroup of {@link uniformSymmetricKernel}. */
 const WORKGROUP_SIZE = 64;

@@ -74,6 +74,26 @@ Deno.test("cli merge, export and inspect on a real adapter", async () => {
     });
   }
   for (const name of report.copied) deepEqual(file.tensors.get(name)!.data, baseParams[name]);
+  // The default backend is webgpu; --backend cpu runs the f32 reference and agrees.
+  const cpuOut = `${dir}/merged-cpu.safetensors`;
+  const viaCpu = await runCli([
+    "merge",
+    "--backend",
+    "cpu",
+    "--base",
+    `${dir}/base.safetensors`,
+    "--adapter",
+    `${dir}/adapter`,
+    "--out",
+    cpuOut,
+  ]);
+  equal(viaCpu.code, 0, viaCpu.err.join("\n"));
+  const cpuFile = await readSafetensors(cpuOut);
+  for (const t of adapter.targets) {
+    const gpu = file.tensors.get(t.weight)!.data as Float32Array;
+    const cpu = cpuFile.tensors.get(t.weight)!.data as Float32Array;
+    cpu.forEach((v, i) => ok(Math.abs(gpu[i] - v) <= 1e-6 * Math.max(1, Math.abs(v)), t.weight));
+  }
 
   for (const format of ["peft", "compact", "zip"]) {
     const out = `${dir}/export.${
@@ -112,6 +132,10 @@ Deno.test("cli bad input: one error line, exit 1, nothing written", async () => 
     [["inspect", dir], /cannot read adapter_config\.json/],
     [["frobnicate"], /unknown command "frobnicate"/],
     [["merge", "--nope"], /Unknown option '--nope'/],
+    [
+      ["merge", "--backend", "tpu", "--base", `${dir}/b`, "--adapter", dir, "--out", `${dir}/o`],
+      /--backend must be webgpu or cpu, got "tpu"/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const run = await runCli(args);
