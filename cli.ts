@@ -14,6 +14,7 @@ import {
   MERGE_FLAGS,
   mergeCommand,
 } from "./cli/_formats.ts";
+import { DEMO_FLAGS, demoCommand } from "./cli/_demo.ts";
 import { FINETUNE_FLAGS, finetuneCommand, PRETRAIN_FLAGS, pretrainCommand } from "./cli/_train.ts";
 
 interface Command {
@@ -24,7 +25,12 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  demo: { summary: "fine-tune a spam classifier with VeRA (not available yet)", usage: "demo" },
+  demo: {
+    summary: "fine-tune a spam classifier with VeRA from the committed base model",
+    usage: "demo [--steps 150 --batch 16 --r 256 --out runs/demo --backend webgpu]",
+    flags: DEMO_FLAGS,
+    run: (args) => demoCommand(args),
+  },
   pretrain: {
     summary: "pretrain the reference GPT as a byte-level language model",
     usage: "pretrain --data spam|names --out FILE",
