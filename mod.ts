@@ -110,3 +110,75 @@ export {
   unmerge,
 } from "./adapters/merge.ts";
 export { findTargets, type Target, type TargetConfig } from "./adapters/targets.ts";
+export {
+  compile,
+  type CompileOptions,
+  DEFAULT_PIPELINE,
+  PASSES,
+  runPipeline,
+} from "./compiler/compile.ts";
+export type { Executable, ExecutableStats, HostArray, RunResult } from "./runtime/executable.ts";
+export { type GpuContext, requestGpu } from "./runtime/webgpu.ts";
+export { adamw, hyperparameterFeeds, initOptimizerState, sgd, trainStep } from "./train/optim.ts";
+export { constant as constantSchedule, warmupCosine, warmupLinear } from "./train/schedule.ts";
+export { train, type TrainOptions, type TrainResult } from "./train/trainer.ts";
+export { cpuRunner, type RunnerFactory, type StepRunner } from "./train/runner.ts";
+export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  writeSafetensors,
+} from "./io/safetensors.ts";
+export { exportPeft, importPeft, peftConfig, readPeft } from "./adapters/peft.ts";
+export { decodeCompact, encodeCompact } from "./adapters/compact.ts";
+export { formatSummary, summary } from "./adapters/summary.ts";
+export { exportMerged } from "./adapters/export.ts";
+export { webgpuMergeRunner } from "./adapters/gpu_merge.ts";
+export type { Kernel, KernelBinding } from "./compiler/wgsl/kernel.ts";
+export type { FusionPlan, KernelGroup, RandomProjections } from "./compiler/passes/fuse.ts";
+export type {
+  Program,
+  ScheduleOptions,
+  Step,
+  TensorInfo as ProgramTensorInfo,
+  TensorRole,
+} from "./compiler/schedule.ts";
+export type { Pass, PassContext, PassState, RunPipelineOptions } from "./compiler/compile.ts";
+export type { RunOptions } from "./runtime/executable.ts";
+export type { BindingSizeCheck, BufferPool } from "./runtime/_buffer_pool.ts";
+export type { DeviceHealth } from "./runtime/_errors.ts";
+export type { PipelineCache } from "./runtime/_pipeline_cache.ts";
+export type { RequestGpuOptions } from "./runtime/webgpu.ts";
+export type {
+  CpuRunnerOptions,
+  Feed,
+  RunOptions as StepRunOptions,
+  TypedArray,
+} from "./train/runner.ts";
+export type { Checkpoint, Json } from "./train/checkpoint.ts";
+export type { BatchSource, EvalBatch, EvalMetrics } from "./train/_eval.ts";
+export type { Schedule, WarmupOptions } from "./train/schedule.ts";
+export type { ProgressMode } from "./train/_progress.ts";
+export type { MetricsRecord } from "./train/_metrics.ts";
+export type {
+  AdamWOptions,
+  Optimizer,
+  SgdOptions,
+  UpdateContext,
+  UpdateResult,
+} from "./train/_rules.ts";
+export type { ParamGroup, ParamMatcher } from "./train/_groups.ts";
+export type { TrainStepOptions } from "./train/optim.ts";
+export type {
+  LoadedTensor,
+  SafetensorsDType,
+  SafetensorsFile,
+  TensorData as SafetensorsData,
+  TensorInput,
+} from "./io/safetensors.ts";
+export type { ExportMergedOptions } from "./adapters/export.ts";
+export type { AdapterSummary, LayerSummary } from "./adapters/summary.ts";
+export type { PeftAdapterFiles } from "./adapters/peft.ts";
+export type { Family, LowerOptions, MatmulShape } from "./compiler/wgsl/lower.ts";
+export type { MatmulTiles } from "./compiler/wgsl/matmul.ts";

@@ -63,4 +63,5 @@ export async function webgpuRunner(graph: Graph): Promise<StepRunner> {
 }
 
 /** A {@link RunnerFactory} for the WebGPU backend. */
-export const webgpuRunnerFactory: RunnerFactory = (graph) => webgpuRunner(graph);
+export const webgpuRunnerFactory: RunnerFactory = (graph): Promise<StepRunner> =>
+  webgpuRunner(graph);

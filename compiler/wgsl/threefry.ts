@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { Kernel, KernelBinding } from "./kernel.ts";
 import { threefryKey } from "../../runtime/threefry.ts";
 import { wgslF32 } from "./kernel.ts";
 
@@ -124,27 +125,9 @@ const DEFAULT_MAX_WORKGROUPS_PER_DIMENSION = 65535;
  */
 export const UNIFORM_SYMMETRIC_PARAMS_BYTES = 32;
 
-/** How a kernel's buffer is bound, in `@binding` order within group 0. */
-export interface KernelBinding {
-  /** The WGSL variable name. */
-  name: string;
-  /** `uniform`, `storage` (read-write) or `storage-read` (read-only). */
-  type: "uniform" | "storage" | "storage-read";
-}
-
-/** A kernel as data (DESIGN.md §7): WGSL plus what a runtime needs to run it. */
-export interface WgslKernel {
-  /** Pipeline cache key: equal keys mean equal WGSL. */
-  key: string;
-  /** The whole shader module; its entry point is `main`. */
-  wgsl: string;
-  /** Buffers at `@group(0) @binding(i)`, in order of `i`. */
-  bindings: KernelBinding[];
-  /** `@workgroup_size` of `main`. */
-  workgroupSize: [number, number, number];
-  /** Workgroup counts for `dispatchWorkgroups`. */
-  dispatch: [number, number, number];
-}
+/** The shared kernel-as-data type (compiler/wgsl/kernel.ts), under the name this module used first. */
+export type WgslKernel = Kernel;
+export type { KernelBinding };
 
 /** Parameters of one run of {@link uniformSymmetricKernel}. */
 export interface UniformSymmetricParams {
