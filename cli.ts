@@ -14,6 +14,7 @@ import {
   MERGE_FLAGS,
   mergeCommand,
 } from "./cli/_formats.ts";
+import { BENCH_FLAGS, benchCommand } from "./cli/_bench.ts";
 import { DEMO_FLAGS, demoCommand } from "./cli/_demo.ts";
 import { FINETUNE_FLAGS, finetuneCommand, PRETRAIN_FLAGS, pretrainCommand } from "./cli/_train.ts";
 
@@ -62,8 +63,10 @@ const COMMANDS: Record<string, Command> = {
     run: (args) => inspectCommand(args),
   },
   bench: {
-    summary: "benchmark one training step (not available yet)",
+    summary: "benchmark one training step of vera|lora|full",
     usage: "bench step --method vera|lora|full",
+    flags: BENCH_FLAGS,
+    run: (args) => benchCommand(args),
   },
 };
 

@@ -1,0 +1,636 @@
+/**
+ * The `bench step` command (DESIGN §11): one training step of the reference
+ * GPT (forward, backward, AdamW) with VeRA, LoRA or full fine-tuning, on
+ * random frozen weights and random tokens, timed so that every timed step's
+ * GPU work has really finished.
+ *
+ * Timing: Deno 2.9's `mapAsync` costs about 10 ms however little the GPU did,
+ * so steps are timed in blocks of k, each block ending in one readback of the
+ * loss, and the block time is divided by k. k is chosen after warm-up so that
+ * the readback is at most about 5% of a block (or given with `--block`).
+ *
+ * @module
+ */
+import type { Graph } from "../compiler/ir.ts";
+import { compile } from "../compiler/compile.ts";
+import type { Executable, RunResult } from "../runtime/executable.ts";
+import { type GpuContext, requestGpu } from "../runtime/webgpu.ts";
+import { gptGraph } from "../nn/gpt.ts";
+import { initParams } from "../nn/init.ts";
+import { vera } from "../adapters/vera.ts";
+import { lora } from "../adapters/lora.ts";
+import { adamw, hyperparameterFeeds, initOptimizerState, trainStep } from "../train/optim.ts";
+import { type FlagSpec, intFlag, parseFlags, required, UsageError } from "./_args.ts";
+
+/**
+ * Fine-tuning methods `bench step` measures.
+ *
+ * @example
+ * ```ts
+ * import type { BenchMethod } from "./_bench.ts";
+ * const methods: BenchMethod[] = ["vera", "lora", "full"];
+ * ```
+ */
+export type BenchMethod = "vera" | "lora" | "full";
+
+/**
+ * What to build: the GPT of DESIGN §9 with an LM head, and the method.
+ *
+ * @example
+ * ```ts
+ * import type { StepBenchConfig } from "./_bench.ts";
+ * const config: StepBenchConfig = {
+ *   method: "vera", layers: 2, dModel: 64, heads: 4, seq: 32, batch: 8, vocab: 96,
+ *   r: 256, targets: ["q_proj", "v_proj"],
+ * };
+ * ```
+ */
+export interface StepBenchConfig {
+  /** `vera`, `lora` or `full` (every weight trains). */
+  readonly method: BenchMethod;
+  /** Transformer blocks. */
+  readonly layers: number;
+  /** Model width. */
+  readonly dModel: number;
+  /** Attention heads. */
+  readonly heads: number;
+  /** Sequence length (also the model's maxSeqLen). */
+  readonly seq: number;
+  /** Batch size. */
+  readonly batch: number;
+  /** Vocabulary size. */
+  readonly vocab: number;
+  /** Adapter rank (default 256 for vera, 8 for lora; ignored by full). */
+  readonly r?: number;
+  /** Adapted modules (PEFT's `target_modules`). */
+  readonly targets: readonly string[];
+  /** `webgpu` (default) or the `cpu` reference interpreter. */
+  readonly backend?: "webgpu" | "cpu";
+  /** Seed of the weights, the projections and the tokens (default 0). */
+  readonly seed?: number;
+}
+
+/** Learning rates of the methods (as `finetune` uses); they do not change the timing. */
+const LEARNING_RATE: Record<BenchMethod, number> = { vera: 1e-2, lora: 3e-3, full: 1e-3 };
+
+/**
+ * One batch of the LM head's inputs.
+ *
+ * @example
+ * ```ts
+ * import type { TokenBatch } from "./_bench.ts";
+ * const batch: TokenBatch = { tokens: new Int32Array(8), targets: new Int32Array(8) };
+ * ```
+ */
+export interface TokenBatch {
+  /** `[batch, seq]` token ids. */
+  readonly tokens: Int32Array;
+  /** `[batch, seq]` next-token targets. */
+  readonly targets: Int32Array;
+}
+
+/**
+ * `count` batches of uniformly random tokens and targets in `[0, vocab)`,
+ * from a fixed LCG so every peer sees the same data.
+ *
+ * @example
+ * ```ts
+ * import { randomBatches } from "./_bench.ts";
+ * const [b] = randomBatches({ batch: 2, seq: 4, vocab: 10 }, { count: 1, seed: 0 });
+ * console.log(b.tokens.length, b.tokens.every((t) => t >= 0 && t < 10)); // 8 true
+ * ```
+ */
+export function randomBatches(
+  shape: { readonly batch: number; readonly seq: number; readonly vocab: number },
+  options: { readonly count: number; readonly seed?: number },
+): TokenBatch[] {
+  let state = (0x9e3779b9 ^ (options.seed ?? 0)) >>> 0;
+  const next = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return Math.floor((state / 2 ** 32) * shape.vocab);
+  };
+  const n = shape.batch * shape.seq;
+  return Array.from({ length: options.count }, () => ({
+    tokens: Int32Array.from({ length: n }, next),
+    targets: Int32Array.from({ length: n }, next),
+  }));
+}
+
+/**
+ * The graphs of a configuration: the GPT, the adapted model and its training step.
+ *
+ * @example
+ * ```ts
+ * import { stepGraphs } from "./_bench.ts";
+ * const { step } = stepGraphs({
+ *   method: "lora", layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 2,
+ *   targets: ["q_proj"],
+ * });
+ * console.log(step.inputs.map((n) => n.name)); // ["tokens", "targets", "lr", "step"]
+ * ```
+ */
+export function stepGraphs(config: StepBenchConfig): { model: Graph; step: Graph } {
+  const base = gptGraph(
+    {
+      vocabSize: config.vocab,
+      maxSeqLen: config.seq,
+      dModel: config.dModel,
+      heads: config.heads,
+      layers: config.layers,
+      head: "lm",
+    },
+    { batch: config.batch, seqLen: config.seq },
+  );
+  const targetModules = [...config.targets];
+  const model = config.method === "vera"
+    ? vera(base, { r: config.r ?? 256, targetModules, projectionPrngKey: config.seed ?? 0 }).graph
+    : config.method === "lora"
+    ? lora(base, { r: config.r ?? 8, alpha: config.r ?? 8, targetModules }).graph
+    : base;
+  return { model, step: trainStep(model, { optimizer: adamw() }) };
+}
+
+/**
+ * A compiled training step with resident params, ready to time.
+ *
+ * @example
+ * ```ts
+ * import { prepareStep } from "./_bench.ts";
+ * const prepared = await prepareStep({
+ *   method: "vera", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8,
+ *   targets: ["q_proj", "v_proj"],
+ * });
+ * console.log(prepared.firstLoss, await prepared.run(3)); // ≈ ln 16, then a little lower
+ * prepared.dispose();
+ * ```
+ */
+export interface PreparedStep {
+  /** The executable of the step graph. */
+  readonly exe: Executable;
+  /** The step graph (model, backward, AdamW). */
+  readonly step: Graph;
+  /** Graph building, compilation, upload, the first step and its loss readback, in ms (not the host's drawing of random weights). */
+  readonly firstStepMs: number;
+  /** Of which `compile()` (passes and pipeline creation), in ms. */
+  readonly compileMs: number;
+  /** The loss the first step computed (before its update). */
+  readonly firstLoss: number;
+  /** Elements of the trainable params. */
+  readonly trainableParams: number;
+  /** Elements of all model params (frozen and trainable, without optimizer state). */
+  readonly totalParams: number;
+  /** The adapter's description (`navigator.gpu`'s, or the cpu interpreter). */
+  readonly adapter: string;
+  /** Runs `k` more steps, reading back only the last loss; resolves with it once the GPU is done. */
+  run(k: number): Promise<number>;
+  /** Host time the last `run(k)` took to submit its k steps (before waiting for the loss), ms. */
+  readonly lastSubmitMs: number;
+  /** Median time of `times` loss readbacks with nothing queued, in ms. */
+  readbackMs(times?: number): Promise<number>;
+  /** Releases the executable's buffers. */
+  dispose(): void;
+}
+
+/**
+ * Options of {@link prepareStep}.
+ *
+ * @example
+ * ```ts
+ * import type { PrepareStepOptions } from "./_bench.ts";
+ * const options: PrepareStepOptions = { params: { "layers.0.attn.q_proj.vera_lambda_b": new Float32Array(16).fill(0.5) } };
+ * ```
+ */
+export interface PrepareStepOptions {
+  /** Values replacing the seeded init of some params (peers load the same ones). */
+  readonly params?: Readonly<Record<string, Float32Array>>;
+  /** The batches to cycle through (default: 4 from {@link randomBatches}). */
+  readonly batches?: readonly TokenBatch[];
+  /** The GPU context (default the shared `requestGpu()` one). */
+  readonly device?: GpuContext;
+}
+
+const CPU_ADAPTER = "cpu (float64 reference interpreter, f32 rounding)";
+
+/**
+ * Builds, compiles and runs the first step of a configuration; the clock runs
+ * from graph building to the first loss on the host, except while the host
+ * draws the random weights.
+ *
+ * @example
+ * ```ts
+ * import { prepareStep } from "./_bench.ts";
+ * const prepared = await prepareStep({
+ *   method: "lora", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 4,
+ *   targets: ["q_proj"], backend: "cpu",
+ * });
+ * console.log(prepared.firstStepMs > 0, prepared.exe.stats.kernelsPerRun > 0); // true true
+ * ```
+ */
+export async function prepareStep(
+  config: StepBenchConfig,
+  options: PrepareStepOptions = {},
+): Promise<PreparedStep> {
+  const backend = config.backend ?? "webgpu";
+  const gpu = backend === "webgpu" ? options.device ?? await requestGpu() : undefined;
+  const batches = options.batches ?? randomBatches(config, { count: 4, seed: config.seed ?? 0 });
+  const lr = LEARNING_RATE[config.method];
+  const start = performance.now();
+  const { model, step } = stepGraphs(config);
+  const graphMs = performance.now() - start;
+  // Drawing the random weights on the host is not part of the first step (peers get them ready-made).
+  const init = { ...initParams(model, { seed: config.seed ?? 0 }), ...options.params };
+  const values = { ...init, ...initOptimizerState(step) };
+  const compileStart = performance.now();
+  const exe = await compile(step, { backend, device: gpu });
+  const compileMs = performance.now() - compileStart;
+  exe.setParams(Object.fromEntries(step.params.map((p) => [p.name!, values[p.name!]])));
+  let steps = 0;
+  let submitMs = 0;
+  const run = async (k: number) => {
+    let last: RunResult | undefined;
+    const t0 = performance.now();
+    for (let i = 0; i < k; i++) {
+      const b = batches[steps % batches.length];
+      steps++;
+      const feeds = { tokens: b.tokens, targets: b.targets };
+      last = await exe.run({ ...feeds, ...hyperparameterFeeds(step, { step: steps, lr }) }, {
+        read: i === k - 1 ? ["loss"] : [],
+      });
+    }
+    submitMs = performance.now() - t0;
+    return (await last!.read("loss"))[0];
+  };
+  const firstLoss = await run(1);
+  const firstStepMs = graphMs + performance.now() - compileStart;
+  const count = (names: (name: string) => boolean) =>
+    model.params.filter((p) => names(p.name!)).reduce((n, p) => n + init[p.name!].length, 0);
+  const trainable = new Set(
+    model.params.filter((p) => p.attrs.role === "trainable").map((p) => p.name!),
+  );
+  return {
+    exe,
+    step,
+    firstStepMs,
+    compileMs,
+    firstLoss,
+    trainableParams: count((name) => trainable.has(name)),
+    totalParams: count(() => true),
+    adapter: gpu?.description ?? CPU_ADAPTER,
+    run,
+    get lastSubmitMs() {
+      return submitMs;
+    },
+    async readbackMs(times = 5) {
+      const ms: number[] = [];
+      for (let i = 0; i < times; i++) {
+        const t0 = performance.now();
+        await exe.read("loss");
+        ms.push(performance.now() - t0);
+      }
+      return median(ms);
+    },
+    dispose: () => exe.destroy(),
+  };
+}
+
+/**
+ * The median of a list of numbers (the upper one of an even count).
+ *
+ * @example
+ * ```ts
+ * import { median } from "./_bench.ts";
+ * console.log(median([3, 1, 2])); // 2
+ * ```
+ */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
+/** Steps between loss readbacks in `finetune`/`pretrain` (the trainer's default `logEvery`). */
+const LOG_EVERY = 10;
+
+/**
+ * What `bench step --json` prints (snake_case, as on the command line).
+ *
+ * @example
+ * ```ts
+ * import type { StepReport } from "./_bench.ts";
+ * const check = (r: StepReport) => r.buffers_created_after_first === 0;
+ * ```
+ */
+export interface StepReport {
+  /** The method measured. */
+  readonly method: BenchMethod;
+  /** `webgpu` or `cpu`. */
+  readonly backend: "webgpu" | "cpu";
+  /** The adapter's description. */
+  readonly adapter: string;
+  /** The model and adapter shape. */
+  readonly config: {
+    layers: number;
+    d_model: number;
+    heads: number;
+    seq: number;
+    batch: number;
+    vocab: number;
+    r: number | null;
+    targets: string[];
+  };
+  /** Graph building + compilation + upload + first step + its readback, ms. */
+  readonly first_step_ms: number;
+  /** Of which `compile()`, ms. */
+  readonly compile_ms: number;
+  /** Median over blocks of (block time / k), ms; each block ends in one readback. */
+  readonly step_ms: number;
+  /** Steps per timed block (one readback per block). */
+  readonly steps_per_readback: number;
+  /** Timed blocks. */
+  readonly blocks: number;
+  /** Untimed steps after the first. */
+  readonly warmup_steps: number;
+  /** batch · seq / step time. */
+  readonly tokens_per_s: number;
+  /** Host time to feed, encode and submit one step (median over blocks), ms. */
+  readonly host_submit_ms: number;
+  /** Elements of the trainable params. */
+  readonly trainable_params: number;
+  /** Elements of all model params. */
+  readonly total_params: number;
+  /** Dispatches per step. */
+  readonly kernels_per_step: number;
+  /** Bytes of GPU buffers the executable holds (0 on cpu). */
+  readonly gpu_bytes: number;
+  /** GPU buffers created after the first step (the memory plan makes this 0). */
+  readonly buffers_created_after_first: number;
+  /** One loss readback with nothing queued, ms (median of 5). */
+  readonly readback_ms: number;
+  /** readback / (readback + log_every · step), in percent. */
+  readonly readback_overhead_pct: number;
+  /** The log interval the overhead is computed for. */
+  readonly log_every: number;
+  /** Loss of the first step and after the last one (a sanity check that it trains). */
+  readonly loss_first: number;
+  /** Loss of the last timed step. */
+  readonly loss_last: number;
+  /** Whether the driver's on-disk shader cache was disabled (`--cold`). */
+  readonly shader_cache: "default" | "disabled";
+}
+
+/**
+ * Options of {@link measureStep}.
+ *
+ * @example
+ * ```ts
+ * import type { MeasureOptions } from "./_bench.ts";
+ * const options: MeasureOptions = { steps: 20, warmup: 2 };
+ * ```
+ */
+export interface MeasureOptions {
+  /** Timed steps (at least; rounded up to whole blocks). */
+  readonly steps: number;
+  /** Steps per block (default: chosen so the readback is ≤ 5% of a block, at least 3 blocks). */
+  readonly block?: number;
+  /** Untimed steps after the first (default 2). */
+  readonly warmup?: number;
+  /** Passed to {@link prepareStep}. */
+  readonly prepare?: PrepareStepOptions;
+  /** Recorded in the report (see `--cold`). */
+  readonly shaderCache?: "default" | "disabled";
+}
+
+/**
+ * Prepares a step, warms it up, picks k and times blocks of k steps.
+ *
+ * @example
+ * ```ts
+ * import { measureStep } from "./_bench.ts";
+ * const report = await measureStep({
+ *   method: "vera", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8,
+ *   targets: ["q_proj", "v_proj"],
+ * }, { steps: 3 });
+ * console.log(report.step_ms > 0, report.buffers_created_after_first); // true 0
+ * ```
+ */
+export async function measureStep(
+  config: StepBenchConfig,
+  options: MeasureOptions,
+): Promise<StepReport> {
+  const prepared = await prepareStep(config, options.prepare);
+  try {
+    const { exe } = prepared;
+    const createdAfterFirst = exe.stats.buffersCreated;
+    const warmup = options.warmup ?? 2;
+    const w0 = performance.now();
+    if (warmup > 0) await prepared.run(warmup);
+    const estimate = warmup > 0 ? (performance.now() - w0) / warmup : prepared.firstStepMs;
+    const readbackMs = await prepared.readbackMs();
+    const k = options.block ??
+      Math.max(
+        1,
+        Math.min(Math.floor(options.steps / 3), Math.ceil((20 * readbackMs) / estimate)),
+      );
+    const blocks = Math.max(1, Math.ceil(options.steps / k));
+    const perStep: number[] = [], submitPerStep: number[] = [];
+    let lossLast = NaN;
+    for (let b = 0; b < blocks; b++) {
+      const t0 = performance.now();
+      lossLast = await prepared.run(k);
+      perStep.push((performance.now() - t0) / k);
+      submitPerStep.push(prepared.lastSubmitMs / k);
+    }
+    const stepMs = median(perStep);
+    const stats = exe.stats;
+    const r = config.method === "full" ? null : config.r ?? (config.method === "vera" ? 256 : 8);
+    return {
+      method: config.method,
+      backend: config.backend ?? "webgpu",
+      adapter: prepared.adapter,
+      config: {
+        layers: config.layers,
+        d_model: config.dModel,
+        heads: config.heads,
+        seq: config.seq,
+        batch: config.batch,
+        vocab: config.vocab,
+        r,
+        targets: config.method === "full" ? [] : [...config.targets],
+      },
+      first_step_ms: round(prepared.firstStepMs),
+      compile_ms: round(prepared.compileMs),
+      step_ms: round(stepMs),
+      steps_per_readback: k,
+      blocks,
+      warmup_steps: warmup,
+      tokens_per_s: round((config.batch * config.seq * 1000) / stepMs),
+      host_submit_ms: round(median(submitPerStep)),
+      trainable_params: prepared.trainableParams,
+      total_params: prepared.totalParams,
+      kernels_per_step: stats.kernelsPerRun,
+      gpu_bytes: stats.gpuBytes,
+      buffers_created_after_first: stats.buffersCreated - createdAfterFirst,
+      readback_ms: round(readbackMs),
+      readback_overhead_pct: round((100 * readbackMs) / (readbackMs + LOG_EVERY * stepMs)),
+      log_every: LOG_EVERY,
+      loss_first: prepared.firstLoss,
+      loss_last: lossLast,
+      shader_cache: options.shaderCache ?? "default",
+    };
+  } finally {
+    prepared.dispose();
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/**
+ * Human-readable lines of a report.
+ *
+ * @example
+ * ```ts
+ * import { formatReport, measureStep } from "./_bench.ts";
+ * const report = await measureStep({
+ *   method: "full", layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, targets: [],
+ * }, { steps: 3 });
+ * console.log(formatReport(report).join("\n"));
+ * ```
+ */
+export function formatReport(report: StepReport): string[] {
+  const c = report.config;
+  const n = (x: number) => x.toLocaleString("en-US");
+  const method = report.method === "full"
+    ? "full fine-tuning"
+    : `${report.method} r=${c.r} on ${c.targets.join(",")}`;
+  return [
+    `bench step: ${method}; GPT ${c.layers} layers, d_model ${c.d_model}, ${c.heads} heads, ` +
+    `seq ${c.seq}, batch ${c.batch}, vocab ${c.vocab}; AdamW`,
+    `adapter: ${report.adapter} (${report.backend}; shader cache ${report.shader_cache})`,
+    `first step: ${report.first_step_ms.toFixed(1)} ms (compile ${
+      report.compile_ms.toFixed(1)
+    } ms, the rest is upload, the first run and the driver's shader compilation)`,
+    `step: ${
+      report.step_ms.toFixed(2)
+    } ms (median of ${report.blocks} blocks of ${report.steps_per_readback} ` +
+    `steps, one readback each, after ${report.warmup_steps} warm-up steps); ${
+      n(Math.round(report.tokens_per_s))
+    } tokens/s; the host submits a step in ${report.host_submit_ms.toFixed(2)} ms`,
+    `params: ${n(report.trainable_params)} trainable of ${n(report.total_params)}; ` +
+    `${report.kernels_per_step} kernels per step; GPU memory ${n(report.gpu_bytes)} bytes; ` +
+    `buffers created after the first step: ${report.buffers_created_after_first}`,
+    `readback: ${report.readback_ms.toFixed(2)} ms = ${
+      report.readback_overhead_pct.toFixed(2)
+    }% of training time when logging every ${report.log_every} steps`,
+    `loss: ${report.loss_first.toFixed(4)} (first step) → ${report.loss_last.toFixed(4)}`,
+  ];
+}
+
+/**
+ * The flags of `bench step`.
+ *
+ * @example
+ * ```ts
+ * import { flagHelp } from "./_args.ts";
+ * import { BENCH_FLAGS } from "./_bench.ts";
+ * console.log(flagHelp(BENCH_FLAGS));
+ * ```
+ */
+export const BENCH_FLAGS: Record<string, FlagSpec> = {
+  method: { type: "string", help: "vera | lora | full" },
+  layers: { type: "string", help: "transformer blocks", default: "2" },
+  "d-model": { type: "string", help: "model width", default: "64" },
+  heads: { type: "string", help: "attention heads", default: "4" },
+  seq: { type: "string", help: "sequence length", default: "32" },
+  batch: { type: "string", help: "batch size", default: "8" },
+  vocab: { type: "string", help: "vocabulary size", default: "96" },
+  r: { type: "string", help: "rank (default 256 for vera, 8 for lora)" },
+  targets: { type: "string", help: "adapted modules, comma-separated", default: "q_proj,v_proj" },
+  steps: { type: "string", help: "timed steps (after the first and the warm-up)", default: "20" },
+  warmup: { type: "string", help: "untimed steps after the first", default: "2" },
+  block: { type: "string", help: "steps per readback (default: readback ≤ 5% of a block)" },
+  seed: { type: "string", help: "seed of weights, projections and tokens", default: "0" },
+  backend: { type: "string", help: "webgpu | cpu", default: "webgpu" },
+  cold: {
+    type: "boolean",
+    help:
+      "disable the driver's on-disk shader cache (Mesa, NVIDIA) so the first step compiles every shader",
+  },
+  json: { type: "boolean", help: "print a JSON summary as the last line" },
+};
+
+/** Env vars that turn off the on-disk shader caches of Mesa (llvmpipe) and NVIDIA's driver. */
+const SHADER_CACHE_OFF = { MESA_SHADER_CACHE_DISABLE: "true", __GL_SHADER_DISK_CACHE: "0" };
+
+function int(values: Record<string, unknown>, name: string, min = 1): number {
+  return intFlag(values, name, min)!;
+}
+
+/**
+ * `bench step`: measure one training step and print a report (and with
+ * `--json`, one JSON object as the last line).
+ *
+ * @example
+ * ```ts
+ * import { benchCommand } from "./_bench.ts";
+ * await benchCommand(["step", "--method", "lora", "--layers", "1", "--d-model", "16", "--heads", "2",
+ *   "--seq", "8", "--batch", "2", "--vocab", "16", "--steps", "3", "--json"]);
+ * ```
+ */
+export async function benchCommand(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parseFlags("bench", args, BENCH_FLAGS);
+  if (positionals.length !== 1 || positionals[0] !== "step") {
+    throw new UsageError(
+      `bench: expected the subcommand "step", got ${
+        positionals.length ? `"${positionals.join(" ")}"` : "none"
+      } (usage: bench step --method vera|lora|full)`,
+    );
+  }
+  const method = required(values, "method", "bench step");
+  if (method !== "vera" && method !== "lora" && method !== "full") {
+    throw new UsageError(`bench step: --method must be vera, lora or full, got "${method}"`);
+  }
+  const backend = String(values.backend);
+  if (backend !== "webgpu" && backend !== "cpu") {
+    throw new UsageError(`bench step: --backend must be webgpu or cpu, got "${backend}"`);
+  }
+  const targets = String(values.targets).split(",").map((t) => t.trim()).filter((t) => t);
+  if (method !== "full" && targets.length === 0) {
+    throw new UsageError(`bench step: --targets names no module`);
+  }
+  const config: StepBenchConfig = {
+    method,
+    backend,
+    layers: int(values, "layers"),
+    dModel: int(values, "d-model"),
+    heads: int(values, "heads"),
+    seq: int(values, "seq"),
+    batch: int(values, "batch"),
+    vocab: int(values, "vocab", 2),
+    r: intFlag(values, "r"),
+    targets,
+    seed: int(values, "seed", 0),
+  };
+  if (config.dModel % config.heads !== 0) {
+    throw new UsageError(
+      `bench step: --heads ${config.heads} does not divide --d-model ${config.dModel}`,
+    );
+  }
+  const steps = int(values, "steps");
+  const warmup = int(values, "warmup", 0);
+  const block = intFlag(values, "block");
+  if (values.cold) { for (const [k, v] of Object.entries(SHADER_CACHE_OFF)) Deno.env.set(k, v); }
+  try {
+    stepGraphs(config); // a bad target or shape is the user's input, reported before any GPU work
+  } catch (e) {
+    throw new UsageError(`bench step: ${(e as Error).message}`);
+  }
+  const report = await measureStep(config, {
+    steps,
+    warmup,
+    block,
+    shaderCache: values.cold ? "disabled" : "default",
+  });
+  for (const line of formatReport(report)) console.log(line);
+  if (values.json) console.log(JSON.stringify(report));
+}
