@@ -1,8 +1,9 @@
 /**
  * Row-wise kernels over the last axis: softmax, logSoftmax, layerNorm,
- * crossEntropy and their fused backward ops. One workgroup per row; the
- * row's reductions (max, sums) are tree reductions in workgroup memory, and
- * operands are read through their fused prologues (a mask and a scale
+ * crossEntropy and their fused backward ops. Short rows (at most
+ * {@linkcode ROWWISE_SERIAL_MAX_COLS} columns) get one invocation per row with
+ * serial loops; longer rows get one workgroup per row whose reductions (max,
+ * sums) are tree reductions in workgroup memory. Either way operands are read through their fused prologues (a mask and a scale
  * before a softmax cost no extra kernel).
  *
  * @module
@@ -32,6 +33,29 @@ import { literal, u32, valueFunction } from "./_values.ts";
  * ```
  */
 export const ROWWISE_MAX_WORKGROUP = 64;
+
+/**
+ * Longest row that one invocation reduces serially (thread-per-row kernel);
+ * longer rows share a workgroup per row with workgroup-memory reductions.
+ *
+ * @example
+ * ```ts
+ * import { ROWWISE_SERIAL_MAX_COLS } from "./rowwise.ts";
+ * console.log(ROWWISE_SERIAL_MAX_COLS); // 256
+ * ```
+ */
+export const ROWWISE_SERIAL_MAX_COLS = 256;
+
+/**
+ * Workgroup size of the thread-per-row kernel (one row per invocation).
+ *
+ * @example
+ * ```ts
+ * import { ROWWISE_SERIAL_WORKGROUP } from "./rowwise.ts";
+ * console.log(ROWWISE_SERIAL_WORKGROUP); // 64
+ * ```
+ */
+export const ROWWISE_SERIAL_WORKGROUP = 64;
 
 /**
  * The ops this module lowers.
@@ -71,10 +95,43 @@ function reducer(name: string, width: number, combine: string): string {
   ].join("\n");
 }
 
+/**
+ * How a row body walks and reduces its row: `start`/`step` stride the column
+ * loop, `sum`/`max` combine the per-invocation partials across the row, and
+ * `leader` is the condition of the one invocation that writes a per-row value.
+ */
+interface RowPlan {
+  start: string;
+  step: number;
+  sum(v: string): string;
+  max(v: string): string;
+  leader: string;
+}
+
+/** A workgroup of `width` invocations shares a row; reductions go through workgroup memory. */
+function workgroupPlan(width: number): RowPlan {
+  return {
+    start: "lid",
+    step: width,
+    sum: (v) => `row_sum(${v}, lid)`,
+    max: (v) => `row_max(${v}, lid)`,
+    leader: "lid == 0u",
+  };
+}
+
+/** One invocation owns the whole row: serial loops, no cross-invocation reductions. */
+const SERIAL_PLAN: RowPlan = {
+  start: "0u",
+  step: 1,
+  sum: (v) => v,
+  max: (v) => v,
+  leader: "true",
+};
+
 /** The statements of one op's row body; `a`, `b`, `c` read operands, `cols` is the row length. */
-function rowBody(node: Node, cols: number, width: number): string[] {
+function rowBody(node: Node, cols: number, plan: RowPlan): string[] {
   const each = (lines: string[]) => [
-    `for (var j = lid; j < ${u32(cols)}; j = j + ${u32(width)}) {`,
+    `for (var j = ${plan.start}; j < ${u32(cols)}; j = j + ${u32(plan.step)}) {`,
     ...lines.map((l) => `  ${l}`),
     "}",
   ];
@@ -83,18 +140,18 @@ function rowBody(node: Node, cols: number, width: number): string[] {
   const maxAndSum = [
     `var m = ${literal(-Infinity, "f32")};`,
     ...each([`m = max(m, ${x});`]),
-    "m = row_max(m, lid);",
+    `m = ${plan.max("m")};`,
     "var s = 0.0;",
     ...each([`s = s + exp(${x} - m);`]),
-    "s = row_sum(s, lid);",
+    `s = ${plan.sum("s")};`,
   ];
   const stats = [
     "var total = 0.0;",
     ...each([`total = total + ${x};`]),
-    `let mean = row_sum(total, lid) / ${n};`,
+    `let mean = ${plan.sum("total")} / ${n};`,
     "var squares = 0.0;",
     ...each([`let d = ${x} - mean;`, "squares = squares + d * d;"]),
-    `let rstd = 1.0 / sqrt(row_sum(squares, lid) / ${n} + ${
+    `let rstd = 1.0 / sqrt(${plan.sum("squares")} / ${n} + ${
       wgslF32(node.attrs.eps as number ?? 0)
     });`,
   ];
@@ -115,8 +172,8 @@ function rowBody(node: Node, cols: number, width: number): string[] {
         "var gs = 0.0;",
         "var gys = 0.0;",
         ...each(["let g = b(base + j);", "gs = gs + g;", `gys = gys + g * (${x} - mean) * rstd;`]),
-        `let g_mean = row_sum(gs, lid) / ${n};`,
-        `let gy_mean = row_sum(gys, lid) / ${n};`,
+        `let g_mean = ${plan.sum("gs")} / ${n};`,
+        `let gy_mean = ${plan.sum("gys")} / ${n};`,
         ...each([
           `store(base + j, rstd * (b(base + j) - g_mean - (${x} - mean) * rstd * gy_mean));`,
         ]),
@@ -125,14 +182,14 @@ function rowBody(node: Node, cols: number, width: number): string[] {
       return [
         "var dot = 0.0;",
         ...each([`dot = dot + b(base + j) * ${x};`]),
-        "dot = row_sum(dot, lid);",
+        `dot = ${plan.sum("dot")};`,
         ...each([`store(base + j, ${x} * (b(base + j) - dot));`]),
       ];
     case "logSoftmaxBackward":
       return [
         "var gs = 0.0;",
         ...each(["gs = gs + b(base + j);"]),
-        "gs = row_sum(gs, lid);",
+        `gs = ${plan.sum("gs")};`,
         ...each([`store(base + j, b(base + j) - exp(${x}) * gs);`]),
       ];
     case "crossEntropy":
@@ -140,7 +197,7 @@ function rowBody(node: Node, cols: number, width: number): string[] {
       return [
         ...maxAndSum,
         ...label,
-        "if (lid == 0u) {",
+        `if (${plan.leader}) {`,
         `  var loss = ${literal(NaN, "f32")};`,
         "  if (label < 0) { loss = 0.0; }",
         `  if (label >= 0 && label < ${cols}) { loss = lse - a(base + u32(label)); }`,
@@ -174,7 +231,7 @@ function rowBody(node: Node, cols: number, width: number): string[] {
  * import "../../ops/mod.ts";
  * const x = makeNode("input", [], { shape: [3, 5], dtype: "f32" }, "x");
  * const { kernel } = rowwiseKernel(makeNode("softmax", [x], {}), [x]);
- * console.log(kernel.workgroupSize, kernel.dispatch); // [8, 1, 1] [3, 1, 1]
+ * console.log(kernel.workgroupSize, kernel.dispatch); // [64, 1, 1] [1, 1, 1]
  * ```
  */
 export function rowwiseKernel(
@@ -186,30 +243,40 @@ export function rowwiseKernel(
   const x = node.inputs[0];
   const cols = x.shape[x.shape.length - 1];
   const rows = sizeOf(x.shape.slice(0, -1));
-  let width = 1;
-  while (width < Math.min(cols, ROWWISE_MAX_WORKGROUP)) width *= 2;
   const set = bindingSet(roots, reads, node);
   const loads = [
     ...node.inputs.map((input, k) => valueFunction("abc"[k], input, set.scope)),
     storeFunction(node, roots, set.scope),
   ];
-  const body = rowBody(node, cols, width);
-  const main = [
+  const serial = cols <= ROWWISE_SERIAL_MAX_COLS;
+  let width = ROWWISE_SERIAL_WORKGROUP;
+  if (!serial) {
+    width = 1;
+    while (width < Math.min(cols, ROWWISE_MAX_WORKGROUP)) width *= 2;
+  }
+  const body = rowBody(node, cols, serial ? SERIAL_PLAN : workgroupPlan(width));
+  const row = serial
+    ? `let row = ${WGSL_LINEAR_WORKGROUP} * ${u32(width)} + lid;`
+    : `let row = ${WGSL_LINEAR_WORKGROUP};`;
+  const entry = [
+    `@compute @workgroup_size(${width})`,
+    `fn main(${MAIN_PARAMS}) {`,
+    indent([
+      row,
+      `if (row >= ${u32(rows)}) { return; }`,
+      `let base = row * ${u32(cols)};`,
+      ...body,
+    ]),
+    "}",
+  ];
+  const main = serial ? entry.join("\n") : [
     `var<workgroup> red: array<f32, ${width}>;`,
     "",
     reducer("row_sum", width, "red[lid] + red[lid + s]"),
     "",
     reducer("row_max", width, "max(red[lid], red[lid + s])"),
     "",
-    `@compute @workgroup_size(${width})`,
-    `fn main(${MAIN_PARAMS}) {`,
-    indent([
-      `let row = ${WGSL_LINEAR_WORKGROUP};`,
-      `if (row >= ${u32(rows)}) { return; }`,
-      `let base = row * ${u32(cols)};`,
-      ...body,
-    ]),
-    "}",
+    ...entry,
   ].join("\n");
   const wgsl = moduleText({
     decls: set.decls,
@@ -223,7 +290,9 @@ export function rowwiseKernel(
       wgsl,
       bindings: set.bindings,
       workgroupSize: [width, 1, 1],
-      dispatch: linearDispatch(sizeOf(node.shape) === 0 ? 0 : rows),
+      dispatch: linearDispatch(
+        sizeOf(node.shape) === 0 ? 0 : serial ? Math.ceil(rows / width) : rows,
+      ),
       label: labelOf(roots, reads),
     }),
     nodes: set.nodes,
