@@ -45,6 +45,11 @@ export interface AdaptSpec {
   readonly dropout: number;
   /** The branch added to `x · Wᵀ` for one target. */
   readonly branch: (target: Target, x: Node, dropoutSeed?: Node) => Node;
+  /**
+   * Optionally replaces the whole `x · Wᵀ` instead (e.g. `x · (W + ΔW)ᵀ`, the
+   * same function evaluated in another order); `undefined` keeps the branch.
+   */
+  readonly replace?: (target: Target, x: Node, weight: Node) => Node | undefined;
   /** Stored under `meta[kind]` of the adapted graph. */
   readonly adapter: unknown;
 }
@@ -70,6 +75,8 @@ export function adaptLinears(graph: Graph, spec: AdaptSpec): Graph {
     rewrite: ({ node, captures }) => {
       const target = byWeight.get(captures.w.name!)!;
       rewritten.add(target.weight);
+      const replaced = spec.replace?.(target, captures.x, captures.w);
+      if (replaced !== undefined) return replaced;
       return makeNode("add", [node, spec.branch(target, captures.x, seed?.node)], {});
     },
   };

@@ -152,6 +152,46 @@ export function slicedProjections(
 
 export { dropoutSeedInput, freezeRule } from "./_adapt.ts";
 
+/** Options of {@link vera} that choose how, not what, it computes. */
+export interface VeraOptions {
+  /** Seeded projections (default) or stored params `vera_A`/`vera_B` (imported PEFT adapters). */
+  readonly projections?: "seed" | "stored";
+  /**
+   * How each adapted layer is evaluated — the same function either way:
+   * `"branch"`: `x Wᵀ + λb ⊙ ((λd ⊙ x A_sᵀ) B_sᵀ)` (work ∝ tokens·r·(in+out));
+   * `"merged"`: `x (W + ΔW)ᵀ` with `ΔW = (λb ⊙ B_s)(λd ⊙ A_s)` built each step
+   * (work ∝ r·in·out, plus tokens·in·out for ΔW's gradient) — far cheaper
+   * when r exceeds the layer's width; `"auto"` (default) picks the cheaper.
+   * Dropout on the adapter input always needs the branch form.
+   */
+  readonly form?: "auto" | "branch" | "merged";
+}
+
+/** Whether `x (W + ΔW)ᵀ` costs less than the branch for this target (multiply-adds, forward + backward). */
+function mergedIsCheaper(adapter: VeraAdapter, target: Target, x: Node): boolean {
+  const tokens = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const { inFeatures: i, outFeatures: o } = target;
+  const r = adapter.config.r;
+  const branch = 3 * tokens * r * (i + o);
+  const merged = 3 * r * i * o + tokens * i * o;
+  return merged < branch;
+}
+
+/** `x (W + ΔW)ᵀ` with `ΔW = (λb[:, None] ⊙ B_s)(λd[:, None] ⊙ A_s)`: the merged evaluation. */
+export function veraMergedLinear(adapter: VeraAdapter, target: Target, x: Node, w: Node): Node {
+  const { r } = adapter.config;
+  const { aSlice, bSlice } = slicedProjections(adapter, target);
+  const { lambdaD, lambdaB } = veraParams(adapter, target);
+  const out = target.outFeatures;
+  const scaledB = mul(bSlice, makeNode("reshape", [lambdaB], { shape: [out, 1] }));
+  const scaledA = mul(aSlice, makeNode("reshape", [lambdaD], { shape: [r, 1] }));
+  const delta = makeNode("matmul", [scaledB, scaledA], {});
+  return makeNode("matmul", [
+    x,
+    makeNode("permute", [makeNode("add", [w, delta], {})], { perm: [1, 0] }),
+  ], {});
+}
+
 /**
  * Rewrites a graph with VeRA: base weights frozen, one adapter branch per
  * targeted linear layer, `lambdaD`/`lambdaB` added as trainable params.
@@ -168,7 +208,7 @@ export { dropoutSeedInput, freezeRule } from "./_adapt.ts";
 export function vera(
   graph: Graph,
   config: VeraConfig,
-  options: { projections?: "seed" | "stored" } = {},
+  options: VeraOptions = {},
 ): { graph: Graph; adapter: VeraAdapter } {
   const resolved = resolveVeraConfig(config);
   if (graph.params.some((p) => p.name!.endsWith(".vera_lambda_d"))) {
@@ -189,6 +229,12 @@ export function vera(
     modulesToSave: resolved.modulesToSave,
     dropout: resolved.dropout,
     branch: (target, x, seed) => veraBranch(adapter, target, x, seed),
+    replace: (target, x, w) => {
+      const form = options.form ?? "auto";
+      const merged = form === "merged" || (form === "auto" && mergedIsCheaper(adapter, target, x));
+      if (!merged || resolved.dropout > 0) return undefined;
+      return veraMergedLinear(adapter, target, x, w);
+    },
     adapter,
   });
   return { graph: adapted, adapter };
@@ -201,20 +247,9 @@ export function veraBranch(
   x: Node,
   dropoutSeed?: Node,
 ): Node {
-  const { r, dInitial, dropout } = adapter.config;
+  const { dropout } = adapter.config;
   const { aSlice, bSlice } = slicedProjections(adapter, target);
-  const lambdaD = makeNode("param", [], {
-    shape: [r],
-    dtype: "f32",
-    role: "trainable",
-    init: { kind: "constant", value: dInitial },
-  }, lambdaDName(target.module));
-  const lambdaB = makeNode("param", [], {
-    shape: [target.outFeatures],
-    dtype: "f32",
-    role: "trainable",
-    init: { kind: "zeros" },
-  }, lambdaBName(target.module));
+  const { lambdaD, lambdaB } = veraParams(adapter, target);
   const input = dropout > 0 && dropoutSeed !== undefined
     ? makeNode("dropout", [x, dropoutSeed], {
       p: dropout,
@@ -227,6 +262,24 @@ export function veraBranch(
     makeNode("permute", [bSlice], { perm: [1, 0] }),
   ], {});
   return mul(up, lambdaB);
+}
+
+/** A target's trainable `lambdaD [r]` (init `dInitial`) and `lambdaB [out]` (init 0). */
+export function veraParams(adapter: VeraAdapter, target: Target): { lambdaD: Node; lambdaB: Node } {
+  const { r, dInitial } = adapter.config;
+  const lambdaD = makeNode("param", [], {
+    shape: [r],
+    dtype: "f32",
+    role: "trainable",
+    init: { kind: "constant", value: dInitial },
+  }, lambdaDName(target.module));
+  const lambdaB = makeNode("param", [], {
+    shape: [target.outFeatures],
+    dtype: "f32",
+    role: "trainable",
+    init: { kind: "zeros" },
+  }, lambdaBName(target.module));
+  return { lambdaD, lambdaB };
 }
 
 /** Number of trainable adapter parameters: `Σ_targets (out + r)`. */

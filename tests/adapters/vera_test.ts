@@ -61,9 +61,15 @@ Deno.test("lambdaB is zero-initialised so the adapted model equals the base", ()
   deepEqual([...after.loss.data], [...before.loss.data]);
 });
 
-Deno.test("gradients reach only the lambdas", () => {
+Deno.test("gradients reach only the lambdas", async (t) => {
+  for (const form of ["branch", "merged"] as const) {
+    await t.step(form, () => gradientsReachOnlyLambdas(form));
+  }
+});
+
+function gradientsReachOnlyLambdas(form: "branch" | "merged") {
   const g = base();
-  const { graph, adapter } = vera(g, { r: 6, targetModules: ["q_proj", "fc1", "fc2"] });
+  const { graph, adapter } = vera(g, { r: 6, targetModules: ["q_proj", "fc1", "fc2"] }, { form });
   const trainable = graph.params.filter((p) => p.attrs.role === "trainable").map((p) => p.name!);
   ok(trainable.length > 0 && trainable.every((n) => /vera_lambda_[bd]$/.test(n)), trainable.join());
   const gradGraph = grad(graph);
@@ -88,13 +94,17 @@ Deno.test("gradients reach only the lambdas", () => {
     (n.op === "matmul" && weightShapes.has(n.shape.join("x"))) ||
     (n.op === "scatterAdd" && n.attrs.rows === CONFIG.vocabSize)
   );
-  deepEqual(offenders.map((n) => `${n.op}[${n.shape}]`), []);
+  // The merged form x (W + ΔW)ᵀ differentiates ΔW (never W): per target one
+  // [out, in] product dΔW = gᵀx and the two factors' cotangents, [out, r] and [r, in].
+  const expected = form === "branch" ? 0 : 3 * adapter.targets.length;
+  equal(offenders.length, expected, offenders.map((n) => `${n.op}[${n.shape}]`).join(" "));
+  ok(offenders.every((n) => n.op === "matmul"));
   // The only reductions backward are the two per target that shrink each lambda's cotangent.
   equal(backward.filter((n) => n.op === "sum").length, 2 * adapter.targets.length);
   const baseForward = new Set(graphNodes(g).map((n) => n.id));
   const fullBackward = graphNodes(grad(g)).filter((n) => !baseForward.has(n.id));
   ok(backward.length < fullBackward.length, `${backward.length} vs ${fullBackward.length}`);
-});
+}
 
 Deno.test("float64 gradient check of the VeRA-rewritten GPT with respect to every lambda", () => {
   for (const head of ["classifier", "lm"] as const) {
