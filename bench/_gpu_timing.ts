@@ -11,15 +11,12 @@ import type { Graph } from "../compiler/ir.ts";
 import { compile } from "../compiler/compile.ts";
 import { trace } from "../compiler/trace.ts";
 import {
-  bindingSizeChecker,
   bindKernel,
-  createBufferPool,
-  createPipelineCache,
   encodeKernels,
   type GpuContext,
+  gpuContextOf,
   type KernelDispatch,
   readBuffer,
-  watchDevice,
 } from "../runtime/webgpu.ts";
 
 /**
@@ -68,21 +65,7 @@ export async function timingContext(): Promise<TimingContext> {
     requiredFeatures: timestamps ? ["timestamp-query"] : [],
     label: "gpu_check",
   });
-  const health = watchDevice(device);
-  const info = adapter.info;
-  return {
-    device,
-    adapterInfo: info,
-    description: info.description ||
-      [info.vendor, info.architecture, info.device].filter(Boolean).join(" "),
-    isFallbackAdapter: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
-    limits: device.limits,
-    pipelines: createPipelineCache(device, { health }),
-    buffers: createBufferPool(device, { health }),
-    health,
-    checkBindingSize: bindingSizeChecker(device.limits),
-    timestamps,
-  };
+  return { ...gpuContextOf(adapter, device), timestamps };
 }
 
 /**

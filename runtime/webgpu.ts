@@ -154,6 +154,23 @@ async function createGpuContext(options: RequestGpuOptions): Promise<GpuContext>
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const device = await adapter.requestDevice({ requiredLimits, label: "wgrad" });
+  return gpuContextOf(adapter, device);
+}
+
+/**
+ * The context for a device the caller requested itself (with extra features
+ * such as `timestamp-query`): pipeline cache, buffer pool, limits, health.
+ *
+ * @example
+ * ```ts
+ * import { gpuContextOf } from "./webgpu.ts";
+ * const adapter = (await navigator.gpu.requestAdapter())!;
+ * const gpu = gpuContextOf(adapter, await adapter.requestDevice());
+ * console.log(gpu.description.length > 0); // true
+ * gpu.device.destroy();
+ * ```
+ */
+export function gpuContextOf(adapter: GPUAdapter, device: GPUDevice): GpuContext {
   const health = watchDevice(device);
   const info = adapter.info;
   return {
