@@ -4,7 +4,7 @@
  * training — same data, steps, batch and seed — and print a markdown table of
  * trainable parameters, test accuracy, adapter bytes and step time.
  *
- *   deno run -A bench/methods_table.ts [--steps 300] [--batch 16] [--vera-lr 1e-2] [--lora-lr 3e-3] [--out runs/methods]
+ *   deno run -A bench/methods_table.ts [--steps 300] [--batch 16] [--vera-lr 3e-2] [--lora-lr 1e-2] [--out runs/methods]
  */
 import { parseArgs } from "node:util";
 import { finetuneCommand } from "../cli/_train.ts";
@@ -19,8 +19,8 @@ const { values } = parseArgs({
     batch: { type: "string", default: "16" },
     out: { type: "string", default: "runs/methods" },
     backend: { type: "string", default: "webgpu" },
-    "vera-lr": { type: "string", default: "1e-2" },
-    "lora-lr": { type: "string", default: "3e-3" },
+    "vera-lr": { type: "string", default: "3e-2" },
+    "lora-lr": { type: "string", default: "1e-2" },
     methods: { type: "string", default: "head,full,lora,vera" },
   },
 });
