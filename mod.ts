@@ -90,6 +90,7 @@ export {
   vera,
   type VeraAdapter,
   type VeraConfig,
+  type VeraOptions,
   veraTrainableCount,
 } from "./adapters/vera.ts";
 export {
