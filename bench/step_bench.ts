@@ -217,8 +217,8 @@ if (import.meta.main) {
   }
   console.log(
     `readback ${readback.toFixed(2)} ms = ${
-      (100 * readback / (readback + 10 * vera)).toFixed(2)
-    }% of 10 VeRA steps`,
+      (100 * readback / (readback + 25 * vera)).toFixed(2)
+    }% of 25 VeRA steps (the trainer reads the loss back every 25 steps by default)`,
   );
   for (const r of runners) r.step.dispose();
   // jax-js's Wasm worker pool has no shutdown and keeps the process alive.

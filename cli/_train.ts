@@ -42,7 +42,7 @@ const flag = (help: string, fallback?: string): FlagSpec => ({
 const COMMON_FLAGS: Record<string, FlagSpec> = {
   batch: flag("batch size", "16"),
   seed: flag("seed of the init, the adapter and the data order", "0"),
-  "log-every": flag("read back and log the loss every N steps", "10"),
+  "log-every": flag("read back and log the loss every N steps", "25"),
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
   backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
   json: { type: "boolean", help: "print a JSON summary as the last line" },

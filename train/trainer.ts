@@ -70,7 +70,7 @@ export interface TrainOptions {
   readonly steps: number;
   /** Learning rate per step: one schedule, or one per group (`default` for `lr`). */
   readonly lr: Schedule | Readonly<Record<string, Schedule>>;
-  /** Read back and log the loss every this many steps (default 10; also step 1 and the last). */
+  /** Read back and log the loss every this many steps (default 25, so readbacks stay under 1% of training; also step 1 and the last). */
   readonly logEvery?: number;
   /** The eval graph (a model graph, same param names) and its batches, made afresh per eval. */
   readonly eval?: { readonly graph: Graph; readonly batches: () => Iterable<EvalBatch> };
@@ -260,7 +260,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   checkSteps(options.evalEvery, "evalEvery");
   checkSteps(options.checkpoint?.every, "checkpoint.every");
   const start = resume?.step ?? 0;
-  const logEvery = options.logEvery ?? 10;
+  const logEvery = options.logEvery ?? 25;
   const seed = resume?.rng !== undefined && resume.rng !== null
     ? Number((resume.rng as { seed: number }).seed)
     : options.seed ?? 0;
