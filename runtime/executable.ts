@@ -10,6 +10,7 @@
 import type { Graph, Node } from "../compiler/ir.ts";
 import { describeNode, graphUpdates, type Program } from "../compiler/schedule.ts";
 import { evaluate, type TensorData } from "./cpu.ts";
+import { checkIndexInputs, indexBounds } from "./_index_checks.ts";
 import {
   bindKernel,
   encodeKernels,
@@ -204,6 +205,7 @@ export async function createWebGpuExecutable(
     });
   }, { what, health: gpu.health });
   const inputs = new Map(graph.inputs.filter((n) => tensors.has(n.id)).map((n) => [n.name!, n]));
+  const bounds = indexBounds(graph);
   const params = new Map(graph.params.map((n) => [n.name!, n]));
   const paramsSet = new Set<string>();
   const updates = Object.entries(program.updates).map(([output, param]) => ({
@@ -288,6 +290,8 @@ export async function createWebGpuExecutable(
       if (unset.length > 0) {
         throw new Error(`params never set (call setParams first): ${unset.join(", ")}`);
       }
+      // Kernels cannot throw: indices are checked here, as the CPU reference checks them.
+      checkIndexInputs(bounds, feeds);
       const wanted = (runOptions.read ?? []).map((name) => [name, outputNode(name)] as const);
       // Numbered before any await, so runs submitted back to back get distinct numbers.
       const run = ++runs;
