@@ -9,6 +9,9 @@
  * @module
  */
 import { getOp } from "../ops/registry.ts";
+// Registers every op, so any module that builds nodes works on its own. The
+// cycle (ops import this file) is safe: ops use it only when rules run.
+import "../ops/mod.ts";
 
 /** Element types a tensor can hold. `bool` is stored as one byte (0 or 1) on the CPU. */
 export type DType = "f32" | "i32" | "u32" | "bool";
