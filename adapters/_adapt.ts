@@ -7,11 +7,23 @@ import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
 import { rewrite, type Rule } from "../compiler/rewrite.ts";
 import { matchesModule, type Target } from "./targets.ts";
 
-/** Adapter params (VeRA's and LoRA's) are never frozen by the freeze rule. */
-const ADAPTER_PARAM = /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/;
+/**
+ * True for VeRA's and LoRA's own params (`<module>.vera_lambda_b`,
+ * `<module>.lora_A.weight`, ...): never frozen by the freeze rule, and gone
+ * from a merged model.
+ *
+ * @example
+ * ```ts
+ * import { isAdapterParam } from "./_adapt.ts";
+ * console.log(isAdapterParam("layers.0.attn.q_proj.vera_lambda_d")); // true
+ * ```
+ */
+export function isAdapterParam(name: string): boolean {
+  return /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/.test(name);
+}
 
 function isTrainableBase(node: Node, keep: readonly string[]): boolean {
-  if (node.attrs.role !== "trainable" || ADAPTER_PARAM.test(node.name!)) return false;
+  if (node.attrs.role !== "trainable" || isAdapterParam(node.name!)) return false;
   const module = node.name!.slice(0, node.name!.lastIndexOf("."));
   return keep.length === 0 || !matchesModule(module, keep);
 }

@@ -19,7 +19,7 @@ import {
 } from "./vera.ts";
 import { lora, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
-import { type PeftAdapterFiles, peftTargetConfig, savedModuleParams } from "./peft.ts";
+import { adapterConfigFromPeft, type PeftAdapterFiles, savedModuleParams } from "./peft.ts";
 import { findTargets, weightsGraph } from "./targets.ts";
 import { kaimingUniformBound, uniformSymmetric } from "../runtime/threefry.ts";
 
@@ -188,24 +188,14 @@ function checkProjections(files: PeftAdapterFiles, seed: number, r: number): voi
  * ```
  */
 export function compactFromPeft(files: PeftAdapterFiles): Uint8Array {
-  const c = files.config;
-  const targetConfig = peftTargetConfig(files);
-  const config = files.kind === "vera"
-    ? resolveVeraConfig({
-      ...targetConfig,
-      r: c.r as number,
-      projectionPrngKey: (c.projection_prng_key as number) ?? 0,
-      dInitial: (c.d_initial as number) ?? 0.1,
-      dropout: (c.vera_dropout as number) ?? 0,
-    })
-    : resolveLoraConfig({
-      ...targetConfig,
-      r: c.r as number,
-      alpha: (c.lora_alpha as number) ?? 8,
-      dropout: (c.lora_dropout as number) ?? 0,
-    });
-  if (files.kind === "vera") {
-    checkProjections(files, (config as ResolvedVeraConfig).projectionPrngKey, config.r);
+  const described = adapterConfigFromPeft(files);
+  let config: ResolvedVeraConfig | ReturnType<typeof resolveLoraConfig>;
+  if (described.kind === "vera") {
+    const resolved = resolveVeraConfig(described.config);
+    checkProjections(files, resolved.projectionPrngKey, resolved.r);
+    config = resolved;
+  } else {
+    config = resolveLoraConfig(described.config);
   }
   const tensors: Record<string, TensorInput> = {};
   for (const [name, data] of Object.entries(files.tensors)) {

@@ -18,7 +18,7 @@ import { findTargets, matchesModule, weightsGraph } from "./targets.ts";
 import { type Adapter, merge, type MergeRunner } from "./merge.ts";
 import { lambdaBName, lambdaDName, resolveVeraConfig, type VeraAdapter } from "./vera.ts";
 import { type LoraAdapter, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
-import { type PeftAdapterFiles, peftTargetConfig } from "./peft.ts";
+import { adapterConfigFromPeft, type PeftAdapterFiles } from "./peft.ts";
 
 /**
  * Rebuilds the adapter described by a PEFT directory against a model's
@@ -40,16 +40,11 @@ export function adapterFromPeft(
   weights: Readonly<Record<string, readonly number[]>>,
 ): Adapter {
   const graph = weightsGraph(weights);
-  const c = files.config;
-  const targetConfig = peftTargetConfig(files);
-  const targets = findTargets(graph, targetConfig);
-  if (files.kind === "vera") {
-    const config = resolveVeraConfig({
-      ...targetConfig,
-      r: c.r as number,
-      projectionPrngKey: (c.projection_prng_key as number) ?? 0,
-      dInitial: (c.d_initial as number) ?? 0.1,
-    });
+  // Merging ignores dropout; it stays 0 as for any adapter used for inference.
+  const described = adapterConfigFromPeft(files);
+  const targets = findTargets(graph, described.config);
+  if (described.kind === "vera") {
+    const config = resolveVeraConfig({ ...described.config, dropout: 0 });
     const a = files.shapes.vera_A, b = files.shapes.vera_B;
     if (a === undefined || b === undefined) {
       throw new Error("VeRA adapter has no stored vera_A/vera_B");
@@ -71,11 +66,7 @@ export function adapterFromPeft(
     }
     return adapter;
   }
-  const config = resolveLoraConfig({
-    ...targetConfig,
-    r: c.r as number,
-    alpha: (c.lora_alpha as number) ?? 8,
-  });
+  const config = resolveLoraConfig({ ...described.config, dropout: 0 });
   return { kind: "lora", config, targets } satisfies LoraAdapter;
 }
 

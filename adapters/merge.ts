@@ -14,6 +14,7 @@ import type { Target } from "./targets.ts";
 import { lambdaBName, lambdaDName, slicedProjections, type VeraAdapter } from "./vera.ts";
 import { type LoraAdapter, loraAName, loraBName } from "./lora.ts";
 import { evaluate } from "../runtime/cpu.ts";
+import { isAdapterParam } from "./_adapt.ts";
 
 /** Either adapter kind. */
 export type Adapter = VeraAdapter | LoraAdapter;
@@ -127,10 +128,7 @@ async function applyMerge(
   return result;
 }
 
-/** True for VeRA's and LoRA's own params (they leave a merged model). */
-export function isAdapterParam(name: string): boolean {
-  return /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/.test(name);
-}
+export { isAdapterParam } from "./_adapt.ts";
 
 /**
  * Folds the adapter into the base weights: returns the base params with each

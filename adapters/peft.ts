@@ -28,9 +28,11 @@ import {
   VERA_STREAM_A,
   VERA_STREAM_B,
   type VeraAdapter,
+  type VeraConfig,
   veraProjections,
 } from "./vera.ts";
-import { lora, type LoraAdapter, loraAName, loraBName } from "./lora.ts";
+import { lora, type LoraAdapter, loraAName, loraBName, type LoraConfig } from "./lora.ts";
+import { isAdapterParam } from "./_adapt.ts";
 import type { Adapter } from "./merge.ts";
 import { matchesModule, type TargetConfig } from "./targets.ts";
 
@@ -357,6 +359,47 @@ export function peftTargetConfig(
 }
 
 /**
+ * The adapter config a PEFT `adapter_config.json` describes, camel-cased:
+ * VeRA's `r`, `projection_prng_key`, `d_initial`, `vera_dropout` or LoRA's
+ * `r`, `lora_alpha`, `lora_dropout`, plus the targeting fields.
+ *
+ * @example
+ * ```ts
+ * import { adapterConfigFromPeft } from "./peft.ts";
+ * const files = { kind: "lora" as const, config: { r: 4, lora_alpha: 8, target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
+ * console.log(adapterConfigFromPeft(files).config); // { targetModules: [...], ..., r: 4, alpha: 8, dropout: 0 }
+ * ```
+ */
+export function adapterConfigFromPeft(
+  files: PeftAdapterFiles,
+  dir = "<memory>",
+): { kind: "vera"; config: VeraConfig } | { kind: "lora"; config: LoraConfig } {
+  const c = files.config;
+  const targets = peftTargetConfig(files, dir);
+  if (files.kind === "vera") {
+    return {
+      kind: "vera",
+      config: {
+        ...targets,
+        r: c.r as number,
+        projectionPrngKey: (c.projection_prng_key as number) ?? 0,
+        dInitial: (c.d_initial as number) ?? 0.1,
+        dropout: (c.vera_dropout as number) ?? 0,
+      },
+    };
+  }
+  return {
+    kind: "lora",
+    config: {
+      ...targets,
+      r: c.r as number,
+      alpha: (c.lora_alpha as number) ?? 8,
+      dropout: (c.lora_dropout as number) ?? 0,
+    },
+  };
+}
+
+/**
  * Applies a PEFT adapter to a base graph: rewrites it (VeRA with the stored
  * projections as frozen params `vera_A`/`vera_B`) and returns the params the
  * adapter brings, keyed by graph param name. Shapes are checked against the
@@ -381,25 +424,14 @@ export function importPeft(
   files: PeftAdapterFiles,
   dir = "<memory>",
 ): { graph: Graph; adapter: Adapter; params: Record<string, Float32Array> } {
-  const c = files.config;
-  const targetConfig = peftTargetConfig(files, dir);
-  const result = files.kind === "vera"
-    ? vera(base, {
-      ...targetConfig,
-      r: c.r as number,
-      projectionPrngKey: (c.projection_prng_key as number) ?? 0,
-      dInitial: (c.d_initial as number) ?? 0.1,
-      dropout: 0,
-    }, { projections: "stored" })
-    : lora(base, {
-      ...targetConfig,
-      r: c.r as number,
-      alpha: (c.lora_alpha as number) ?? 8,
-      dropout: 0,
-    });
+  // An imported adapter is for inference and merging: no dropout input.
+  const described = adapterConfigFromPeft(files, dir);
+  const result = described.kind === "vera"
+    ? vera(base, { ...described.config, dropout: 0 }, { projections: "stored" })
+    : lora(base, { ...described.config, dropout: 0 });
   const expected = new Map<string, number[]>();
   for (const p of result.graph.params) {
-    const adapterParam = /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/.test(p.name!) ||
+    const adapterParam = isAdapterParam(p.name!) ||
       p.name === "vera_A" ||
       p.name === "vera_B";
     if (adapterParam) expected.set(p.name!, [...p.shape]);

@@ -8,7 +8,7 @@ import { initParams } from "../nn/init.ts";
 import { freezeRule, vera } from "../adapters/vera.ts";
 import { lora } from "../adapters/lora.ts";
 import { exportPeft } from "../adapters/peft.ts";
-import type { Adapter } from "../adapters/merge.ts";
+import { type Adapter, isAdapterParam } from "../adapters/merge.ts";
 import {
   type BatchState,
   ClassificationBatcher,
@@ -277,8 +277,7 @@ function initialParams(
   const params = initParams(graph, { seed });
   for (const p of graph.params) {
     const name = p.name!;
-    const fresh = name.startsWith("classifier.") ||
-      /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/.test(name);
+    const fresh = name.startsWith("classifier.") || isAdapterParam(name);
     if (fresh) continue;
     const w = base[name];
     if (w === undefined) throw new UsageError(`${basePath}: the base model has no "${name}"`);
