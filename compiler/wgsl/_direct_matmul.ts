@@ -10,11 +10,9 @@ import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
 import {
   bindingSet,
   indent,
-  labelOf,
-  linearDispatch,
+  linearKernel,
   type LoweredKernel,
   MAIN_PARAMS,
-  makeKernel,
   moduleText,
   storeFunction,
 } from "./_module.ts";
@@ -89,16 +87,7 @@ export function directMatmulKernel(
     threefry: functions.some((f) => f.usesThreefry),
     main,
   });
-  return {
-    kernel: makeKernel({
-      family: "matmul-direct",
-      wgsl,
-      bindings: set.bindings,
-      workgroupSize: [DIRECT_MATMUL_WORKGROUP, 1, 1],
-      dispatch: linearDispatch(Math.ceil(count / DIRECT_MATMUL_WORKGROUP)),
-      label: labelOf(roots, reads),
-    }),
-    nodes: set.nodes,
-    outputs: roots,
-  };
+  const width = DIRECT_MATMUL_WORKGROUP;
+  const groups = Math.ceil(count / width);
+  return linearKernel({ family: "matmul-direct", wgsl, set, width, groups, roots, reads });
 }

@@ -179,6 +179,45 @@ export function makeKernel(parts: {
 }
 
 /**
+ * The lowered form of a 1-D kernel: `groups` workgroups of `width`
+ * invocations over the bindings of `set`, labelled by what it computes.
+ * Every family of generated kernel ends with this.
+ *
+ * @example
+ * ```ts
+ * import { bindingSet, linearKernel } from "./_module.ts";
+ * import { makeNode } from "../ir.ts";
+ * const x = makeNode("input", [], { shape: [4], dtype: "f32" }, "x");
+ * const y = makeNode("exp", [x], {});
+ * const set = bindingSet([y], [x]);
+ * const lowered = linearKernel({ family: "demo", wgsl: "", set, width: 64, groups: 1, roots: [y], reads: [x] });
+ * console.log(lowered.kernel.dispatch); // [1, 1, 1]
+ * ```
+ */
+export function linearKernel(parts: {
+  family: string;
+  wgsl: string;
+  set: BindingSet;
+  width: number;
+  groups: number;
+  roots: readonly Node[];
+  reads: readonly Node[];
+}): LoweredKernel {
+  return {
+    kernel: makeKernel({
+      family: parts.family,
+      wgsl: parts.wgsl,
+      bindings: parts.set.bindings,
+      workgroupSize: [parts.width, 1, 1],
+      dispatch: linearDispatch(parts.groups),
+      label: labelOf(parts.roots, parts.reads),
+    }),
+    nodes: parts.set.nodes,
+    outputs: parts.roots,
+  };
+}
+
+/**
  * Dispatch for `count` workgroups of a 1-D kernel (empty when count is 0).
  *
  * @example

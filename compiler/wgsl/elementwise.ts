@@ -12,10 +12,9 @@ import {
   bindingSet,
   indent,
   labelOf,
-  linearDispatch,
+  linearKernel,
   type LoweredKernel,
   MAIN_PARAMS,
-  makeKernel,
   moduleText,
 } from "./_module.ts";
 import { storeValue, u32, ValueEmitter } from "./_values.ts";
@@ -71,16 +70,6 @@ export function elementwiseKernel(roots: readonly Node[], reads: readonly Node[]
     "}",
   ].join("\n");
   const wgsl = moduleText({ decls: set.decls, threefry: emitter.usesThreefry, main });
-  return {
-    kernel: makeKernel({
-      family: "elementwise",
-      wgsl,
-      bindings: set.bindings,
-      workgroupSize: [ELEMENTWISE_WORKGROUP, 1, 1],
-      dispatch: linearDispatch(Math.ceil(n / ELEMENTWISE_WORKGROUP)),
-      label: labelOf(roots, reads),
-    }),
-    nodes: set.nodes,
-    outputs: roots,
-  };
+  const [width, groups] = [ELEMENTWISE_WORKGROUP, Math.ceil(n / ELEMENTWISE_WORKGROUP)];
+  return linearKernel({ family: "elementwise", wgsl, set, width, groups, roots, reads });
 }

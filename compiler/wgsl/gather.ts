@@ -11,11 +11,9 @@ import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
 import {
   bindingSet,
   indent,
-  labelOf,
-  linearDispatch,
+  linearKernel,
   type LoweredKernel,
   MAIN_PARAMS,
-  makeKernel,
   moduleText,
 } from "./_module.ts";
 import { literal, u32, valueFunction } from "./_values.ts";
@@ -63,18 +61,8 @@ function lowered(
     threefry: loads.some((l) => l.usesThreefry),
     main,
   });
-  return {
-    kernel: makeKernel({
-      family,
-      wgsl,
-      bindings: set.bindings,
-      workgroupSize: [GATHER_WORKGROUP, 1, 1],
-      dispatch: linearDispatch(Math.ceil(n / GATHER_WORKGROUP)),
-      label: labelOf([node], reads),
-    }),
-    nodes: set.nodes,
-    outputs: [node],
-  };
+  const [width, groups] = [GATHER_WORKGROUP, Math.ceil(n / GATHER_WORKGROUP)];
+  return linearKernel({ family, wgsl, set, width, groups, roots: [node], reads });
 }
 
 /**

@@ -14,10 +14,9 @@ import {
   bindingSet,
   indent,
   labelOf,
-  linearDispatch,
+  linearKernel,
   type LoweredKernel,
   MAIN_PARAMS,
-  makeKernel,
   moduleText,
   storeFunction,
 } from "./_module.ts";
@@ -219,16 +218,6 @@ export function reduceKernel(lanes: readonly ReduceLane[], reads: readonly Node[
     main,
   });
   const groups = tree ? outputs : Math.ceil(outputs / REDUCE_WORKGROUP);
-  return {
-    kernel: makeKernel({
-      family: `reduce-${first.op}${lanes.length > 1 ? `x${lanes.length}` : ""}`,
-      wgsl,
-      bindings: set.bindings,
-      workgroupSize: [REDUCE_WORKGROUP, 1, 1],
-      dispatch: linearDispatch(groups),
-      label: labelOf(roots, reads),
-    }),
-    nodes: set.nodes,
-    outputs: roots,
-  };
+  const family = `reduce-${first.op}${lanes.length > 1 ? `x${lanes.length}` : ""}`;
+  return linearKernel({ family, wgsl, set, width: REDUCE_WORKGROUP, groups, roots, reads });
 }

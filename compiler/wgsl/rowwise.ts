@@ -13,11 +13,9 @@ import { WGSL_LINEAR_WORKGROUP, wgslF32 } from "./kernel.ts";
 import {
   bindingSet,
   indent,
-  labelOf,
-  linearDispatch,
+  linearKernel,
   type LoweredKernel,
   MAIN_PARAMS,
-  makeKernel,
   moduleText,
   storeFunction,
 } from "./_module.ts";
@@ -284,18 +282,6 @@ export function rowwiseKernel(
     threefry: loads.some((l) => l.usesThreefry),
     main,
   });
-  return {
-    kernel: makeKernel({
-      family: node.op,
-      wgsl,
-      bindings: set.bindings,
-      workgroupSize: [width, 1, 1],
-      dispatch: linearDispatch(
-        sizeOf(node.shape) === 0 ? 0 : serial ? Math.ceil(rows / width) : rows,
-      ),
-      label: labelOf(roots, reads),
-    }),
-    nodes: set.nodes,
-    outputs: roots,
-  };
+  const groups = sizeOf(node.shape) === 0 ? 0 : serial ? Math.ceil(rows / width) : rows;
+  return linearKernel({ family: node.op, wgsl, set, width, groups, roots, reads });
 }
