@@ -14,9 +14,9 @@ import {
   bindKernel,
   encodeKernels,
   type GpuContext,
-  gpuContextOf,
   type KernelDispatch,
   readBuffer,
+  requestGpu,
 } from "../runtime/webgpu.ts";
 
 /**
@@ -46,26 +46,8 @@ export interface TimingContext extends GpuContext {
  * ```
  */
 export async function timingContext(): Promise<TimingContext> {
-  const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new Error("gpu_check: navigator.gpu has no adapter");
-  const names = [
-    "maxBufferSize",
-    "maxStorageBufferBindingSize",
-    "maxStorageBuffersPerShaderStage",
-    "maxComputeWorkgroupStorageSize",
-    "maxComputeInvocationsPerWorkgroup",
-    "maxComputeWorkgroupSizeX",
-    "maxComputeWorkgroupSizeY",
-    "maxComputeWorkgroupSizeZ",
-  ] as const;
-  const requiredLimits = Object.fromEntries(names.map((n) => [n, adapter.limits[n]]));
-  const timestamps = adapter.features.has("timestamp-query");
-  const device = await adapter.requestDevice({
-    requiredLimits,
-    requiredFeatures: timestamps ? ["timestamp-query"] : [],
-    label: "gpu_check",
-  });
-  return { ...gpuContextOf(adapter, device), timestamps };
+  const gpu = await requestGpu({ fresh: true, features: ["timestamp-query"] });
+  return { ...gpu, timestamps: gpu.device.features.has("timestamp-query") };
 }
 
 /**

@@ -93,6 +93,8 @@ export interface RequestGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Create a new context instead of returning the process-wide one. */
   fresh?: boolean;
+  /** Optional features to enable when the adapter has them (e.g. `timestamp-query`). */
+  features?: readonly GPUFeatureName[];
 }
 
 // Limits raised to the adapter's maximum: they bound tensor sizes and kernel shapes.
@@ -153,24 +155,13 @@ async function createGpuContext(options: RequestGpuOptions): Promise<GpuContext>
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
-  const device = await adapter.requestDevice({ requiredLimits, label: "wgrad" });
+  const requiredFeatures = (options.features ?? []).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "wgrad" });
   return gpuContextOf(adapter, device);
 }
 
-/**
- * The context for a device the caller requested itself (with extra features
- * such as `timestamp-query`): pipeline cache, buffer pool, limits, health.
- *
- * @example
- * ```ts
- * import { gpuContextOf } from "./webgpu.ts";
- * const adapter = (await navigator.gpu.requestAdapter())!;
- * const gpu = gpuContextOf(adapter, await adapter.requestDevice());
- * console.log(gpu.description.length > 0); // true
- * gpu.device.destroy();
- * ```
- */
-export function gpuContextOf(adapter: GPUAdapter, device: GPUDevice): GpuContext {
+/** Wraps a device in its context: pipeline cache, buffer pool, limits, health. */
+function gpuContextOf(adapter: GPUAdapter, device: GPUDevice): GpuContext {
   const health = watchDevice(device);
   const info = adapter.info;
   return {
