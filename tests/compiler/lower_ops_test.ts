@@ -9,20 +9,9 @@ import { type DType, makeGraph, makeNode, type Node } from "../../compiler/ir.ts
 import { loweringTable } from "../../compiler/wgsl/lower.ts";
 import { allOps } from "../../ops/registry.ts";
 import { evaluate } from "../../runtime/cpu.ts";
+import { mulberry32 } from "../../data/random.ts";
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = prng(20240531);
+const random = mulberry32(20240531);
 const feeds: Record<string, number[]> = {};
 const params: Record<string, number[]> = {};
 const inputs: Node[] = [];

@@ -6,6 +6,7 @@
 // param), evaluates the analytic gradient in float64 and compares it with
 // central differences of the same scalar.
 
+import { mulberry32 } from "../../data/random.ts";
 import assert from "node:assert/strict";
 import { grad } from "../../compiler/autodiff.ts";
 import { type Graph, graphNodes, sizeOf, validate } from "../../compiler/ir.ts";
@@ -14,18 +15,15 @@ import { evaluate, type TensorData } from "../../runtime/cpu.ts";
 
 /** A small seeded PRNG (mulberry32): deterministic inputs, shapes and projections. */
 export class Rng {
-  #state: number;
+  #next: () => number;
 
   constructor(seed: number) {
-    this.#state = seed >>> 0;
+    this.#next = mulberry32(seed);
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.#next();
   }
 
   /** Uniform in [lo, hi). */
