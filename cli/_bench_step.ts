@@ -63,7 +63,7 @@ export interface StepBenchConfig {
   readonly seed?: number;
 }
 
-/** Learning rates of the methods (as `finetune` uses); they do not change the timing. */
+/** Learning rates of the methods, shared with the peers; they do not change the timing. */
 const LEARNING_RATE: Record<BenchMethod, number> = { vera: 1e-2, lora: 3e-3, full: 1e-3 };
 
 /**

@@ -22,26 +22,10 @@ import { VERA_STREAM_A, VERA_STREAM_B } from "../../adapters/vera.ts";
  * const config: PeerConfig = { layers: 2, dModel: 64, heads: 4, seq: 32, batch: 8, vocab: 96, r: 256, targets: ["q_proj", "v_proj"] };
  * ```
  */
-export interface PeerConfig {
-  /** Transformer blocks. */
-  readonly layers: number;
-  /** Model width. */
-  readonly dModel: number;
-  /** Attention heads. */
-  readonly heads: number;
-  /** Sequence length. */
-  readonly seq: number;
-  /** Batch size. */
-  readonly batch: number;
-  /** Vocabulary size. */
-  readonly vocab: number;
-  /** VeRA rank. */
+export type PeerConfig = Omit<StepBenchConfig, "method" | "backend" | "r"> & {
+  /** VeRA rank (required: the peers implement VeRA only). */
   readonly r: number;
-  /** Adapted modules (suffixes of module paths, as PEFT's `target_modules`). */
-  readonly targets: readonly string[];
-  /** Seed of the weights, the projections and the tokens (default 0). */
-  readonly seed?: number;
-}
+};
 
 /**
  * One tensor: its shape and row-major f32 values.
