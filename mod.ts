@@ -131,7 +131,8 @@ export {
   readSafetensors,
   writeSafetensors,
 } from "./io/safetensors.ts";
-export { exportPeft, importPeft, peftConfig, readPeft } from "./adapters/peft.ts";
+export { exportPeft, peftConfig } from "./adapters/peft.ts";
+export { importPeft, readPeft } from "./adapters/peft_import.ts";
 export { decodeCompact, encodeCompact } from "./adapters/compact.ts";
 export { formatSummary, summary } from "./adapters/summary.ts";
 export { exportMerged } from "./adapters/export.ts";
@@ -180,6 +181,6 @@ export type {
 } from "./io/safetensors.ts";
 export type { ExportMergedOptions } from "./adapters/export.ts";
 export type { AdapterSummary, LayerSummary } from "./adapters/summary.ts";
-export type { PeftAdapterFiles } from "./adapters/peft.ts";
+export type { PeftAdapterFiles } from "./adapters/peft_import.ts";
 export type { Family, LowerOptions, MatmulShape } from "./compiler/wgsl/lower.ts";
 export type { MatmulTiles } from "./compiler/wgsl/matmul.ts";

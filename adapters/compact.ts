@@ -19,7 +19,8 @@ import {
 } from "./vera.ts";
 import { lora, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
-import { adapterConfigFromPeft, type PeftAdapterFiles, savedModuleParams } from "./peft.ts";
+import { savedModuleParams } from "./peft.ts";
+import { adapterConfigFromPeft, type PeftAdapterFiles } from "./peft_import.ts";
 import { findTargets, weightsGraph } from "./targets.ts";
 import { kaimingUniformBound, uniformSymmetric } from "../runtime/threefry.ts";
 

@@ -18,7 +18,7 @@ import { findTargets, matchesModule, weightsGraph } from "./targets.ts";
 import { type Adapter, merge, type MergeRunner } from "./merge.ts";
 import { lambdaBName, lambdaDName, resolveVeraConfig, type VeraAdapter } from "./vera.ts";
 import { type LoraAdapter, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
-import { adapterConfigFromPeft, type PeftAdapterFiles } from "./peft.ts";
+import { adapterConfigFromPeft, type PeftAdapterFiles } from "./peft_import.ts";
 
 /**
  * Rebuilds the adapter described by a PEFT directory against a model's

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { finetuneCommand } from "../cli/_train.ts";
 import { DEMO_BASE } from "../cli/_demo.ts";
-import { readPeft } from "../adapters/peft.ts";
+import { readPeft } from "../adapters/peft_import.ts";
 import { compactFromPeft } from "../adapters/compact.ts";
 
 const { values } = parseArgs({

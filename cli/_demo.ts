@@ -9,7 +9,7 @@
 import { gptGraph } from "../nn/gpt.ts";
 import { lora, loraTrainableCount } from "../adapters/lora.ts";
 import { vera, veraTrainableCount } from "../adapters/vera.ts";
-import { importPeft, readPeft } from "../adapters/peft.ts";
+import { importPeft, readPeft } from "../adapters/peft_import.ts";
 import { compactFromPeft } from "../adapters/compact.ts";
 import { merge } from "../adapters/merge.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";

@@ -2,7 +2,7 @@
 import { openSafetensors, readSafetensors } from "../io/safetensors.ts";
 import { readBundle, writeBundle } from "../io/bundle.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
-import { readPeft } from "../adapters/peft.ts";
+import { readPeft } from "../adapters/peft_import.ts";
 import { adapterFromPeft, exportMerged } from "../adapters/export.ts";
 import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
 import { type Adapter, cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";

@@ -19,7 +19,8 @@ import { type GptConfig, gptGraph } from "../nn/gpt.ts";
 import { initParams } from "../nn/init.ts";
 import { vera } from "../adapters/vera.ts";
 import { lora } from "../adapters/lora.ts";
-import { exportPeft, importPeft, readPeft } from "../adapters/peft.ts";
+import { exportPeft } from "../adapters/peft.ts";
+import { importPeft, readPeft } from "../adapters/peft_import.ts";
 import {
   adamw,
   applyUpdates,

@@ -3,7 +3,7 @@ import { UsageError } from "../../cli/_args.ts";
 import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/_train.ts";
 import { GPT_METADATA_KEY } from "../../train/checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../../io/safetensors.ts";
-import { readPeft } from "../../adapters/peft.ts";
+import { readPeft } from "../../adapters/peft_import.ts";
 import { cpuRunner } from "../../train/runner.ts";
 
 const QUIET: TrainCommandOptions = { progress: "none" };

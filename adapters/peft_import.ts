@@ -1,0 +1,209 @@
+/**
+ * Reading Hugging Face PEFT adapter directories (VeRA and LoRA) and applying
+ * them to a graph. Imported VeRA adapters use their stored projections
+ * (frozen params `vera_A`, `vera_B`), since PEFT's come from PyTorch's
+ * generator. Writing them: `peft.ts`.
+ *
+ * @module
+ */
+import type { Graph } from "../compiler/ir.ts";
+import { type LoadedTensor, readSafetensors } from "../io/safetensors.ts";
+import { vera, type VeraConfig } from "./vera.ts";
+import { lora, type LoraConfig } from "./lora.ts";
+import { isAdapterParam } from "./_adapt.ts";
+import type { Adapter } from "./merge.ts";
+import type { TargetConfig } from "./targets.ts";
+import { PEFT_PREFIX, savedModuleParams } from "./peft.ts";
+
+/** An adapter read from a PEFT directory, before it is applied to a graph. */
+export interface PeftAdapterFiles {
+  /** `"vera"` or `"lora"`. */
+  readonly kind: "vera" | "lora";
+  /** The raw `adapter_config.json`. */
+  readonly config: Record<string, unknown>;
+  /** Tensors keyed by module path (the `base_model.model.` prefix removed; `vera_A`, `vera_B`). */
+  readonly tensors: Record<string, Float32Array>;
+  /** Shapes of the same tensors. */
+  readonly shapes: Record<string, number[]>;
+}
+
+function fail(dir: string, message: string): never {
+  throw new Error(`PEFT adapter ${dir}: ${message}`);
+}
+
+/**
+ * Reads and checks a PEFT adapter directory (VeRA or LoRA).
+ *
+ * @example
+ * ```ts
+ * import { readPeft } from "./peft_import.ts";
+ * await readPeft("/nonexistent").catch((e) => console.log(e.message.includes("adapter_config.json"))); // true
+ * ```
+ */
+export async function readPeft(dir: string): Promise<PeftAdapterFiles> {
+  let configText: string;
+  try {
+    configText = await Deno.readTextFile(`${dir}/adapter_config.json`);
+  } catch (e) {
+    fail(dir, `cannot read adapter_config.json (${(e as Error).message})`);
+  }
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(configText);
+  } catch (e) {
+    fail(dir, `adapter_config.json is not valid JSON (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    fail(dir, "adapter_config.json is not an object");
+  }
+  const type = config.peft_type;
+  if (type !== "VERA" && type !== "LORA") {
+    fail(dir, `peft_type ${JSON.stringify(type)} is not supported (VERA or LORA)`);
+  }
+  if (!Number.isInteger(config.r) || (config.r as number) < 1) {
+    fail(dir, `r must be a positive integer, got ${config.r}`);
+  }
+  const file = await readSafetensors(`${dir}/adapter_model.safetensors`).catch((e: Error) =>
+    fail(dir, e.message)
+  );
+  const tensors: Record<string, Float32Array> = {};
+  const shapes: Record<string, number[]> = {};
+  for (const [key, t] of file.tensors as Map<string, LoadedTensor>) {
+    if (!(t.data instanceof Float32Array)) {
+      fail(dir, `tensor ${key} is ${t.dtype}, expected F32 (or F16/BF16)`);
+    }
+    const name = key.startsWith(PEFT_PREFIX)
+      ? key.slice(PEFT_PREFIX.length)
+      : key.startsWith("base_model.")
+      ? key.slice("base_model.".length)
+      : fail(dir, `unexpected tensor name ${key}`);
+    tensors[name] = t.data;
+    shapes[name] = [...t.shape];
+  }
+  return { kind: type === "VERA" ? "vera" : "lora", config, tensors, shapes };
+}
+
+function configTargets(files: PeftAdapterFiles, dir: string): string[] | string {
+  const t = files.config.target_modules;
+  if (typeof t === "string") return t;
+  if (Array.isArray(t) && t.every((x) => typeof x === "string")) return t as string[];
+  fail(dir, `target_modules must be a list of names or a regex string, got ${JSON.stringify(t)}`);
+}
+
+/**
+ * The targeting fields of a PEFT config, camel-cased (`target_modules`,
+ * `layers_to_transform`, `layers_pattern`, `modules_to_save`).
+ *
+ * @example
+ * ```ts
+ * import { peftTargetConfig } from "./peft_import.ts";
+ * const files = { kind: "lora" as const, config: { target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
+ * console.log(peftTargetConfig(files).targetModules); // ["q_proj"]
+ * ```
+ */
+export function peftTargetConfig(
+  files: PeftAdapterFiles,
+  dir = "<memory>",
+): TargetConfig & { modulesToSave: string[] } {
+  const c = files.config;
+  return {
+    targetModules: configTargets(files, dir),
+    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
+    layersPattern: (c.layers_pattern as string | null) ?? undefined,
+    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
+  };
+}
+
+/**
+ * The adapter config a PEFT `adapter_config.json` describes, camel-cased:
+ * VeRA's `r`, `projection_prng_key`, `d_initial`, `vera_dropout` or LoRA's
+ * `r`, `lora_alpha`, `lora_dropout`, plus the targeting fields.
+ *
+ * @example
+ * ```ts
+ * import { adapterConfigFromPeft } from "./peft_import.ts";
+ * const files = { kind: "lora" as const, config: { r: 4, lora_alpha: 8, target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
+ * console.log(adapterConfigFromPeft(files).config); // { targetModules: [...], ..., r: 4, alpha: 8, dropout: 0 }
+ * ```
+ */
+export function adapterConfigFromPeft(
+  files: PeftAdapterFiles,
+  dir = "<memory>",
+): { kind: "vera"; config: VeraConfig } | { kind: "lora"; config: LoraConfig } {
+  const c = files.config;
+  const targets = peftTargetConfig(files, dir);
+  if (files.kind === "vera") {
+    return {
+      kind: "vera",
+      config: {
+        ...targets,
+        r: c.r as number,
+        projectionPrngKey: (c.projection_prng_key as number) ?? 0,
+        dInitial: (c.d_initial as number) ?? 0.1,
+        dropout: (c.vera_dropout as number) ?? 0,
+      },
+    };
+  }
+  return {
+    kind: "lora",
+    config: {
+      ...targets,
+      r: c.r as number,
+      alpha: (c.lora_alpha as number) ?? 8,
+      dropout: (c.lora_dropout as number) ?? 0,
+    },
+  };
+}
+
+/**
+ * Applies a PEFT adapter to a base graph: rewrites it (VeRA with the stored
+ * projections as frozen params `vera_A`/`vera_B`) and returns the params the
+ * adapter brings, keyed by graph param name. Shapes are checked against the
+ * graph; missing or unexpected tensors are errors.
+ *
+ * @example
+ * ```ts
+ * import { gptGraph } from "../nn/gpt.ts";
+ * import { initParams } from "../nn/init.ts";
+ * import { vera } from "./vera.ts";
+ * import { exportPeft } from "./peft.ts";
+ * import { importPeft, readPeft } from "./peft_import.ts";
+ * const base = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
+ * const { graph, adapter } = vera(base, { r: 2, targetModules: ["q_proj"] });
+ * const dir = await Deno.makeTempDir();
+ * await exportPeft(`${dir}/a`, adapter, initParams(graph));
+ * const imported = importPeft(base, await readPeft(`${dir}/a`));
+ * console.log(imported.adapter.kind === "vera" && imported.adapter.projections); // "stored"
+ * ```
+ */
+export function importPeft(
+  base: Graph,
+  files: PeftAdapterFiles,
+  dir = "<memory>",
+): { graph: Graph; adapter: Adapter; params: Record<string, Float32Array> } {
+  // An imported adapter is for inference and merging: no dropout input.
+  const described = adapterConfigFromPeft(files, dir);
+  const result = described.kind === "vera"
+    ? vera(base, { ...described.config, dropout: 0 }, { projections: "stored" })
+    : lora(base, { ...described.config, dropout: 0 });
+  const expected = new Map<string, number[]>();
+  for (const p of result.graph.params) {
+    const adapterParam = isAdapterParam(p.name!) ||
+      p.name === "vera_A" ||
+      p.name === "vera_B";
+    if (adapterParam) expected.set(p.name!, [...p.shape]);
+  }
+  for (const p of savedModuleParams(result.adapter, result.graph)) expected.set(p.name, p.shape);
+  const params: Record<string, Float32Array> = {};
+  for (const [name, shape] of expected) {
+    const have = files.shapes[name];
+    if (have === undefined) fail(dir, `missing tensor ${name} [${shape}]`);
+    if (have.join() !== shape.join()) {
+      fail(dir, `tensor ${name} has shape [${have}], the model needs [${shape}]`);
+    }
+    params[name] = files.tensors[name];
+  }
+  const extra = Object.keys(files.tensors).filter((k) => !expected.has(k));
+  if (extra.length > 0) fail(dir, `unexpected tensors: ${extra.join(", ")}`);
+  return { ...result, params };
+}
