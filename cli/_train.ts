@@ -1,6 +1,4 @@
-/** The `pretrain` and `finetune` commands. */
-import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
-import { dirname } from "node:path";
+/** The `finetune` command (and, re-exported, `pretrain`). */
 import type { Graph } from "../compiler/ir.ts";
 import { rewrite } from "../compiler/rewrite.ts";
 import { type GptConfig, gptGraph } from "../nn/gpt.ts";
@@ -14,62 +12,25 @@ import {
   ClassificationBatcher,
   classificationBatches,
   type ClassificationExample,
-  lmBatches,
 } from "../data/batches.ts";
-import { vocabSize } from "../data/tokenizer.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { adamw, trainStep } from "../train/optim.ts";
-import { warmupCosine } from "../train/schedule.ts";
-import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
-import { type Json, loadBaseModel, loadCheckpoint, saveBaseModel } from "../train/checkpoint.ts";
-import { classificationTask, lmTexts } from "../train/_eval.ts";
-import {
-  classifierEvalBatches,
-  evaluateModel,
-  lmEvalBatches,
-  type ProgressMode,
-  sourceOf,
-  train,
-} from "../train/trainer.ts";
+import { type Json, loadBaseModel, loadCheckpoint } from "../train/checkpoint.ts";
+import { classificationTask } from "../train/_eval.ts";
+import { classifierEvalBatches, evaluateModel, sourceOf, train } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
+import {
+  backendOf,
+  COMMON_FLAGS,
+  dataFlag,
+  flag,
+  int,
+  schedule,
+  type TrainCommandOptions,
+} from "./_train_common.ts";
 
-/** A string flag with its help text and default. */
-const flag = (help: string, fallback?: string): FlagSpec => ({
-  type: "string",
-  help,
-  default: fallback,
-});
-const COMMON_FLAGS: Record<string, FlagSpec> = {
-  batch: flag("batch size", "16"),
-  seed: flag("seed of the init, the adapter and the data order", "0"),
-  "log-every": flag("read back and log the loss every N steps", "25"),
-  "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
-  backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
-  json: { type: "boolean", help: "print a JSON summary as the last line" },
-};
-
-/**
- * The flags of `pretrain`.
- *
- * @example
- * ```ts
- * import { flagHelp } from "./_args.ts";
- * import { PRETRAIN_FLAGS } from "./_train.ts";
- * console.log(flagHelp(PRETRAIN_FLAGS));
- * ```
- */
-export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
-  data: flag("spam | names"),
-  out: flag("base model safetensors file to write"),
-  layers: flag("transformer blocks", "2"),
-  "d-model": flag("model width", "64"),
-  heads: flag("attention heads", "4"),
-  seq: flag("sequence length (the model's maxSeqLen)", "64"),
-  steps: flag("training steps", "500"),
-  lr: flag("peak learning rate (warm-up, cosine decay)", "0.003"),
-  "eval-batches": flag("validation batches per evaluation", "8"),
-  ...COMMON_FLAGS,
-};
+export { PRETRAIN_FLAGS, pretrainCommand } from "./_pretrain.ts";
+export type { TrainCommandOptions } from "./_train_common.ts";
 
 /**
  * The flags of `finetune`.
@@ -104,129 +65,6 @@ const METHODS = ["vera", "lora", "full", "head"] as const;
 type Method = typeof METHODS[number];
 // VeRA and LoRA rates picked by validation accuracy on spam (bench/methods_table.ts sweeps, BENCHMARKS.md).
 const DEFAULT_LR: Record<Method, number> = { vera: 3e-2, lora: 1e-2, full: 1e-3, head: 3e-3 };
-
-/**
- * Options of the training commands (tests and the lead's wiring use them).
- *
- * @example
- * ```ts
- * import { cpuRunner } from "../train/runner.ts";
- * import type { TrainCommandOptions } from "./_train.ts";
- * const options: TrainCommandOptions = { backends: { cpu: (g) => cpuRunner(g) }, progress: "lines" };
- * ```
- */
-export interface TrainCommandOptions {
-  /** Runner factories by `--backend` name (default: `cpu` and `webgpu`). */
-  readonly backends?: Readonly<Record<string, RunnerFactory>>;
-  /** Progress display (default `auto`). */
-  readonly progress?: ProgressMode;
-}
-
-function backendOf(values: Record<string, unknown>, options: TrainCommandOptions): RunnerFactory {
-  const backends = options.backends ??
-    { cpu: (g: Graph) => cpuRunner(g), webgpu: webgpuRunnerFactory };
-  const name = String(values.backend);
-  const factory = backends[name];
-  if (factory === undefined) {
-    throw new UsageError(
-      `--backend ${name} is not available (available: ${Object.keys(backends).join(", ")})`,
-    );
-  }
-  return factory;
-}
-
-function dataFlag(values: Record<string, unknown>, command: string): "spam" | "names" {
-  const data = required(values, "data", command);
-  if (data !== "spam" && data !== "names") {
-    throw new UsageError(`${command}: --data must be spam or names, got "${data}"`);
-  }
-  return data;
-}
-
-function int(values: Record<string, unknown>, name: string): number {
-  return intFlag(values, name)!;
-}
-
-function schedule(peak: number, steps: number) {
-  return warmupCosine({ peak, warmupSteps: Math.floor(steps * 0.06), totalSteps: steps });
-}
-
-/**
- * `pretrain`: train the reference GPT as a byte-level language model and write its weights.
- *
- * @example
- * ```ts
- * import { pretrainCommand } from "./_train.ts";
- * const out = `${await Deno.makeTempDir()}/base.safetensors`;
- * await pretrainCommand(["--data", "names", "--out", out, "--layers", "1", "--d-model", "8", "--heads", "2", "--seq", "8", "--steps", "2", "--batch", "2", "--eval-batches", "1"], { progress: "none" });
- * ```
- */
-export async function pretrainCommand(
-  args: readonly string[],
-  options: TrainCommandOptions = {},
-): Promise<void> {
-  const { values } = parseFlags("pretrain", args, PRETRAIN_FLAGS);
-  const data = dataFlag(values, "pretrain");
-  const out = required(values, "out", "pretrain");
-  const [steps, batch, seq] = [int(values, "steps"), int(values, "batch"), int(values, "seq")];
-  const seed = intFlag(values, "seed", 0)!;
-  const lr = numberFlag(values, "lr")!;
-  const runner = backendOf(values, options);
-  const config: GptConfig = {
-    vocabSize,
-    maxSeqLen: seq,
-    dModel: int(values, "d-model"),
-    heads: int(values, "heads"),
-    layers: int(values, "layers"),
-    head: "lm",
-  };
-  let model: Graph;
-  try {
-    model = gptGraph(config, { batch, seqLen: seq });
-  } catch (e) {
-    throw new UsageError(`pretrain: ${(e as Error).message}`);
-  }
-  const texts = lmTexts(data);
-  const evalBatches = int(values, "eval-batches");
-  const result = await train({
-    step: trainStep(model, { optimizer: adamw(), clipNorm: 1 }),
-    params: initParams(model, { seed }),
-    data: () => sourceOf(lmBatches(texts.train, { batchSize: batch, seqLen: seq, seed })),
-    steps,
-    lr: schedule(lr, steps),
-    logEvery: int(values, "log-every"),
-    evalEvery: intFlag(values, "eval-every"),
-    eval: {
-      graph: model,
-      batches: () =>
-        lmEvalBatches(texts.validation, { batchSize: batch, seqLen: seq, limit: evalBatches }),
-    },
-    seed,
-    runner,
-    progress: options.progress,
-  });
-  await Deno.mkdir(dirname(out), { recursive: true });
-  await saveBaseModel(out, config, model, { ...initParams(model, { seed }), ...result.params });
-  const count = model.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  console.log(
-    `pretrained a ${config.layers}-layer GPT (d=${config.dModel}, ${
-      count.toLocaleString("en-US")
-    } ` +
-      `params) on ${data} for ${steps} steps: loss ${result.loss.toFixed(4)}, validation loss ` +
-      `${result.eval?.loss.toFixed(4)} → ${out}`,
-  );
-  if (values.json) {
-    console.log(JSON.stringify({
-      out,
-      config,
-      params: count,
-      loss: result.loss,
-      validation_loss: result.eval?.loss ?? null,
-      step_ms: result.stepMs,
-      tokens_per_s: result.tokensPerS,
-    }));
-  }
-}
 
 async function loadBase(path: string) {
   try {

@@ -1,0 +1,71 @@
+/** What `pretrain` and `finetune` share: flags, the backend choice, the data flag, the schedule. */
+import type { Graph } from "../compiler/ir.ts";
+import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
+import { warmupCosine } from "../train/schedule.ts";
+import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
+import type { ProgressMode } from "../train/trainer.ts";
+import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
+
+/** A string flag with its help text and default. */
+export const flag = (help: string, fallback?: string): FlagSpec => ({
+  type: "string",
+  help,
+  default: fallback,
+});
+export const COMMON_FLAGS: Record<string, FlagSpec> = {
+  batch: flag("batch size", "16"),
+  seed: flag("seed of the init, the adapter and the data order", "0"),
+  "log-every": flag("read back and log the loss every N steps", "25"),
+  "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
+  backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
+  json: { type: "boolean", help: "print a JSON summary as the last line" },
+};
+
+/**
+ * Options of the training commands (tests and the lead's wiring use them).
+ *
+ * @example
+ * ```ts
+ * import { cpuRunner } from "../train/runner.ts";
+ * import type { TrainCommandOptions } from "./_train.ts";
+ * const options: TrainCommandOptions = { backends: { cpu: (g) => cpuRunner(g) }, progress: "lines" };
+ * ```
+ */
+export interface TrainCommandOptions {
+  /** Runner factories by `--backend` name (default: `cpu` and `webgpu`). */
+  readonly backends?: Readonly<Record<string, RunnerFactory>>;
+  /** Progress display (default `auto`). */
+  readonly progress?: ProgressMode;
+}
+
+export function backendOf(
+  values: Record<string, unknown>,
+  options: TrainCommandOptions,
+): RunnerFactory {
+  const backends = options.backends ??
+    { cpu: (g: Graph) => cpuRunner(g), webgpu: webgpuRunnerFactory };
+  const name = String(values.backend);
+  const factory = backends[name];
+  if (factory === undefined) {
+    throw new UsageError(
+      `--backend ${name} is not available (available: ${Object.keys(backends).join(", ")})`,
+    );
+  }
+  return factory;
+}
+
+export function dataFlag(values: Record<string, unknown>, command: string): "spam" | "names" {
+  const data = required(values, "data", command);
+  if (data !== "spam" && data !== "names") {
+    throw new UsageError(`${command}: --data must be spam or names, got "${data}"`);
+  }
+  return data;
+}
+
+export function int(values: Record<string, unknown>, name: string): number {
+  return intFlag(values, name)!;
+}
+
+export function schedule(peak: number, steps: number) {
+  return warmupCosine({ peak, warmupSteps: Math.floor(steps * 0.06), totalSteps: steps });
+}
