@@ -25,14 +25,13 @@
  * @module
  */
 
-import type { Kernel } from "../compiler/wgsl/kernel.ts";
 import {
   type BindingSizeCheck,
   bindingSizeChecker,
   type BufferPool,
   createBufferPool,
 } from "./_buffer_pool.ts";
-import { type DeviceHealth, kernelName, watchDevice, withErrorScopes } from "./_errors.ts";
+import { type DeviceHealth, watchDevice } from "./_errors.ts";
 import { createPipelineCache, type PipelineCache } from "./_pipeline_cache.ts";
 
 export {
@@ -45,6 +44,21 @@ export type { BufferPoolOptions, SizeLimits } from "./_buffer_pool.ts";
 export { type DeviceHealth, watchDevice, withErrorScopes } from "./_errors.ts";
 export type { ErrorScopeOptions } from "./_errors.ts";
 export { createPipelineCache, type PipelineCache } from "./_pipeline_cache.ts";
+export {
+  bindKernel,
+  encodeKernels,
+  type EncodeOptions,
+  type KernelDispatch,
+  runKernels,
+} from "./_dispatch.ts";
+export {
+  readBuffer,
+  readFloat32,
+  type ReadFloat32Options,
+  type ReadOptions,
+  uploadFloat32,
+  type UploadOptions,
+} from "./_transfer.ts";
 export type { PipelineCacheOptions } from "./_pipeline_cache.ts";
 
 /**
@@ -176,304 +190,4 @@ function gpuContextOf(adapter: GPUAdapter, device: GPUDevice): GpuContext {
     health,
     checkBindingSize: bindingSizeChecker(device.limits),
   };
-}
-
-/**
- * A kernel and the buffers for its bindings, in binding order.
- *
- * @example
- * ```ts
- * import { type KernelDispatch, requestGpu } from "./webgpu.ts";
- * import { matmulKernel } from "../compiler/wgsl/matmul.ts";
- * const gpu = await requestGpu();
- * const [a, b, c] = [0, 1, 2].map(() => gpu.buffers.acquire(64, GPUBufferUsage.STORAGE));
- * const dispatch: KernelDispatch = { kernel: matmulKernel({ M: 4, N: 4, K: 4 }), buffers: [a, b, c] };
- * ```
- */
-export interface KernelDispatch {
-  /** What to run. */
-  kernel: Kernel;
-  /** One buffer (or buffer range) per `kernel.bindings` entry, in order. */
-  buffers: readonly (GPUBuffer | GPUBufferBinding)[];
-  /** A bind group from {@linkcode bindKernel}, reused instead of creating one per encode. */
-  bindGroup?: GPUBindGroup;
-}
-
-/**
- * Checks the buffers of a dispatch against its kernel (count, size limits)
- * and creates its bind group. The kernel must be compiled
- * (`await gpu.pipelines.get(kernel)`).
- *
- * @example
- * ```ts
- * import { bindKernel, requestGpu } from "./webgpu.ts";
- * import { matmulKernel } from "../compiler/wgsl/matmul.ts";
- * const gpu = await requestGpu();
- * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
- * await gpu.pipelines.get(kernel);
- * const usage = GPUBufferUsage.STORAGE;
- * const buffers = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
- * const bindGroup = bindKernel(gpu, { kernel, buffers });
- * ```
- */
-export function bindKernel(gpu: GpuContext, dispatch: KernelDispatch): GPUBindGroup {
-  const { kernel, buffers } = dispatch;
-  if (buffers.length !== kernel.bindings.length) {
-    throw new Error(
-      `kernel ${kernelName(kernel)} binds ${kernel.bindings.length} buffers ` +
-        `(${kernel.bindings.map((b) => b.name).join(", ")}) but got ${buffers.length}`,
-    );
-  }
-  const entries = buffers.map((resource, i) => {
-    const binding = kernel.bindings[i];
-    const bytes = "buffer" in resource
-      ? resource.size ?? resource.buffer.size - (resource.offset ?? 0)
-      : resource.size;
-    gpu.checkBindingSize(
-      bytes,
-      `binding ${binding.name} of kernel ${kernelName(kernel)}`,
-      binding.type === "uniform" ? "uniform" : "storage",
-    );
-    return { binding: i, resource: "buffer" in resource ? resource : { buffer: resource } };
-  });
-  const pipeline = gpu.pipelines.ready(kernel);
-  return gpu.device.createBindGroup({
-    label: kernelName(kernel),
-    layout: pipeline.getBindGroupLayout(0),
-    entries,
-  });
-}
-
-/**
- * Options of {@linkcode encodeKernels}.
- *
- * @example
- * ```ts
- * import type { EncodeOptions } from "./webgpu.ts";
- * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
- * const options: EncodeOptions = { encoder: device.createCommandEncoder(), label: "train step 7" };
- * ```
- */
-export interface EncodeOptions {
-  /** Record into this encoder instead of a new one. */
-  encoder?: GPUCommandEncoder;
-  /** Label of the compute pass. */
-  label?: string;
-}
-
-/**
- * Records the dispatches, in order, into one compute pass of one command
- * encoder (returned, not finished). Kernels must be compiled; sizes are
- * checked before anything is recorded.
- *
- * @example
- * ```ts
- * import { encodeKernels, requestGpu } from "./webgpu.ts";
- * import { matmulKernel } from "../compiler/wgsl/matmul.ts";
- * const gpu = await requestGpu();
- * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
- * await gpu.pipelines.get(kernel);
- * const usage = GPUBufferUsage.STORAGE;
- * const buffers = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
- * const encoder = encodeKernels(gpu, [{ kernel, buffers }, { kernel, buffers }]);
- * gpu.device.queue.submit([encoder.finish()]);
- * ```
- */
-export function encodeKernels(
-  gpu: GpuContext,
-  dispatches: readonly KernelDispatch[],
-  options: EncodeOptions = {},
-): GPUCommandEncoder {
-  gpu.health.assertAlive("encode kernels");
-  const bound = dispatches.map((d) => ({
-    pipeline: gpu.pipelines.ready(d.kernel),
-    bindGroup: d.bindGroup ?? bindKernel(gpu, d),
-    counts: d.kernel.dispatch,
-  }));
-  const encoder = options.encoder ?? gpu.device.createCommandEncoder();
-  const pass = encoder.beginComputePass({ label: options.label });
-  for (const { pipeline, bindGroup, counts } of bound) {
-    if (counts[0] * counts[1] * counts[2] === 0) continue;
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(counts[0], counts[1], counts[2]);
-  }
-  pass.end();
-  return encoder;
-}
-
-/**
- * Compiles what is missing, then encodes all dispatches into one compute
- * pass and submits them, inside validation / out-of-memory error scopes.
- * Resolves once submitted (not when the GPU finishes): await a readback or
- * `device.queue.onSubmittedWorkDone()` for that.
- *
- * @example
- * ```ts
- * import { runKernels, requestGpu } from "./webgpu.ts";
- * import { matmulKernel } from "../compiler/wgsl/matmul.ts";
- * const gpu = await requestGpu();
- * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
- * const usage = GPUBufferUsage.STORAGE;
- * const buffers = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
- * await runKernels(gpu, [{ kernel, buffers }]);
- * ```
- */
-export async function runKernels(
-  gpu: GpuContext,
-  dispatches: readonly KernelDispatch[],
-): Promise<void> {
-  await Promise.all(dispatches.map((d) => gpu.pipelines.get(d.kernel)));
-  const names = [...new Set(dispatches.map((d) => kernelName(d.kernel)))];
-  const what = `running kernel${names.length === 1 ? "" : "s"} ${names.join(", ")}`;
-  await withErrorScopes(gpu.device, () => {
-    gpu.device.queue.submit([encodeKernels(gpu, dispatches).finish()]);
-  }, { what, health: gpu.health });
-}
-
-/**
- * Options of {@linkcode uploadFloat32}.
- *
- * @example
- * ```ts
- * import type { UploadOptions } from "./webgpu.ts";
- * const options: UploadOptions = { usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, what: "embed.weight" };
- * ```
- */
-export interface UploadOptions {
-  /** Usage flags (default STORAGE | COPY_SRC | COPY_DST). */
-  usage?: GPUBufferUsageFlags;
-  /** Names the tensor in errors. */
-  what?: string;
-}
-
-/**
- * Copies `data` into a pooled buffer (checked against the binding limits
- * first) and returns it; release it with `gpu.buffers.release`.
- *
- * @example
- * ```ts
- * import { requestGpu, uploadFloat32 } from "./webgpu.ts";
- * const gpu = await requestGpu();
- * const x = await uploadFloat32(gpu, new Float32Array([1, 2, 3]), { what: "x" });
- * gpu.buffers.release(x);
- * ```
- */
-export async function uploadFloat32(
-  gpu: GpuContext,
-  data: Float32Array,
-  options: UploadOptions = {},
-): Promise<GPUBuffer> {
-  const what = options.what ?? `a ${data.length}-element f32 tensor`;
-  gpu.checkBindingSize(data.byteLength, what);
-  const usage = options.usage ??
-    (GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
-  return await withErrorScopes(gpu.device, () => {
-    const buffer = gpu.buffers.acquire(data.byteLength, usage);
-    gpu.device.queue.writeBuffer(buffer, 0, data as Float32Array<ArrayBuffer>);
-    return buffer;
-  }, { what: `uploading ${what}`, health: gpu.health });
-}
-
-/**
- * Options of {@linkcode readBuffer}.
- *
- * @example
- * ```ts
- * import type { ReadOptions } from "./webgpu.ts";
- * const lossOnly: ReadOptions = { byteOffset: 0, byteLength: 4 };
- * ```
- */
-export interface ReadOptions {
-  /** First byte to read (a multiple of 4; default 0). */
-  byteOffset?: number;
-  /** Bytes to read (a multiple of 4; default: to the end of the buffer). */
-  byteLength?: number;
-}
-
-/**
- * Copies part of a buffer (which needs COPY_SRC usage) into a pooled
- * MAP_READ buffer, maps it and returns a copy of the bytes. It waits only
- * for its own copy, after the work submitted before it; other submissions
- * continue meanwhile.
- *
- * @example
- * ```ts
- * import { readBuffer, requestGpu, uploadFloat32 } from "./webgpu.ts";
- * const gpu = await requestGpu();
- * const x = await uploadFloat32(gpu, new Float32Array([1, 2, 3, 4]));
- * const bytes = await readBuffer(gpu, x, { byteOffset: 4, byteLength: 8 });
- * console.log(new Float32Array(bytes)); // [2, 3]
- * ```
- */
-export async function readBuffer(
-  gpu: GpuContext,
-  source: GPUBuffer,
-  options: ReadOptions = {},
-): Promise<ArrayBuffer> {
-  const offset = options.byteOffset ?? 0;
-  const length = options.byteLength ?? source.size - offset;
-  if (offset % 4 || length % 4 || offset < 0 || length < 0 || offset + length > source.size) {
-    throw new Error(
-      `readBuffer: bytes [${offset}, ${
-        offset + length
-      }) are not a 4-byte-aligned range of a ${source.size}-byte buffer`,
-    );
-  }
-  if (length === 0) return new ArrayBuffer(0);
-  const staging = gpu.buffers.acquire(length, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-  try {
-    await withErrorScopes(gpu.device, () => {
-      const encoder = gpu.device.createCommandEncoder();
-      encoder.copyBufferToBuffer(source, offset, staging, 0, length);
-      gpu.device.queue.submit([encoder.finish()]);
-    }, {
-      what: `reading back ${length} bytes of ${source.label || "a buffer"}`,
-      health: gpu.health,
-    });
-    await staging.mapAsync(GPUMapMode.READ, 0, length);
-    return staging.getMappedRange(0, length).slice(0);
-  } catch (e) {
-    gpu.health.assertAlive("read back a buffer");
-    throw e;
-  } finally {
-    gpu.buffers.release(staging);
-  }
-}
-
-/**
- * Options of {@linkcode readFloat32}.
- *
- * @example
- * ```ts
- * import type { ReadFloat32Options } from "./webgpu.ts";
- * const row3: ReadFloat32Options = { offset: 3 * 64, length: 64 };
- * ```
- */
-export interface ReadFloat32Options {
-  /** Elements to read (default: the whole buffer). */
-  length?: number;
-  /** First element to read. */
-  offset?: number;
-}
-
-/**
- * {@linkcode readBuffer} as f32 elements.
- *
- * @example
- * ```ts
- * import { readFloat32, requestGpu, uploadFloat32 } from "./webgpu.ts";
- * const gpu = await requestGpu();
- * const x = await uploadFloat32(gpu, new Float32Array([1, 2, 3]));
- * console.log(await readFloat32(gpu, x, { length: 3 })); // [1, 2, 3]
- * ```
- */
-export async function readFloat32(
-  gpu: GpuContext,
-  source: GPUBuffer,
-  options: ReadFloat32Options = {},
-): Promise<Float32Array> {
-  const offset = options.offset ?? 0;
-  const byteLength = options.length === undefined ? undefined : options.length * 4;
-  return new Float32Array(await readBuffer(gpu, source, { byteOffset: offset * 4, byteLength }));
 }
