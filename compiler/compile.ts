@@ -38,11 +38,8 @@ import type { Kernel } from "./wgsl/kernel.ts";
 import type { MatmulShape } from "./wgsl/lower.ts";
 import { matmulTilesFor } from "./wgsl/matmul.ts";
 import { SHAPE_OPS } from "./wgsl/_values.ts";
-import {
-  createCpuExecutable,
-  createWebGpuExecutable,
-  type Executable,
-} from "../runtime/executable.ts";
+import { createWebGpuExecutable, type Executable } from "../runtime/executable.ts";
+import { createCpuExecutable } from "../runtime/cpu_executable.ts";
 import { type GpuContext, requestGpu } from "../runtime/webgpu.ts";
 
 /**

@@ -93,3 +93,18 @@ export function checkIndexInputs(
     }
   }
 }
+
+/** Throws listing the known names when a fed name is not one of them (inputs, params). */
+export function checkNames(
+  kind: string,
+  given: Iterable<string>,
+  known: ReadonlySet<string>,
+): void {
+  for (const name of given) {
+    if (!known.has(name)) {
+      throw new Error(
+        `unknown ${kind} "${name}" (expected one of: ${[...known].join(", ") || "none"})`,
+      );
+    }
+  }
+}
