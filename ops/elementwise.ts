@@ -56,6 +56,15 @@ function unary(
   });
 }
 
+/**
+ * GELU's tanh form as a WGSL expression of `x`. The tanh argument is clamped
+ * to ±20, where tanh is ±1 in f32: some drivers overflow `exp` inside `tanh`
+ * for large arguments. The op and the matmul epilogue builder both use it.
+ */
+export function geluWgsl(x: string): string {
+  return `(0.5 * ${x} * (1.0 + tanh(clamp(${GELU_C} * (${x} + ${GELU_A} * ${x} * ${x} * ${x}), -20.0, 20.0))))`;
+}
+
 function geluValue(x: number): number {
   return 0.5 * x * (1 + Math.tanh(GELU_C * (x + GELU_A * x * x * x)));
 }
@@ -86,8 +95,7 @@ unary("abs", Math.abs, (x) => `abs(${x})`, (x, _y, g) => {
 unary(
   "gelu",
   geluValue,
-  (x) =>
-    `(0.5 * ${x} * (1.0 + tanh(clamp(${GELU_C} * (${x} + ${GELU_A} * ${x} * ${x} * ${x}), -20.0, 20.0))))`,
+  geluWgsl,
   (x, _y, g) => {
     // d/dx of 0.5·x·(1 + tanh(c·(x + a·x³))).
     const x2 = mul(x, x);
