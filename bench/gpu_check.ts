@@ -1,9 +1,10 @@
 /**
- * Every GPU measurement of the project in one script, for a lent NVIDIA GPU
- * machine (see shared/gpu/README.md):
+ * Every GPU measurement of the project in one script, for a machine with a
+ * real GPU (offline machines need Deno and the module cache packed beside the
+ * checkout, then `--cached-only`):
  *
- *   bash ../shared/gpu/prepare.sh bench/gpu_check.ts          # here: packs .gpu/
- *   bash .gpu/enter.sh deno run -A --cached-only bench/gpu_check.ts   # there
+ *   deno run -A bench/gpu_check.ts                             # full sizes
+ *   deno run -A --cached-only bench/gpu_check.ts               # offline, cache packed
  *   deno run -A bench/gpu_check.ts --quick                     # tiny sizes, any adapter
  *
  * 1. f32 matmul TFLOP/s at 4096³ and at the training shapes of the large

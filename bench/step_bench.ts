@@ -1,5 +1,5 @@
 /**
- * One VeRA training step (GPT of DESIGN §9, LM loss, AdamW, VeRA r=256 on
+ * One VeRA training step (reference GPT (docs/ARCHITECTURE.md §9), LM loss, AdamW, VeRA r=256 on
  * q_proj,v_proj) in wgrad, TensorFlow.js (WebGPU) and jax-js (WebGPU and
  * Wasm), on the same adapter, in the same process, with the same weights and
  * batches; and wgrad VeRA (r=256) against wgrad LoRA (r=8, same targets).

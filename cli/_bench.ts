@@ -1,5 +1,5 @@
 /**
- * The `bench step` command (DESIGN §11): one training step of the reference
+ * The `bench step` command (docs/ARCHITECTURE.md §11): one training step of the reference
  * GPT (forward, backward, AdamW) with VeRA, LoRA or full fine-tuning, on
  * random frozen weights and random tokens, timed so that every timed step's
  * GPU work has really finished.

@@ -27,7 +27,7 @@ import { adamw, hyperparameterFeeds, initOptimizerState, trainStep } from "../tr
 export type BenchMethod = "vera" | "lora" | "full";
 
 /**
- * What to build: the GPT of DESIGN §9 with an LM head, and the method.
+ * What to build: the reference GPT (docs/ARCHITECTURE.md §9) with an LM head, and the method.
  *
  * @example
  * ```ts

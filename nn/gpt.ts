@@ -1,5 +1,5 @@
 /**
- * The reference model (DESIGN §9): a GPT-style pre-LayerNorm decoder with
+ * The reference model (docs/ARCHITECTURE.md §9): a GPT-style pre-LayerNorm decoder with
  * learned positions, causal multi-head attention and a GELU MLP, ending in a
  * language-model head or a sequence classifier on the last real token.
  *

@@ -1,7 +1,7 @@
 /**
  * Threefry-2x32 (20 rounds), the counter-based generator JAX uses, as a
  * TypeScript reference that the WGSL in `compiler/wgsl/threefry.ts` matches
- * bit for bit (DESIGN.md §6).
+ * bit for bit (docs/ARCHITECTURE.md §6).
  *
  * Element `i` of stream `stream` under `seed` is a pure function of
  * `(seed, stream, i)`: the key is `[stream, seed]` and the counter is the

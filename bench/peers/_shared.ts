@@ -13,7 +13,7 @@ import { kaimingUniformBound, uniformSymmetric } from "../../runtime/threefry.ts
 import { VERA_STREAM_A, VERA_STREAM_B } from "../../adapters/vera.ts";
 
 /**
- * The model of the peer comparison: the GPT of DESIGN §9 with an LM head and
+ * The model of the peer comparison: the reference GPT (docs/ARCHITECTURE.md §9) with an LM head and
  * VeRA (PEFT semantics) on `targets`.
  *
  * @example

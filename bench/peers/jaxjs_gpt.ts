@@ -1,7 +1,7 @@
 /**
  * The benchmark's model and training step in jax-js (`@jax-js/jax`, JAX's
  * API in JavaScript, with its own kernel compiler for WebGPU and Wasm): the
- * GPT of DESIGN §9 with an LM head, VeRA as in PEFT on the targeted layers
+ * reference GPT (docs/ARCHITECTURE.md §9) with an LM head, VeRA as in PEFT on the targeted layers
  *
  *   `y = x Wᵀ + b + λb ⊙ ((λd ⊙ (x A_sᵀ)) B_sᵀ)`   (W, b, A, B frozen)
  *

@@ -1,6 +1,6 @@
 /**
  * The benchmark's model and training step in TensorFlow.js (4.22, WebGPU
- * backend): the GPT of DESIGN §9 with an LM head, VeRA as in PEFT on the
+ * backend): the reference GPT (docs/ARCHITECTURE.md §9) with an LM head, VeRA as in PEFT on the
  * targeted layers
  *
  *   `y = x Wᵀ + b + λb ⊙ ((λd ⊙ (x A_sᵀ)) B_sᵀ)`   (W, b, A, B frozen)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One fine-tuning step of wgrad's benchmark model in PyTorch + Hugging Face PEFT.
 
-The model is the GPT of wgrad's DESIGN §9 (nn/gpt.ts): token and learned position
+The model is wgrad's reference GPT (docs/ARCHITECTURE.md §9) (nn/gpt.ts): token and learned position
 embeddings, pre-LayerNorm blocks with causal multi-head attention (q_proj, k_proj,
 v_proj, o_proj with bias) and a GELU-tanh MLP (fc1, fc2), ln_f and a bias-free
 lm_head; mean next-token cross-entropy; AdamW (lr 1e-2 for VeRA, 3e-3 for LoRA,

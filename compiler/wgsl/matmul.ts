@@ -77,7 +77,7 @@ export interface MatmulEpilogue {
 
 /**
  * An operand generated inside the kernel instead of read from a buffer (a
- * `random` node, DESIGN.md §6): the element its layout options address at
+ * `random` node, docs/ARCHITECTURE.md §6): the element its layout options address at
  * flat index `e` is `uniform_symmetric(key(seed, stream), e, bound)`, the
  * same bits as the TypeScript reference `uniformSymmetric`.
  *

@@ -2,7 +2,7 @@
  * Threefry-2x32 in WGSL: a function library that kernels include, and a
  * kernel that fills a buffer with Kaiming-uniform values. Both compute the
  * same bits as the TypeScript reference in `runtime/threefry.ts`
- * (DESIGN.md §6).
+ * (docs/ARCHITECTURE.md §6).
  *
  * @module
  */

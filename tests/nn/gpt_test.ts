@@ -1,4 +1,4 @@
-// The reference GPT (DESIGN §9): parameter names and shapes, a float64
+// The reference GPT (docs/ARCHITECTURE.md §9): parameter names and shapes, a float64
 // finite-difference check of the gradient of every trainable parameter of a
 // tiny 2-layer model (both heads), frozen parameters costing no gradient
 // work, the causal mask, and the initial loss.
@@ -24,7 +24,7 @@ const LM: GptConfig = {
 };
 const CLS: GptConfig = { ...LM, head: "classifier", numClasses: CLASSES };
 
-/** Every parameter DESIGN §9 names, with its shape. */
+/** Every parameter docs/ARCHITECTURE.md §9 names, with its shape. */
 function expectedParams(config: GptConfig): Record<string, number[]> {
   const d = config.dModel;
   const want: Record<string, number[]> = {
@@ -77,7 +77,7 @@ function randomParams(graph: Graph, seed: number): Record<string, Float64Array> 
 const LM_INPUTS = { tokens: [1, 2, 3, 4, 5, 6, 0, 1], targets: [2, 3, 4, 5, 6, 0, -1, 2] };
 const CLS_INPUTS = { tokens: [1, 2, 3, 4, 5, 6, 0, 1], labels: [2, 0], lastIndex: [3, 1] };
 
-Deno.test("GPT parameter names and shapes follow DESIGN §9", async (t) => {
+Deno.test("GPT parameter names and shapes follow docs/ARCHITECTURE.md §9", async (t) => {
   for (const config of [LM, CLS]) {
     await t.step(config.head, () => {
       const g = gptGraph(config, SHAPE);

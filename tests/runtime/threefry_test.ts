@@ -73,7 +73,7 @@ Deno.test("uniformSymmetric: range, moments and exact rounding over 10^5 samples
   for (let i = 0; i < n; i++) {
     const v = values[i];
     assert.ok(v >= -bound && v < bound, `value ${v} at ${i} outside [-${bound}, ${bound})`);
-    // (2u − 1) · bound with one f32 rounding, as DESIGN.md §6 specifies.
+    // (2u − 1) · bound with one f32 rounding, as docs/ARCHITECTURE.md §6 specifies.
     const u = (words[i] >>> 8) * 2 ** -24;
     assert.equal(v, Math.fround(Math.fround(2 * u - 1) * Math.fround(bound)));
     sum += v;
