@@ -9,12 +9,69 @@ export interface FlagSpec {
   readonly help: string;
   /** Value when absent. */
   readonly default?: string | boolean;
+  /** The only values a string flag accepts (checked by {@link parseFlags}). */
+  readonly choices?: readonly string[];
 }
 
 /** The thrown type for bad command lines: printed as one `error:` line. */
 export class UsageError extends Error {}
 
-/** Parses `args` against `flags`; throws UsageError naming the bad flag. */
+// A value that starts with "-" but is a number ("-1", "-0.5", "-.5", "-1e-3"): taken as the value of
+// the string flag before it, so `--lr -1` reaches the range check instead of "argument is ambiguous".
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/** Rewrites `--name -1` as `--name=-1` for string flags, so negative numbers parse as values. */
+function joinNegativeValues(
+  args: readonly string[],
+  flags: Readonly<Record<string, FlagSpec>>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const name = arg.startsWith("--") && !arg.includes("=") ? arg.slice(2) : undefined;
+    const next = args[i + 1];
+    if (
+      name !== undefined && Object.hasOwn(flags, name) && flags[name].type === "string" &&
+      next !== undefined && NEGATIVE_NUMBER.test(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** node:util's messages, reworded for this command line (and without their node-specific advice). */
+function usageMessage(command: string, message: string, flags: Readonly<Record<string, FlagSpec>>) {
+  const unknown = message.match(/^Unknown option '(--?[^']*)'/);
+  if (unknown) {
+    const known = Object.keys(flags).map((f) => `--${f}`).join(", ");
+    return `${command}: unknown flag ${unknown[1]} (flags: ${known})`;
+  }
+  const ambiguous = message.match(/^Option '--([^ ']+)(?: <value>)?' argument is ambiguous/);
+  if (ambiguous) {
+    const name = ambiguous[1];
+    return `${command}: --${name} needs a value; a value starting with "-" is written --${name}=VALUE`;
+  }
+  const missing = message.match(/^Option '--([^ ']+) <value>' argument missing/);
+  if (missing) return `${command}: --${missing[1]} needs a value`;
+  return `${command}: ${message.replace(/\. To specify.*$/s, "")}`;
+}
+
+/**
+ * Parses `args` against `flags`; throws UsageError naming the bad flag. Unknown flags, a flag
+ * given twice, a missing value and a value outside a flag's `choices` are errors; `--x -1` and
+ * `--x=-1` both give `-1`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFlags } from "./_args.ts";
+ * const flags = { lr: { type: "string" as const, help: "learning rate" } };
+ * assert.equal(parseFlags("demo", ["--lr", "-1"], flags).values.lr, "-1");
+ * assert.throws(() => parseFlags("demo", ["--lr", "1", "--lr", "2"], flags), /more than once/);
+ * ```
+ */
 export function parseFlags(
   command: string,
   args: readonly string[],
@@ -28,17 +85,36 @@ export function parseFlags(
       ...(spec.default !== undefined ? { default: spec.default } : {}),
     }]),
   );
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({
-      args: [...args],
+    parsed = parseArgs({
+      args: joinNegativeValues(args, flags),
       options: options as never,
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
-    return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (e) {
-    throw new UsageError(`${command}: ${(e as Error).message.replace(/\. To specify.*$/s, "")}`);
+    throw new UsageError(usageMessage(command, (e as Error).message, flags));
   }
+  const seen = new Set<string>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== "option") continue;
+    if (seen.has(token.name)) {
+      throw new UsageError(`${command}: --${token.name} is given more than once`);
+    }
+    seen.add(token.name);
+  }
+  const values = { ...(parsed.values as object) } as Record<string, string | boolean | undefined>;
+  for (const [name, spec] of Object.entries(flags)) {
+    const v = values[name];
+    if (spec.choices !== undefined && typeof v === "string" && !spec.choices.includes(v)) {
+      throw new UsageError(
+        `${command}: --${name} must be ${spec.choices.join(" | ")}, got "${v}"`,
+      );
+    }
+  }
+  return { values, positionals: parsed.positionals };
 }
 
 /** A required string flag. */
@@ -48,28 +124,88 @@ export function required(values: Record<string, unknown>, name: string, command:
   return v;
 }
 
-/** An integer flag ≥ `min`. */
+const DECIMAL_INTEGER = /^[+-]?\d+$/;
+const DECIMAL_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * An integer flag in `[min, max]`, written as a decimal integer (`1e1`, `0x3` and `" 3 "` are
+ * refused); `undefined` when absent.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { intFlag } from "./_args.ts";
+ * assert.equal(intFlag({ steps: "30" }, "steps"), 30);
+ * assert.throws(() => intFlag({ steps: "1e1" }, "steps"), /decimal integer/);
+ * assert.throws(() => intFlag({ steps: "0" }, "steps"), /≥ 1, got 0/);
+ * ```
+ */
 export function intFlag(
   values: Record<string, unknown>,
   name: string,
   min = 1,
+  max = Number.MAX_SAFE_INTEGER,
 ): number | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
+  if (typeof v !== "string" || !DECIMAL_INTEGER.test(v)) {
+    throw new UsageError(`--${name} must be a decimal integer, got "${v}"`);
+  }
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${v}"`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`;
+    throw new UsageError(`--${name} must be an integer ${range}, got ${v}`);
   }
   return n;
 }
 
-/** A finite number flag. */
-export function numberFlag(values: Record<string, unknown>, name: string): number | undefined {
+/** The range a number flag must lie in; bounds are inclusive unless marked exclusive. */
+export interface NumberRange {
+  /** Lower bound. */
+  readonly min?: number;
+  /** Whether `min` itself is refused. */
+  readonly minExclusive?: boolean;
+  /** Upper bound. */
+  readonly max?: number;
+  /** Whether `max` itself is refused. */
+  readonly maxExclusive?: boolean;
+}
+
+function rangeText(range: NumberRange): string {
+  const parts: string[] = [];
+  if (range.min !== undefined) parts.push(`${range.minExclusive ? ">" : "≥"} ${range.min}`);
+  if (range.max !== undefined) parts.push(`${range.maxExclusive ? "<" : "≤"} ${range.max}`);
+  return parts.join(" and ");
+}
+
+/**
+ * A finite decimal number flag within `range`; `undefined` when absent.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { numberFlag } from "./_args.ts";
+ * assert.equal(numberFlag({ lr: "3e-4" }, "lr", { min: 0, minExclusive: true }), 3e-4);
+ * assert.throws(() => numberFlag({ lr: "-1" }, "lr", { min: 0, minExclusive: true }), /> 0, got -1/);
+ * assert.throws(() => numberFlag({ lr: "0x3" }, "lr"), /decimal number/);
+ * ```
+ */
+export function numberFlag(
+  values: Record<string, unknown>,
+  name: string,
+  range: NumberRange = {},
+): number | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
+  if (typeof v !== "string" || !DECIMAL_NUMBER.test(v)) {
+    throw new UsageError(`--${name} must be a decimal number, got "${v}"`);
+  }
   const n = Number(v);
-  if (v === "" || !Number.isFinite(n)) {
-    throw new UsageError(`--${name} must be a number, got "${v}"`);
+  const low = range.min !== undefined && (range.minExclusive ? n <= range.min : n < range.min);
+  const high = range.max !== undefined && (range.maxExclusive ? n >= range.max : n > range.max);
+  if (!Number.isFinite(n) || low || high) {
+    const text = rangeText(range);
+    throw new UsageError(`--${name} must be a finite number${text ? ` ${text}` : ""}, got ${v}`);
   }
   return n;
 }

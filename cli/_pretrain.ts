@@ -62,7 +62,7 @@ export async function pretrainCommand(
   const out = required(values, "out", "pretrain");
   const [steps, batch, seq] = [int(values, "steps"), int(values, "batch"), int(values, "seq")];
   const seed = intFlag(values, "seed", 0)!;
-  const lr = numberFlag(values, "lr")!;
+  const lr = numberFlag(values, "lr", { min: 0, minExclusive: true })!;
   const runner = backendOf(values, options);
   const config: GptConfig = {
     vocabSize,

@@ -93,7 +93,7 @@ function applyMethod(
       const r = intFlag(values, "r") ?? 8;
       return lora(model, {
         r,
-        alpha: numberFlag(values, "alpha") ?? r,
+        alpha: numberFlag(values, "alpha", { min: 0, minExclusive: true }) ?? r,
         targetModules,
         modulesToSave,
       });
@@ -168,8 +168,8 @@ export async function finetuneCommand(
     int(values, "batch"),
     intFlag(values, "seed", 0)!,
   ];
-  const lr = numberFlag(values, "lr") ?? DEFAULT_LR[method];
-  const headLr = numberFlag(values, "head-lr")!;
+  const lr = numberFlag(values, "lr", { min: 0, minExclusive: true }) ?? DEFAULT_LR[method];
+  const headLr = numberFlag(values, "head-lr", { min: 0, minExclusive: true })!;
   const evalLimit = intFlag(values, "eval-limit");
   const evalEvery = intFlag(values, "eval-every");
   const runner = backendOf(values, options);

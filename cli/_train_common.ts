@@ -45,7 +45,8 @@ export function backendOf(
   const backends = options.backends ??
     { cpu: (g: Graph) => cpuRunner(g), webgpu: webgpuRunnerFactory };
   const name = String(values.backend);
-  const factory = backends[name];
+  // Own keys only: "toString" or "constructor" must not find Object.prototype's members.
+  const factory = Object.hasOwn(backends, name) ? backends[name] : undefined;
   if (factory === undefined) {
     throw new UsageError(
       `--backend ${name} is not available (available: ${Object.keys(backends).join(", ")})`,

@@ -87,7 +87,10 @@ Deno.test("bench: bad command lines are UsageErrors that name the problem", asyn
     [["--method", "vera"], /subcommand "step"/],
     [["stpe", "--method", "vera"], /subcommand "step", got "stpe"/],
     [["step", "--method", "vera", "--steps", "0"], /--steps must be an integer ≥ 1/],
-    [["step", "--method", "vera", "--d-model", "x"], /--d-model must be an integer/],
+    [
+      ["step", "--method", "vera", "--d-model", "x"],
+      /--d-model must be a decimal integer, got "x"/,
+    ],
     [["step", "--method", "vera", "--heads", "3"], /--heads 3 does not divide --d-model 64/],
     [["step", "--method", "vera", "--backend", "tpu"], /--backend must be webgpu or cpu/],
     [["step", "--method", "lora", "--targets", "nope"], /no module matched targetModules/],

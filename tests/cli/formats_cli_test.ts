@@ -131,7 +131,7 @@ Deno.test("cli bad input: one error line, exit 1, nothing written", async () => 
     [["inspect"], /give exactly one file or directory/],
     [["inspect", dir], /cannot read adapter_config\.json/],
     [["frobnicate"], /unknown command "frobnicate"/],
-    [["merge", "--nope"], /Unknown option '--nope'/],
+    [["merge", "--nope"], /merge: unknown flag --nope \(flags: --base, /],
     [
       ["merge", "--backend", "tpu", "--base", `${dir}/b`, "--adapter", dir, "--out", `${dir}/o`],
       /--backend must be webgpu or cpu, got "tpu"/,

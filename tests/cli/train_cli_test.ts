@@ -168,26 +168,39 @@ Deno.test("cli pretrain and finetune", async (t) => {
       [["--base", plain], /plain\.safetensors: no "wgrad\.gpt" metadata \(not a base model/],
       [["--method", "dora"], /--method must be vera, lora, full or head, got "dora"/],
       [["--seq", "32"], /--seq 32 exceeds the base model's maxSeqLen 16 \(.*base\.safetensors\)/],
-      [["--bogus", "1"], /finetune: Unknown option '--bogus'/],
+      [["--bogus", "1"], /finetune: unknown flag --bogus \(flags: --base, --data, /],
       [["--data", "iris"], /--data must be spam or names, got "iris"/],
       [["--backend", "tpu"], /--backend tpu is not available \(available: cpu, webgpu\)/],
-      [["--steps", "0"], /--steps must be an integer ≥ 1, got "0"/],
+      [["--steps", "0"], /--steps must be an integer ≥ 1, got 0/],
+      [["--backend", "toString"], /--backend toString is not available \(available: cpu, webgpu\)/],
+      [["--backend", "constructor"], /--backend constructor is not available/],
+      [["--steps", "1e1"], /--steps must be a decimal integer, got "1e1"/],
+      [["--steps", "0x3"], /--steps must be a decimal integer, got "0x3"/],
+      [["--steps", " 3 "], /--steps must be a decimal integer, got " 3 "/],
+      [["--steps", "-2"], /--steps must be an integer ≥ 1, got -2/],
+      [["--steps=-2"], /--steps must be an integer ≥ 1, got -2/],
+      [["--lr", "-1"], /--lr must be a finite number > 0, got -1/],
+      [["--lr", "0"], /--lr must be a finite number > 0, got 0/],
+      [["--lr", "Infinity"], /--lr must be a decimal number, got "Infinity"/],
+      [["--head-lr", "nan"], /--head-lr must be a decimal number, got "nan"/],
+      [["--steps", "3", "--steps", "4"], /finetune: --steps is given more than once/],
+      [["--out", "-x"], /--out needs a value; a value starting with "-" is written --out=VALUE/],
+      [["--steps"], /finetune: --steps needs a value/],
       [["--resume"], /--resume: no .*checkpoint\.safetensors/],
       [["--targets", "nowhere"], /no module matched targetModules \["nowhere"\]/],
     ];
+    const defaults: Record<string, string> = {
+      base,
+      data: "names",
+      method: "vera",
+      out: `${dir}/bad`,
+      backend: "cpu",
+    };
     for (const [flags, expected] of cases) {
-      const args = [
-        "--base",
-        base,
-        "--data",
-        "names",
-        "--method",
-        "vera",
-        "--out",
-        `${dir}/bad`,
-        "--backend",
-        "cpu",
-      ];
+      // A case's flags replace the defaults of the same name (a flag given twice is an error).
+      const given = new Set(flags.filter((f) => f.startsWith("--")).map((f) => f.slice(2)));
+      const args = Object.entries(defaults).filter(([k]) => !given.has(k))
+        .flatMap(([k, v]) => [`--${k}`, v]);
       const error = await finetuneCommand([...args, ...flags], QUIET).then(() => null, (e) => e);
       ok(error instanceof UsageError, `${flags}: ${error}`);
       match(error.message, expected);
