@@ -8,6 +8,7 @@ import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../ad
 import { type Adapter, cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { type FlagSpec, parseFlags, required, UsageError } from "./_args.ts";
+import { checkOutput } from "./_outputs.ts";
 
 /** Where the merge graph runs, by `--backend` name. */
 const MERGE_RUNNERS: Readonly<Record<string, MergeRunner>> = {
@@ -26,6 +27,7 @@ export const MERGE_FLAGS: Record<string, FlagSpec> = {
   base: { type: "string", help: "base model safetensors file" },
   adapter: { type: "string", help: "adapter: PEFT directory or compact .safetensors" },
   out: { type: "string", help: "merged model safetensors file to write" },
+  force: { type: "boolean", help: "replace an existing --out" },
   backend: BACKEND_FLAG,
   json: { type: "boolean", help: "print a JSON summary as the last line" },
 };
@@ -36,6 +38,11 @@ export const EXPORT_FLAGS: Record<string, FlagSpec> = {
   format: { type: "string", help: "peft | compact | zip" },
   out: { type: "string", help: "where to write" },
   "merged-base": { type: "string", help: "zip only: also bundle the model merged into this base" },
+  force: {
+    type: "boolean",
+    help:
+      "replace an existing --out (files in an existing directory that export did not write are kept)",
+  },
   backend: BACKEND_FLAG,
   json: { type: "boolean", help: "print a JSON summary as the last line" },
 };
@@ -92,10 +99,9 @@ export async function mergeCommand(args: readonly string[], runner?: MergeRunner
   const merger = mergeRunner("merge", values, runner);
   const base = required(values, "base", "merge");
   const out = required(values, "out", "merge");
-  const { adapter, tensors } = await loadAdapter(
-    required(values, "adapter", "merge"),
-    await weightShapes(base),
-  );
+  const adapterPath = required(values, "adapter", "merge");
+  await checkOutput("merge", out, { "--base": base, "--adapter": adapterPath }, !!values.force);
+  const { adapter, tensors } = await loadAdapter(adapterPath, await weightShapes(base));
   const report = await exportMerged({
     base,
     out,
@@ -123,6 +129,16 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
   if (!(await isDirectory(dir))) {
     throw new UsageError(`export: --adapter must be a PEFT adapter directory`);
   }
+  const mergedBaseFlag = values["merged-base"];
+  await checkOutput(
+    "export",
+    out,
+    {
+      "--adapter": dir,
+      "--merged-base": typeof mergedBaseFlag === "string" ? mergedBaseFlag : undefined,
+    },
+    !!values.force,
+  );
   const files = await readPeft(dir);
   const raw = {
     "adapter_config.json": await Deno.readFile(`${dir}/adapter_config.json`),
@@ -130,7 +146,7 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
   };
   let bytes = 0;
   if (format === "peft") {
-    await writeDirAtomic(out, raw);
+    await writeDirAtomic(out, raw, { keepOthers: !!values.force });
     bytes = raw["adapter_config.json"].length + raw["adapter_model.safetensors"].length;
   } else if (format === "compact") {
     const compact = compactFromPeft(files);

@@ -75,30 +75,82 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   await syncDir(dirname(path));
 }
 
+/** Options of {@link writeDirAtomic}. */
+export interface WriteDirOptions {
+  /**
+   * Top-level names an earlier write of the same kind may have left (besides the names in
+   * `files`): an existing directory holding only these is replaced wholesale.
+   */
+  readonly owned?: readonly string[];
+  /**
+   * An existing directory holding anything else is refused, unless `keepOthers` is set: then
+   * `files` are written into it one by one (each atomically) and every other entry is kept.
+   */
+  readonly keepOthers?: boolean;
+}
+
+/** The first top-level entry of `dir` that is neither in `files` nor `owned`. */
+async function foreignEntry(
+  dir: string,
+  files: Record<string, unknown>,
+  owned: readonly string[],
+): Promise<string | undefined> {
+  const ours = new Set([...Object.keys(files).map((name) => name.split("/")[0]), ...owned]);
+  for await (const entry of Deno.readDir(dir)) {
+    if (!ours.has(entry.name)) return entry.name;
+  }
+  return undefined;
+}
+
 /**
  * Create or replace directory `dir` holding exactly `files` (relative names,
  * `/` for subfolders). Files are written into a temporary sibling directory
  * and fsynced; the directory is then renamed into place. Replacing an
  * existing directory moves the old one aside first, so there is a brief
  * moment where `dir` is absent, but never one where it is partly written.
+ * A directory holding anything this write does not own is never deleted:
+ * it is refused, or with `keepOthers` written into file by file.
  *
  * @example Write an adapter directory
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeDirAtomic } from "./atomic.ts";
  * const dir = `${await Deno.makeTempDir()}/adapter`;
- * await writeDirAtomic(dir, { "adapter_config.json": "{}", "weights/a.bin": new Uint8Array(4) });
- * console.log(await Deno.readTextFile(`${dir}/adapter_config.json`)); // "{}"
+ * const files = { "adapter_config.json": "{}", "weights/a.bin": new Uint8Array(4) };
+ * await writeDirAtomic(dir, files);
+ * assert.equal(await Deno.readTextFile(`${dir}/adapter_config.json`), "{}");
+ * await writeDirAtomic(dir, files); // its own earlier output: replaced
+ * await Deno.writeTextFile(`${dir}/notes.txt`, "mine");
+ * await assert.rejects(writeDirAtomic(dir, files), /notes\.txt/); // never deleted
  * ```
  */
 export async function writeDirAtomic(
   dir: string,
   files: Record<string, Uint8Array | string>,
+  options: WriteDirOptions = {},
 ): Promise<void> {
   const existing = await Deno.lstat(dir).catch(() => null);
   if (existing && !existing.isDirectory) {
     throw new Error(`writeDirAtomic: ${dir} exists and is not a directory`);
   }
   for (const name of Object.keys(files)) checkRelativePath(name, `writeDirAtomic(${dir})`);
+  if (existing) {
+    const foreign = await foreignEntry(dir, files, options.owned ?? []);
+    if (foreign !== undefined) {
+      if (!options.keepOthers) {
+        throw new Error(
+          `${dir} already exists and holds "${foreign}", which this write did not create; ` +
+            `choose another output or pass --force to write into it (other files are kept)`,
+        );
+      }
+      for (const [name, data] of Object.entries(files)) {
+        const target = join(dir, name);
+        await Deno.mkdir(dirname(target), { recursive: true });
+        await writeFileAtomic(target, data);
+      }
+      return;
+    }
+  }
   const temp = tempSibling(dir, "tmp");
   await Deno.mkdir(temp);
   try {

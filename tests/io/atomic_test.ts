@@ -61,11 +61,34 @@ Deno.test("writeDirAtomic replaces an existing directory wholesale", async () =>
   await withTempDir(async (dir) => {
     const out = `${dir}/model`;
     await writeDirAtomic(out, { "old.txt": "old", "sub/x": "x" });
-    await writeDirAtomic(out, { "new.txt": "new" });
+    // What an earlier write of the same kind left is this write's to replace.
+    await writeDirAtomic(out, { "new.txt": "new" }, { owned: ["old.txt", "sub"] });
     assert.deepEqual(await listDir(out), ["new.txt"]);
     assert.deepEqual(await listDir(dir), ["model"]);
-    await writeDirAtomic(out, {});
+    await writeDirAtomic(out, {}, { owned: ["new.txt"] });
     assert.deepEqual(await listDir(out), []);
+  });
+});
+
+Deno.test("writeDirAtomic never deletes files it did not write", async () => {
+  await withTempDir(async (dir) => {
+    const out = `${dir}/mine`;
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(`${out}/thesis.tex`, "years of work");
+    await Deno.mkdir(`${out}/data`);
+    await assertCleanRejection(
+      () => writeDirAtomic(out, { "adapter_config.json": "{}" }),
+      /mine already exists and holds "(thesis\.tex|data)", which this write did not create; .*--force/,
+    );
+    assert.deepEqual(await listDir(out), ["data", "thesis.tex"]);
+    // keepOthers (the commands' --force) writes into it and keeps everything else.
+    await writeDirAtomic(out, { "adapter_config.json": "{}", "w/a.bin": "1" }, { keepOthers: true });
+    assert.deepEqual(await listDir(out), ["adapter_config.json", "data", "thesis.tex", "w"]);
+    assert.equal(await Deno.readTextFile(`${out}/thesis.tex`), "years of work");
+    // A directory of only this write's own names is still replaced wholesale.
+    await writeDirAtomic(`${dir}/own`, { "a.txt": "1", "b.txt": "2" });
+    await writeDirAtomic(`${dir}/own`, { "a.txt": "3", "b.txt": "4" });
+    assert.equal(await Deno.readTextFile(`${dir}/own/a.txt`), "3");
   });
 });
 

@@ -1,0 +1,57 @@
+/**
+ * Checks on a command's output path before anything is computed: an output
+ * never replaces one of the command's inputs (whatever path spells it), and
+ * an existing output is replaced only with `--force`.
+ */
+import { basename, dirname, join, resolve } from "node:path";
+import { UsageError } from "./_args.ts";
+
+/** The path with every symlink resolved; for a path that does not exist yet, its parent's. */
+async function canonicalPath(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    const parent = dirname(resolve(path));
+    const real = await Deno.realPath(parent).catch(() => parent);
+    return join(real, basename(path));
+  }
+}
+
+/** Device and inode of an existing path, so hard links count as the same file. */
+async function identity(path: string): Promise<string | undefined> {
+  const stat = await Deno.stat(path).catch(() => null);
+  return stat?.ino != null ? `${stat.dev}:${stat.ino}` : undefined;
+}
+
+function contains(dir: string, path: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
+}
+
+/**
+ * Throws a UsageError when `out` is, contains or lies inside one of `inputs` (flag name → path),
+ * or when `out` exists and `force` is not set.
+ */
+export async function checkOutput(
+  command: string,
+  out: string,
+  inputs: Readonly<Record<string, string | undefined>>,
+  force: boolean,
+): Promise<void> {
+  const target = await canonicalPath(out);
+  const targetId = await identity(out);
+  for (const [flag, input] of Object.entries(inputs)) {
+    if (input === undefined) continue;
+    const source = await canonicalPath(input);
+    const same = targetId !== undefined && targetId === await identity(input);
+    if (same || contains(source, target) || contains(target, source)) {
+      throw new UsageError(
+        `${command}: --out ${out} would overwrite the ${flag} input ${input}; write to another path`,
+      );
+    }
+  }
+  if (!force && await Deno.lstat(out).then(() => true, () => false)) {
+    throw new UsageError(
+      `${command}: --out ${out} already exists; pass --force to replace it`,
+    );
+  }
+}
