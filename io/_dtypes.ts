@@ -141,9 +141,18 @@ export function f32BitsToBf16Bits(x: number): number {
 /**
  * Decode little-endian element bytes into a fresh, aligned typed array.
  * `bytes.length` must be a multiple of the dtype size (callers validate).
+ * A BOOL byte other than 0 or 1 is refused, as the writer refuses it.
  */
-export function decodeElements(dtype: SafetensorsDType, bytes: Uint8Array): TensorData {
+export function decodeElements(
+  dtype: SafetensorsDType,
+  bytes: Uint8Array,
+  where = "safetensors",
+): TensorData {
   assertLittleEndian();
+  if (dtype === "BOOL") {
+    const i = bytes.findIndex((v) => v > 1);
+    if (i >= 0) throw new Error(`${where}: BOOL element ${i} is ${bytes[i]}, expected 0 or 1`);
+  }
   const copy = bytes.slice().buffer; // offsets in a file may be unaligned
   if (dtype === "F16" || dtype === "BF16") {
     const src = new Uint16Array(copy);

@@ -17,9 +17,28 @@
 import { basename, dirname, join } from "node:path";
 import { checkRelativePath } from "./_paths.ts";
 
+// Most file systems limit one name to 255 bytes.
+const MAX_NAME_BYTES = 255;
+
+/** The longest prefix of `text` whose UTF-8 encoding fits in `bytes` (never splitting a character). */
+function utf8Prefix(text: string, bytes: number): string {
+  const encoder = new TextEncoder();
+  let out = "", used = 0;
+  for (const ch of text) {
+    const size = encoder.encode(ch).length;
+    if (used + size > bytes) break;
+    out += ch;
+    used += size;
+  }
+  return out;
+}
+
+/** A hidden temporary name beside `path`, shortened so it fits wherever `path`'s own name fits. */
 function tempSibling(path: string, kind: string): string {
   const tag = crypto.randomUUID().slice(0, 8);
-  return join(dirname(path), `.${basename(path)}.${tag}.${kind}`);
+  const suffix = `.${tag}.${kind}`;
+  const room = MAX_NAME_BYTES - 1 - suffix.length; // 1 for the leading "."
+  return join(dirname(path), `.${utf8Prefix(basename(path), room)}${suffix}`);
 }
 
 function toBytes(data: Uint8Array | string): Uint8Array {

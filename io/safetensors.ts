@@ -115,7 +115,8 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   const tensors = new Map<string, LoadedTensor>();
   for (const t of header.tensors) {
     const raw = bytes.subarray(header.dataStart + t.begin, header.dataStart + t.end);
-    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: decodeElements(t.dtype, raw) });
+    const data = decodeElements(t.dtype, raw, `safetensors: tensor ${JSON.stringify(t.name)}`);
+    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data });
   }
   return { metadata: header.metadata, tensors };
 }
@@ -210,7 +211,8 @@ export function openSafetensors(path: string | URL): Promise<SafetensorsReader> 
             );
           }
           const raw = await readExactly(file, header.dataStart + t.begin, t.end - t.begin);
-          return { dtype: t.dtype, shape: t.shape, data: decodeElements(t.dtype, raw) };
+          const where = `safetensors: tensor ${JSON.stringify(name)}`;
+          return { dtype: t.dtype, shape: t.shape, data: decodeElements(t.dtype, raw, where) };
         });
       return { header, read, close: () => file.close() };
     } catch (e) {

@@ -261,4 +261,9 @@ export const MALFORMED_CASES: [string, Uint8Array, RegExp][] = [
     rawFile(`{"":${entry("F32", [1], 0, 4)}}`, 4),
     /a tensor has an empty name/,
   ],
+  [
+    "a BOOL byte other than 0 or 1 (the writer refuses it too)",
+    rawFile(`{"b":${entry("BOOL", [3], 0, 3)}}`, new Uint8Array([1, 0, 2])),
+    /^safetensors: tensor "b": BOOL element 2 is 2, expected 0 or 1/,
+  ],
 ];

@@ -82,7 +82,9 @@ Deno.test("writeDirAtomic never deletes files it did not write", async () => {
     );
     assert.deepEqual(await listDir(out), ["data", "thesis.tex"]);
     // keepOthers (the commands' --force) writes into it and keeps everything else.
-    await writeDirAtomic(out, { "adapter_config.json": "{}", "w/a.bin": "1" }, { keepOthers: true });
+    await writeDirAtomic(out, { "adapter_config.json": "{}", "w/a.bin": "1" }, {
+      keepOthers: true,
+    });
     assert.deepEqual(await listDir(out), ["adapter_config.json", "data", "thesis.tex", "w"]);
     assert.equal(await Deno.readTextFile(`${out}/thesis.tex`), "years of work");
     // A directory of only this write's own names is still replaced wholesale.
@@ -120,5 +122,18 @@ Deno.test("writeDirAtomic failing midway keeps the old directory", async () => {
     await assert.rejects(() => writeDirAtomic(out, { "x": "1", "x/y": "2" }));
     assert.deepEqual(await listDir(out), ["a.txt"]);
     assert.deepEqual(await listDir(dir), ["keep"]);
+  });
+});
+
+Deno.test("atomic writes work for names up to the 255-byte limit, ASCII or not", async () => {
+  await withTempDir(async (dir) => {
+    for (const name of ["a".repeat(255), "é".repeat(127), `${"漢".repeat(83)}.bin`]) {
+      await writeFileAtomic(`${dir}/${name}`, "x");
+      assert.equal(await Deno.readTextFile(`${dir}/${name}`), "x");
+      const sibling = `${dir}/d${name.slice(1)}`; // a directory name of the same length
+      await writeDirAtomic(sibling, { f: "y" });
+      assert.equal(await Deno.readTextFile(`${sibling}/f`), "y");
+    }
+    assert.equal((await listDir(dir)).filter((n) => n.startsWith(".")).length, 0);
   });
 });
