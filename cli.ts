@@ -92,7 +92,12 @@ function usage(): string {
  */
 export async function main(args: readonly string[]): Promise<number> {
   const [name, ...rest] = args;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) {
+    // No command is a usage error: the usage goes to stderr and the exit status says so.
+    console.error(usage());
+    return 1;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
     console.log(usage());
     return 0;
   }

@@ -9,6 +9,7 @@ import { adamw, trainStep } from "../train/optim.ts";
 import { saveBaseModel } from "../train/checkpoint.ts";
 import { lmTexts } from "../train/_eval.ts";
 import { lmEvalBatches, sourceOf, train } from "../train/trainer.ts";
+import { checkOutput } from "./_outputs.ts";
 import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
 import {
   backendOf,
@@ -40,6 +41,7 @@ export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
   steps: flag("training steps", "500"),
   lr: flag("peak learning rate (warm-up, cosine decay)", "0.003"),
   "eval-batches": flag("validation batches per evaluation", "8"),
+  force: { type: "boolean", help: "replace an existing --out" },
   ...COMMON_FLAGS,
 };
 
@@ -60,6 +62,7 @@ export async function pretrainCommand(
   const { values } = parseFlags("pretrain", args, PRETRAIN_FLAGS);
   const data = dataFlag(values, "pretrain");
   const out = required(values, "out", "pretrain");
+  await checkOutput("pretrain", out, {}, !!values.force);
   const [steps, batch, seq] = [int(values, "steps"), int(values, "batch"), int(values, "seq")];
   const seed = intFlag(values, "seed", 0)!;
   const lr = numberFlag(values, "lr", { min: 0, minExclusive: true })!;

@@ -15,7 +15,13 @@ import {
 } from "../data/batches.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { adamw, trainStep } from "../train/optim.ts";
-import { type Json, loadBaseModel, loadCheckpoint } from "../train/checkpoint.ts";
+import {
+  type Json,
+  loadBaseModel,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+} from "../train/checkpoint.ts";
+import { lockRunDir } from "../train/run_dir.ts";
 import { classificationTask } from "../train/_eval.ts";
 import { classifierEvalBatches, evaluateModel, sourceOf, train } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
@@ -192,7 +198,8 @@ export async function finetuneCommand(
     );
   }
   if (!exists && values.resume) throw new UsageError(`finetune: --resume: no ${checkpointPath}`);
-  const resume = values.resume ? await loadCheckpoint(checkpointPath) : undefined;
+  const loaded = values.resume ? await loadCheckpoint(checkpointPath) : undefined;
+  const { resume, resumeNote } = extendedResume(loaded, steps, checkpointPath);
   const adapterConfig = adapter ? JSON.parse(JSON.stringify(adapter.config)) : null;
   const runConfig: Json = {
     base: basePath,
@@ -211,7 +218,11 @@ export async function finetuneCommand(
   const batchOptions = { batchSize: batch, seqLen: seq, seed, epochs: Infinity, dropLast: true };
   const evalOn = (split: ClassificationExample[]) => () =>
     classifierEvalBatches(split, { batchSize: batch, seqLen: seq, limit: evalLimit });
-  const evaluator = await runner(graph);
+  const lock = await lockRunDir(out, "finetune");
+  const evaluator = await Promise.resolve(runner(graph)).catch((e: unknown) => {
+    lock.release();
+    throw e;
+  });
   const measure = async (weights: Record<string, Float32Array>) => {
     await evaluator.setParams(
       Object.fromEntries(graph.params.map((p) => [p.name!, weights[p.name!]])),
@@ -245,6 +256,7 @@ export async function finetuneCommand(
         config: runConfig,
       },
       resume,
+      resumeNote,
       seed,
       runner,
       progress: options.progress,
@@ -280,10 +292,41 @@ export async function finetuneCommand(
         `validation accuracy ${percent(before.validation.accuracy)} → ${
           percent(after.validation.accuracy)
         }, test ${percent(before.test.accuracy)} → ${percent(after.test.accuracy)}; ` +
-        `${result.stepMs.toFixed(1)} ms/step → ${out}`,
+        `${
+          Number.isFinite(result.stepMs)
+            ? `${result.stepMs.toFixed(1)} ms/step`
+            : `finished from its step-${result.step} checkpoint`
+        } → ${out}`,
     );
     if (values.json) console.log(JSON.stringify({ out, ...summary }));
   } finally {
     evaluator.dispose();
+    lock.release();
   }
+}
+
+/**
+ * A checkpoint to resume with `--steps`: the run's own total, or a larger one (the run is
+ * extended, its schedule recomputed for the new total, and the change noted in the metrics).
+ */
+function extendedResume(
+  loaded: LoadedCheckpoint | undefined,
+  steps: number,
+  path: string,
+): { resume?: LoadedCheckpoint; resumeNote?: Record<string, number> } {
+  if (loaded === undefined) return {};
+  const config = loaded.config as Record<string, Json> | null | undefined;
+  const before = config?.steps;
+  if (typeof before !== "number") return { resume: loaded };
+  if (steps < before) {
+    throw new UsageError(
+      `finetune: --steps ${steps} is less than the run's ${before} steps (${path} is at step ` +
+        `${loaded.step}); a resumed run continues to its own total or is extended with a larger one`,
+    );
+  }
+  if (steps === before) return { resume: loaded };
+  return {
+    resume: { ...loaded, config: { ...config, steps } },
+    resumeNote: { steps_before: before, steps },
+  };
 }

@@ -1,4 +1,5 @@
 /** The run's metrics log: `metrics.jsonl`, one JSON object per logged step, appended as it goes. */
+import { writeFileAtomic } from "../io/atomic.ts";
 
 /**
  * One logged step.
@@ -22,6 +23,46 @@ export interface MetricsRecord {
   readonly tokens_per_s: number;
   /** Other fields: `lr.<group>`, `eval_loss`, `eval_accuracy`, ... */
   readonly [key: string]: number;
+}
+
+/**
+ * The records of a `metrics.jsonl` text. A last line cut short by a crash (no newline at its end,
+ * and not valid JSON) is dropped with a warning on stderr; any other bad line is an error naming
+ * the file and the line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseMetrics } from "./_metrics.ts";
+ * const text = '{"step":1,"loss":2}\n{"step":2,"lo';
+ * assert.deepEqual(parseMetrics(text, "metrics.jsonl").map((r) => r.step), [1]);
+ * ```
+ */
+export function parseMetrics(text: string, path: string): MetricsRecord[] {
+  const lines = text.split("\n");
+  const records: MetricsRecord[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === "") continue;
+    const torn = i === lines.length - 1; // no newline after it: the write was cut short
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch (e) {
+      if (torn) {
+        console.error(
+          `warning: ${path}: dropped the incomplete last line ${i + 1} (${line.length} characters)`,
+        );
+        break;
+      }
+      throw new Error(`${path}: line ${i + 1} is not valid JSON (${(e as Error).message})`);
+    }
+    const step = (record as { step?: unknown })?.step;
+    if (typeof record !== "object" || record === null || !Number.isInteger(step)) {
+      throw new Error(`${path}: line ${i + 1} has no integer "step" field`);
+    }
+    records.push(record as MetricsRecord);
+  }
+  return records;
 }
 
 /**
@@ -61,14 +102,16 @@ export class MetricsLog {
   static async open(path: string, options: { keepUpTo?: number } = {}): Promise<MetricsLog> {
     let kept: MetricsRecord[] = [];
     if (options.keepUpTo !== undefined) {
-      const text = await Deno.readTextFile(path).catch(() => "");
-      kept = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
-        .filter((r: MetricsRecord) => r.step <= options.keepUpTo!);
+      const text = await Deno.readTextFile(path).catch((e) => {
+        if (e instanceof Deno.errors.NotFound) return "";
+        throw new Error(`cannot read ${path}: ${e.message}`);
+      });
+      kept = parseMetrics(text, path).filter((r) => r.step <= options.keepUpTo!);
     }
-    const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    const log = new MetricsLog(file, []);
-    for (const r of kept) await log.append(r);
-    return log;
+    // The kept records replace the file in one atomic step, so a crash here loses nothing.
+    await writeFileAtomic(path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+    const file = await Deno.open(path, { write: true, append: true });
+    return new MetricsLog(file, kept);
   }
 
   /**

@@ -37,13 +37,14 @@ import { type Graph, trainableParams } from "../compiler/ir.ts";
 import { deriveSeed } from "../data/batches.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { type Checkpoint, type Json, saveCheckpoint } from "./checkpoint.ts";
-import { hyperparameterFeeds, initOptimizerState } from "./optim.ts";
+import { hyperparameterFeeds } from "./optim.ts";
 import { cpuRunner, type RunnerFactory, type StepRunner, updatedParams } from "./runner.ts";
 import type { Schedule } from "./schedule.ts";
 import { type BatchSource, type EvalBatch, type EvalMetrics, evaluateModel } from "./_eval.ts";
 import { MetricsLog, type MetricsRecord } from "./_metrics.ts";
 import { lossPlotSvg } from "./_plot.ts";
 import { createProgress, type ProgressMode } from "./_progress.ts";
+import { checkResumable, finishedResult, startingParams } from "./_resume.ts";
 
 export { classifierEvalBatches, evaluateModel, feedsOf, lmEvalBatches, sourceOf } from "./_eval.ts";
 export type { BatchSource, EvalBatch, EvalMetrics } from "./_eval.ts";
@@ -80,8 +81,14 @@ export interface TrainOptions {
   readonly outDir?: string;
   /** Write a checkpoint to `path` every `every` steps (default: only the last) with `config`. */
   readonly checkpoint?: { readonly path: string; readonly every?: number; readonly config?: Json };
-  /** Continue from this checkpoint (its config must equal `checkpoint.config`). */
+  /**
+   * Continue from this checkpoint (its config must equal `checkpoint.config`; it must hold the data
+   * position and RNG state the run saves). A checkpoint at step `steps` runs nothing and returns
+   * its params, so an interrupted run can still be finished.
+   */
   readonly resume?: Checkpoint;
+  /** Fields added to the first record logged after resuming (e.g. a changed total of steps). */
+  readonly resumeNote?: Readonly<Record<string, number>>;
   /** Base seed of the per-step `dropoutSeed` input, if the step has one (default 0). */
   readonly seed?: number;
   /** Where graphs run (default: {@link cpuRunner}). */
@@ -173,40 +180,6 @@ function checkSteps(value: number | undefined, what: string): void {
   }
 }
 
-function differingKeys(a: Json | undefined, b: Json | undefined): string[] {
-  const obj = (v: Json | undefined) =>
-    v !== null && typeof v === "object" && !Array.isArray(v) ? v : { value: v ?? null };
-  const x = obj(a), y = obj(b);
-  return [...new Set([...Object.keys(x), ...Object.keys(y)])]
-    .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]));
-}
-
-/** The step's starting params: defaults, given values, then the checkpoint's. */
-function startingParams(options: TrainOptions): Record<string, Float32Array> {
-  const { step, resume } = options;
-  const updated = new Set(updatedParams(step));
-  if (resume !== undefined) {
-    for (const name of updated) {
-      if (!(name in resume.params)) throw new Error(`resume: the checkpoint has no "${name}"`);
-    }
-    for (const name of Object.keys(resume.params)) {
-      if (!updated.has(name)) throw new Error(`resume: "${name}" is not trained by this step`);
-    }
-    const diff = differingKeys(resume.config, options.checkpoint?.config);
-    if (diff.length > 0) {
-      throw new Error(`resume: the checkpoint was written by a different run (${diff.join(", ")})`);
-    }
-  }
-  const all = { ...initOptimizerState(step), ...options.params, ...resume?.params };
-  const values: Record<string, Float32Array> = {};
-  for (const p of step.params) {
-    const v = all[p.name!];
-    if (v === undefined) throw new Error(`train: no initial value for param "${p.name}"`);
-    values[p.name!] = v;
-  }
-  return values;
-}
-
 function lrsAt(lr: TrainOptions["lr"], step: number): Record<string, number> {
   if (typeof lr === "function") return { default: lr(step) };
   return Object.fromEntries(Object.entries(lr).map(([group, s]) => [group, s(step)]));
@@ -265,8 +238,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ? Number((resume.rng as { seed: number }).seed)
     : options.seed ?? 0;
   const initial = startingParams(options);
-  if (start >= steps) {
-    throw new Error(`resume: the checkpoint is at step ${start}; nothing left to run to ${steps}`);
+  if (start > steps) {
+    throw new Error(`resume: the checkpoint is at step ${start}, past the last step ${steps}`);
   }
   const factory = options.runner ?? ((g: Graph) => cpuRunner(g));
   const updated = updatedParams(stepGraph);
@@ -275,11 +248,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   hyperparameterFeeds(stepGraph, { step: start + 1, lr: lrsAt(options.lr, start + 1) }); // fail early
   const shapes = Object.fromEntries(stepGraph.params.map((p) => [p.name!, [...p.shape]]));
 
+  const source = options.data(resume?.data ?? undefined);
+  if (resume !== undefined) checkResumable(resume, source, options.checkpoint?.path);
+
   if (options.outDir !== undefined) await Deno.mkdir(options.outDir, { recursive: true });
   const metrics = options.outDir === undefined
     ? undefined
     : await MetricsLog.open(`${options.outDir}/metrics.jsonl`, { keepUpTo: resume?.step });
   const records: MetricsRecord[] = [...(metrics?.records ?? [])];
+  if (resume !== undefined && start === steps) {
+    // Interrupted after its last checkpoint: nothing to run, only the outputs to finish.
+    metrics?.close();
+    await writePlot(options.outDir, records);
+    return finishedResult(resume, records, updated);
+  }
   const progress = createProgress({
     total: steps,
     start,
@@ -288,7 +270,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   });
   const runner = await factory(stepGraph);
   let evalRunner: StepRunner | undefined;
-  const source = options.data(resume?.data ?? undefined);
+  let note: Readonly<Record<string, number>> = options.resumeNote ?? {};
   let lastCheckpoint = resume && options.checkpoint
     ? { step: resume.step, path: options.checkpoint.path }
     : undefined;
@@ -334,7 +316,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         lr: lrs.default ?? 0,
         grad_norm: gradNorm,
         tokens_per_s: tokensPerS,
+        ...note,
       };
+      note = {};
       for (const [group, v] of Object.entries(lrs)) {
         if (group !== "default") record[`lr.${group}`] = v;
       }
@@ -343,7 +327,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         await metrics?.append(record as MetricsRecord);
         throw new NonFiniteError(s, { loss, gradNorm }, lastCheckpoint);
       }
-      let note: string | undefined;
+      let evalNote: string | undefined;
       if (isEval) {
         evalRunner ??= await freshEval(factory, options.eval!, initial);
         const evalNames = trainable.filter((n) =>
@@ -353,7 +337,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         lastEval = await evaluateModel(evalRunner, options.eval!.batches());
         record.eval_loss = lastEval.loss;
         if (lastEval.accuracy !== undefined) record.eval_accuracy = lastEval.accuracy;
-        note = `val loss ${lastEval.loss.toFixed(4)}` +
+        evalNote = `val loss ${lastEval.loss.toFixed(4)}` +
           (lastEval.accuracy === undefined ? "" : ` acc ${(100 * lastEval.accuracy).toFixed(1)}%`);
       }
       records.push(record as MetricsRecord);
@@ -370,7 +354,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
         lastCheckpoint = { step: s, path };
       }
-      progress.update(s, { loss, lr: lrs.default ?? NaN, tokensPerS, logged, note });
+      progress.update(s, { loss, lr: lrs.default ?? NaN, tokensPerS, logged, note: evalNote });
       windowStart = performance.now();
     }
     const ran = steps - start;

@@ -166,3 +166,13 @@ Deno.test("cli as a process: exit code and no stack trace", async () => {
   equal(text.split("\n").length, 1, text);
   match(text, /^error: /);
 });
+
+Deno.test("cli with no command prints the usage to stderr and exits 1; --help exits 0", async () => {
+  const bare = await runCli([]);
+  equal(bare.code, 1);
+  deepEqual(bare.out, []);
+  match(bare.err.join("\n"), /^wgrad — .*\n\nusage: deno task cli <command>/s);
+  const help = await runCli(["--help"]);
+  equal(help.code, 0);
+  match(help.out.join("\n"), /usage: deno task cli <command>/);
+});

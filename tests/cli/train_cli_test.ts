@@ -55,7 +55,8 @@ Deno.test("cli pretrain and finetune", async (t) => {
     quietly(() =>
       finetuneCommand([
         ...["--base", base, "--data", "names", "--method", method, "--out", `${dir}/${out}`],
-        ...["--r", "4", "--steps", "6", "--batch", "2", "--eval-limit", "4"],
+        ...["--r", "4", "--batch", "2", "--eval-limit", "4"],
+        ...(more.includes("--steps") ? [] : ["--steps", "6"]),
         ...["--log-every", "1", "--save-every", "2", "--backend", "cpu", ...more],
       ], options)
     );
@@ -153,12 +154,110 @@ Deno.test("cli pretrain and finetune", async (t) => {
       return [s.accuracy, s.loss];
     };
     deepEqual(await summary("lora2"), await summary("lora"));
-    await rejects(finetune("lora2", "lora", ["--resume"]), /nothing left to run/);
+    // Killed after the last checkpoint, before adapter/ and summary.json: --resume finishes it.
+    const adapterBefore = await Deno.readFile(`${dir}/lora2/adapter/adapter_model.safetensors`);
+    await Deno.remove(`${dir}/lora2/adapter`, { recursive: true });
+    await Deno.remove(`${dir}/lora2/summary.json`);
+    await rejects(finetune("lora2", "lora"), /already holds a run; pass --resume/);
+    await finetune("lora2", "lora", ["--resume"]);
+    deepEqual(await Deno.readFile(`${dir}/lora2/adapter/adapter_model.safetensors`), adapterBefore);
+    deepEqual(await summary("lora2"), await summary("lora"));
+    deepEqual(await metricLines(`${dir}/lora2`), await metricLines(`${dir}/lora`));
     await rejects(
       finetune("lora2", "lora", ["--resume", "--seed", "1"]),
       /written by a different run \(seed/,
     );
   });
+
+  await t.step("--resume --steps N extends a finished run; fewer steps are refused", async () => {
+    await finetune("extend", "lora");
+    await finetune("extend", "lora", ["--resume", "--steps", "9"]);
+    const lines = await metricLines(`${dir}/extend`);
+    deepEqual(lines.map((l) => l.step), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    equal(lines[6].steps_before, 6);
+    equal(lines[6].steps, 9);
+    equal(JSON.parse(await Deno.readTextFile(`${dir}/extend/summary.json`)).steps, 9);
+    await rejects(
+      finetune("extend", "lora", ["--resume", "--steps", "8"]),
+      /--steps 8 is less than the run's 9 steps/,
+    );
+  });
+
+  await t.step("a torn last metrics line is dropped with a warning on --resume", async () => {
+    let runs = 0;
+    const crashing: TrainCommandOptions = {
+      progress: "none",
+      backends: {
+        cpu: (graph) => {
+          const inner = cpuRunner(graph);
+          if (graph.meta.updates === undefined) return inner;
+          return {
+            ...inner,
+            run: (inputs, o) =>
+              ++runs === 5 ? Promise.reject(new Error("crash")) : inner.run(inputs, o),
+          };
+        },
+      },
+    };
+    await rejects(finetune("torn", "lora", [], crashing), /crash/);
+    await Deno.writeTextFile(`${dir}/torn/metrics.jsonl`, '{"step":5,"lo', { append: true });
+    await finetune("torn", "lora", ["--resume"]);
+    deepEqual(await metricLines(`${dir}/torn`), await metricLines(`${dir}/lora`));
+    // A bad line that is not the last one is an error naming the file and the line.
+    const text = await Deno.readTextFile(`${dir}/torn/metrics.jsonl`);
+    await Deno.writeTextFile(`${dir}/torn/metrics.jsonl`, "{oops\n" + text);
+    await rejects(
+      finetune("torn", "lora", ["--resume"]),
+      /torn\/metrics\.jsonl: line 1 is not valid JSON/,
+    );
+  });
+
+  await t.step("a checkpoint without its data position or seed is refused", async () => {
+    await finetune("nodata", "lora");
+    const path = `${dir}/nodata/checkpoint.safetensors`;
+    const file = await readSafetensors(path);
+    for (const field of ["data", "rng"]) {
+      const meta = JSON.parse(file.metadata["wgrad.checkpoint"]);
+      meta[field] = null;
+      const tensors = Object.fromEntries(
+        [...file.tensors].map((
+          [n, t],
+        ) => [n, { dtype: "F32" as const, shape: t.shape, data: t.data }]),
+      );
+      await writeSafetensors(path, tensors, { "wgrad.checkpoint": JSON.stringify(meta) });
+      await rejects(
+        finetune("nodata", "lora", ["--resume", "--steps", "8"]),
+        new RegExp(`checkpoint\\.safetensors is incomplete: its "${field}" field is empty`),
+      );
+    }
+  });
+
+  await t.step(
+    "two finetunes into one --out: the second is refused while the first runs",
+    async () => {
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => release = r);
+      const slow: TrainCommandOptions = {
+        progress: "none",
+        backends: {
+          cpu: (graph) => {
+            const inner = cpuRunner(graph);
+            if (graph.meta.updates === undefined) return inner;
+            return { ...inner, run: async (inputs, o) => (await gate, inner.run(inputs, o)) };
+          },
+        },
+      };
+      const first = finetune("locked", "lora", [], slow);
+      await new Promise((r) => setTimeout(r, 50));
+      await rejects(
+        finetune("locked", "lora"),
+        /finetune: another wgrad run is writing to .*locked/,
+      );
+      release();
+      await first;
+      ok(await exists(`${dir}/locked/adapter/adapter_config.json`));
+    },
+  );
 
   await t.step("bad input: one clear error, no output left behind", async () => {
     const plain = `${dir}/plain.safetensors`;
@@ -211,6 +310,10 @@ Deno.test("cli pretrain and finetune", async (t) => {
       /pretrain: gpt: 3 heads do not divide dModel 64/,
     );
     await rejects(pretrainCommand(["--data", "names"], QUIET), /pretrain: --out is required/);
+    await rejects(
+      pretrainCommand(["--data", "names", "--out", base, ...TINY], QUIET),
+      /pretrain: --out .*base\.safetensors already exists; pass --force to replace it/,
+    );
     ok(!(await exists(`${dir}/x.safetensors`)));
   });
 
