@@ -22,6 +22,15 @@ export function isAdapterParam(name: string): boolean {
   return /\.(vera_lambda_[bd]|lora_[AB]\.weight)$/.test(name);
 }
 
+/** `fanInFanOut` as a boolean (default false), or an error naming the adapter kind. */
+export function checkFanInFanOut(value: unknown, kind: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") {
+    throw new Error(`${kind}: fanInFanOut must be true or false, got ${value}`);
+  }
+  return value;
+}
+
 function isTrainableBase(node: Node, keep: readonly string[]): boolean {
   if (node.attrs.role !== "trainable" || isAdapterParam(node.name!)) return false;
   const module = node.name!.slice(0, node.name!.lastIndexOf("."));

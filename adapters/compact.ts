@@ -17,7 +17,7 @@ import {
   VERA_STREAM_A,
   VERA_STREAM_B,
 } from "./vera.ts";
-import { lora, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
+import { lora, loraAName, loraBName, loraRank, resolveLoraConfig } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
 import { savedModuleParams } from "./peft.ts";
 import { adapterConfigFromPeft, type PeftAdapterFiles } from "./peft_import.ts";
@@ -38,8 +38,8 @@ function adapterParamNames(adapter: Adapter): { name: string; shape: number[] }[
         shape: [r],
       }]
       : [
-        { name: loraAName(t.module), shape: [r, t.inFeatures] },
-        { name: loraBName(t.module), shape: [t.outFeatures, r] },
+        { name: loraAName(t.module), shape: [loraRank(adapter.config, t.module), t.inFeatures] },
+        { name: loraBName(t.module), shape: [t.outFeatures, loraRank(adapter.config, t.module)] },
       ]
   );
 }

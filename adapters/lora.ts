@@ -8,8 +8,8 @@
  */
 import { type Graph, makeNode, type Node } from "../compiler/ir.ts";
 import { fill, mul } from "../ops/_build.ts";
-import { findTargets, type Target, type TargetConfig } from "./targets.ts";
-import { adaptLinears } from "./_adapt.ts";
+import { findTargets, pythonRegex, type Target, type TargetConfig } from "./targets.ts";
+import { adaptLinears, checkFanInFanOut } from "./_adapt.ts";
 
 /** LoRA's configuration (PEFT's `LoraConfig`, camel-cased; the fields this project supports). */
 export interface LoraConfig extends TargetConfig {
@@ -21,12 +21,85 @@ export interface LoraConfig extends TargetConfig {
   readonly dropout?: number;
   /** Modules that stay trainable besides the adapter (e.g. `["classifier"]`). */
   readonly modulesToSave?: readonly string[];
+  /** Rank-stabilised scaling `alpha / √r` instead of `alpha / r` (PEFT's `use_rslora`, default false). */
+  readonly useRslora?: boolean;
+  /** Per-module ranks (PEFT's `rank_pattern`): key regex matched against the end of the path. */
+  readonly rankPattern?: Readonly<Record<string, number>>;
+  /** Per-module alphas (PEFT's `alpha_pattern`), keys as for `rankPattern`. */
+  readonly alphaPattern?: Readonly<Record<string, number>>;
+  /** The base stores targeted weights `[in, out]` (PEFT's `fan_in_fan_out`, default false). */
+  readonly fanInFanOut?: boolean;
 }
 
 /** A LoRA config with defaults filled in. */
 export type ResolvedLoraConfig =
-  & Required<Omit<LoraConfig, "layersToTransform" | "layersPattern">>
+  & Required<Omit<LoraConfig, "layersToTransform" | "layersPattern" | "excludeModules">>
   & TargetConfig;
+
+/**
+ * PEFT's `get_pattern_key`: the first key of a rank or alpha pattern that matches the end of the
+ * module path (`(.*\.)?(key)$`), or undefined.
+ */
+function patternKey(pattern: Readonly<Record<string, number>>, module: string): string | undefined {
+  return Object.keys(pattern).find((key) =>
+    pythonRegex(`^(.*\\.)?(${key})$`, "rankPattern/alphaPattern").test(module)
+  );
+}
+
+/**
+ * The rank of one target: from `rankPattern` when a key matches its path, else `r`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loraRank, resolveLoraConfig } from "./lora.ts";
+ * const config = resolveLoraConfig({ targetModules: ["q_proj"], r: 4, rankPattern: { "layers.1.q_proj": 2 } });
+ * assert.equal(loraRank(config, "layers.1.q_proj"), 2);
+ * assert.equal(loraRank(config, "layers.0.q_proj"), 4);
+ * ```
+ */
+export function loraRank(config: ResolvedLoraConfig, module: string): number {
+  const key = patternKey(config.rankPattern, module);
+  return key === undefined ? config.r : config.rankPattern[key];
+}
+
+/**
+ * The scale of one target's update: `alpha / r`, or `alpha / √r` with `useRslora`, where alpha
+ * and r come from the patterns when a key matches (PEFT's LoRA layer).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loraScale, resolveLoraConfig } from "./lora.ts";
+ * assert.equal(loraScale(resolveLoraConfig({ targetModules: ["q"], r: 4, alpha: 8 }), "q"), 2);
+ * assert.equal(loraScale(resolveLoraConfig({ targetModules: ["q"], r: 4, alpha: 8, useRslora: true }), "q"), 4);
+ * ```
+ */
+export function loraScale(config: ResolvedLoraConfig, module: string): number {
+  const key = patternKey(config.alphaPattern, module);
+  const alpha = key === undefined ? config.alpha : config.alphaPattern[key];
+  const r = loraRank(config, module);
+  return config.useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+function checkPattern(
+  pattern: unknown,
+  what: string,
+  valid: (v: unknown) => boolean,
+  expected: string,
+): Readonly<Record<string, number>> {
+  if (pattern === undefined) return {};
+  if (pattern === null || typeof pattern !== "object" || Array.isArray(pattern)) {
+    throw new Error(
+      `lora: ${what} must be an object of module patterns, got ${JSON.stringify(pattern)}`,
+    );
+  }
+  for (const [key, v] of Object.entries(pattern)) {
+    if (!valid(v)) throw new Error(`lora: ${what}["${key}"] must be ${expected}, got ${v}`);
+    pythonRegex(`(${key})`, `lora: ${what}`);
+  }
+  return pattern as Record<string, number>;
+}
 
 /** What `lora` produced. */
 export interface LoraAdapter {
@@ -59,7 +132,32 @@ export function resolveLoraConfig(config: LoraConfig): ResolvedLoraConfig {
   if (!(dropout >= 0 && dropout < 1)) {
     throw new Error(`lora: dropout must be in [0, 1), got ${dropout}`);
   }
-  return { ...config, r, alpha, dropout, modulesToSave: config.modulesToSave ?? [] };
+  if (config.useRslora !== undefined && typeof config.useRslora !== "boolean") {
+    throw new Error(`lora: useRslora must be true or false, got ${config.useRslora}`);
+  }
+  const rankPattern = checkPattern(
+    config.rankPattern,
+    "rankPattern",
+    (v) => Number.isInteger(v) && (v as number) >= 1,
+    "an integer ≥ 1",
+  );
+  const alphaPattern = checkPattern(
+    config.alphaPattern,
+    "alphaPattern",
+    (v) => typeof v === "number" && Number.isFinite(v),
+    "a finite number",
+  );
+  return {
+    ...config,
+    r,
+    alpha,
+    dropout,
+    modulesToSave: config.modulesToSave ?? [],
+    useRslora: config.useRslora ?? false,
+    rankPattern,
+    alphaPattern,
+    fanInFanOut: checkFanInFanOut(config.fanInFanOut, "lora"),
+  };
 }
 
 /**
@@ -99,7 +197,8 @@ export function loraBranch(
   x: Node,
   dropoutSeed?: Node,
 ): Node {
-  const { r, alpha, dropout } = adapter.config;
+  const { dropout } = adapter.config;
+  const r = loraRank(adapter.config, target.module);
   const a = makeNode("param", [], {
     shape: [r, target.inFeatures],
     dtype: "f32",
@@ -120,10 +219,13 @@ export function loraBranch(
     : x;
   const down = makeNode("matmul", [input, makeNode("permute", [a], { perm: [1, 0] })], {});
   const up = makeNode("matmul", [down, makeNode("permute", [b], { perm: [1, 0] })], {});
-  return mul(up, fill(alpha / r, []));
+  return mul(up, fill(loraScale(adapter.config, target.module), []));
 }
 
 /** Number of trainable LoRA parameters: `Σ_targets r · (in + out)`. */
 export function loraTrainableCount(adapter: LoraAdapter): number {
-  return adapter.targets.reduce((n, t) => n + adapter.config.r * (t.inFeatures + t.outFeatures), 0);
+  return adapter.targets.reduce(
+    (n, t) => n + loraRank(adapter.config, t.module) * (t.inFeatures + t.outFeatures),
+    0,
+  );
 }

@@ -12,7 +12,7 @@ import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
 import { bcast, fill, mul, reshape } from "../ops/_build.ts";
 import type { Target } from "./targets.ts";
 import { lambdaBName, lambdaDName, slicedProjections, type VeraAdapter } from "./vera.ts";
-import { type LoraAdapter, loraAName, loraBName } from "./lora.ts";
+import { type LoraAdapter, loraAName, loraBName, loraRank, loraScale } from "./lora.ts";
 import { evaluate } from "../runtime/cpu.ts";
 import { isAdapterParam } from "./_adapt.ts";
 
@@ -51,10 +51,10 @@ export function deltaWeight(adapter: Adapter, target: Target): Node {
     const scaledA = mul(aSlice, bcast(lambdaD, aSlice.shape));
     return makeNode("matmul", [scaledB, scaledA], {});
   }
-  const { r, alpha } = adapter.config;
+  const r = loraRank(adapter.config, target.module);
   const a = matrix(loraAName(target.module), [r, target.inFeatures]);
   const b = matrix(loraBName(target.module), [target.outFeatures, r]);
-  return mul(makeNode("matmul", [b, a], {}), fill(alpha / r, []));
+  return mul(makeNode("matmul", [b, a], {}), fill(loraScale(adapter.config, target.module), []));
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   type VeraAdapter,
   veraProjections,
 } from "./vera.ts";
-import { type LoraAdapter, loraAName, loraBName } from "./lora.ts";
+import { type LoraAdapter, loraAName, loraBName, loraRank } from "./lora.ts";
 import type { Adapter } from "./merge.ts";
 import { matchesModule } from "./targets.ts";
 
@@ -59,10 +59,14 @@ export function peftConfig(
     auto_mapping: null,
     base_model_name_or_path: baseModel,
     bias: "none",
-    fan_in_fan_out: false,
+    fan_in_fan_out: c.fanInFanOut,
     inference_mode: true,
     layers_pattern: c.layersPattern ?? null,
-    layers_to_transform: c.layersToTransform ? [...c.layersToTransform] : null,
+    layers_to_transform: c.layersToTransform === undefined
+      ? null
+      : typeof c.layersToTransform === "number"
+      ? c.layersToTransform
+      : [...c.layersToTransform],
     modules_to_save: c.modulesToSave.length > 0 ? [...c.modulesToSave] : null,
     peft_version: PEFT_VERSION,
     r: c.r,
@@ -86,12 +90,16 @@ export function peftConfig(
   return sortKeys({
     ...common,
     alora_invocation_tokens: null,
-    alpha_pattern: {},
+    alpha_pattern: { ...l.alphaPattern },
     arrow_config: null,
     corda_config: null,
     ensure_weight_tying: false,
     eva_config: null,
-    exclude_modules: null,
+    exclude_modules: l.excludeModules === undefined
+      ? null
+      : typeof l.excludeModules === "string"
+      ? l.excludeModules
+      : [...l.excludeModules],
     init_lora_weights: true,
     kasa_config: null,
     layer_replication: null,
@@ -105,13 +113,13 @@ export function peftConfig(
     monteclora_config: null,
     peft_type: "LORA",
     qalora_group_size: 16,
-    rank_pattern: {},
+    rank_pattern: { ...l.rankPattern },
     target_parameters: null,
     trainable_token_indices: null,
     use_bdlora: null,
     use_dora: false,
     use_qalora: false,
-    use_rslora: false,
+    use_rslora: l.useRslora,
     velora_config: null,
   });
 }
@@ -181,7 +189,7 @@ export function peftTensors(
       );
       put(PEFT_PREFIX + lambdaDName(t.module), [r], need(params, lambdaDName(t.module), r));
     } else {
-      const r = adapter.config.r;
+      const r = loraRank(adapter.config, t.module);
       put(
         PEFT_PREFIX + loraAName(t.module),
         [r, t.inFeatures],

@@ -15,7 +15,7 @@ import { type Graph, makeNode, type Node } from "../compiler/ir.ts";
 import { kaimingUniformBound } from "../runtime/threefry.ts";
 import { mul } from "../ops/_build.ts";
 import { findTargets, type Target, type TargetConfig } from "./targets.ts";
-import { adaptLinears } from "./_adapt.ts";
+import { adaptLinears, checkFanInFanOut } from "./_adapt.ts";
 
 /** VeRA's configuration (PEFT's `VeraConfig`, camel-cased). */
 export interface VeraConfig extends TargetConfig {
@@ -31,11 +31,16 @@ export interface VeraConfig extends TargetConfig {
   readonly bias?: "none";
   /** Modules that stay trainable besides the adapter (e.g. `["classifier"]`), like PEFT's `modules_to_save`. */
   readonly modulesToSave?: readonly string[];
+  /**
+   * PEFT's `fan_in_fan_out`: the base stores targeted weights `[in, out]` (GPT-2's Conv1D), so a
+   * merge into the stored weight adds ΔWᵀ (default false).
+   */
+  readonly fanInFanOut?: boolean;
 }
 
 /** A config with every default filled in. */
 export type ResolvedVeraConfig =
-  & Required<Omit<VeraConfig, "layersToTransform" | "layersPattern">>
+  & Required<Omit<VeraConfig, "layersToTransform" | "layersPattern" | "excludeModules">>
   & TargetConfig;
 
 /** What `vera` produced: the config used, the targets and the projection sizes. */
@@ -93,6 +98,11 @@ export function resolveVeraConfig(config: VeraConfig): ResolvedVeraConfig {
   if (!(dropout >= 0 && dropout < 1)) {
     throw new Error(`vera: dropout must be in [0, 1), got ${dropout}`);
   }
+  if (config.excludeModules !== undefined) {
+    throw new Error(
+      "vera: excludeModules is not a field of PEFT's VeRA config; narrow targetModules",
+    );
+  }
   if ((config.bias ?? "none") !== "none") {
     throw new Error(`vera: bias must be "none", got ${config.bias}`);
   }
@@ -104,6 +114,7 @@ export function resolveVeraConfig(config: VeraConfig): ResolvedVeraConfig {
     dropout,
     bias: "none",
     modulesToSave: config.modulesToSave ?? [],
+    fanInFanOut: checkFanInFanOut(config.fanInFanOut, "vera"),
   };
 }
 

@@ -235,9 +235,18 @@ Deno.test("Kaiming-uniform projections: within the bound, with the right moments
 });
 
 Deno.test("targeting follows PEFT: suffix names, regex, layersToTransform, modulesToSave", () => {
-  const one =
-    vera(base(), { r: 2, targetModules: ["attn.q_proj"], layersToTransform: [1] }).adapter;
+  const one = vera(base(), {
+    r: 2,
+    targetModules: ["attn.q_proj"],
+    layersToTransform: [1],
+    layersPattern: "layers",
+  }).adapter;
   deepEqual(one.targets.map((t) => t.module), ["layers.1.attn.q_proj"]);
+  // As in PEFT, a top-level "layers.1." has no layer index without a pattern (no dot before it).
+  throws(
+    () => vera(base(), { r: 2, targetModules: ["attn.q_proj"], layersToTransform: [1] }),
+    /no module matched .* in layers \[1\] \(PEFT reads a layer index only after/,
+  );
   const re = vera(base(), { r: 2, targetModules: "layers\\.0\\.mlp\\.fc\\d" }).adapter;
   deepEqual(re.targets.map((t) => t.module), ["layers.0.mlp.fc1", "layers.0.mlp.fc2"]);
   const { graph } = vera(base(), {
@@ -261,8 +270,9 @@ Deno.test("bad VeRA config is a clear error", () => {
     /projectionPrngKey/,
   );
   throws(
-    () => vera(base(), { targetModules: ["q_proj"], layersToTransform: [7] }),
-    /layer 7 does not exist/,
+    () =>
+      vera(base(), { targetModules: ["q_proj"], layersToTransform: [7], layersPattern: "layers" }),
+    /no module matched targetModules \["q_proj"\] in layers \[7\] with layersPattern "layers"/,
   );
   throws(() => vera(base(), { targetModules: "([" }), /invalid regex/);
   const notMatmul = trace((x) => x.mul(param("lin.weight", [2, 2])).sum(), [{
