@@ -14,60 +14,38 @@ import {
   type TensorInput,
   writeSafetensors,
 } from "../io/safetensors.ts";
-import { findTargets, matchesModule, weightsGraph } from "./targets.ts";
 import { type Adapter, merge, type MergeRunner } from "./merge.ts";
-import { lambdaBName, lambdaDName, resolveVeraConfig, type VeraAdapter } from "./vera.ts";
-import { type LoraAdapter, loraAName, loraBName, resolveLoraConfig } from "./lora.ts";
-import { adapterConfigFromPeft, type PeftAdapterFiles } from "./peft_import.ts";
+import { lambdaBName, lambdaDName } from "./vera.ts";
+import { loraAName, loraBName } from "./lora.ts";
+import { type PeftAdapterFiles, peftSource } from "./peft_import.ts";
+import { resolveAdapter } from "./resolve.ts";
 
 /**
  * Rebuilds the adapter described by a PEFT directory against a model's
- * weight shapes alone (no graph needed): the targets come from the names.
+ * stored weight shapes alone (no graph needed), after checking the whole
+ * file against them (see `resolveAdapter`).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { adapterFromPeft } from "./export.ts";
  * const files = {
  *   kind: "vera" as const,
  *   config: { peft_type: "VERA", r: 2, target_modules: ["q_proj"] },
- *   tensors: {}, shapes: { vera_A: [2, 4], vera_B: [4, 2] },
+ *   tensors: {
+ *     "attn.q_proj.vera_lambda_b": new Float32Array(4), "attn.q_proj.vera_lambda_d": new Float32Array(2),
+ *     vera_A: new Float32Array(8), vera_B: new Float32Array(8),
+ *   },
+ *   shapes: { "attn.q_proj.vera_lambda_b": [4], "attn.q_proj.vera_lambda_d": [2], vera_A: [2, 4], vera_B: [4, 2] },
  * };
- * console.log(adapterFromPeft(files, { "attn.q_proj.weight": [4, 4] }).targets.length); // 1
+ * assert.equal(adapterFromPeft(files, { "attn.q_proj.weight": [4, 4] }).targets.length, 1);
  * ```
  */
 export function adapterFromPeft(
   files: PeftAdapterFiles,
   weights: Readonly<Record<string, readonly number[]>>,
 ): Adapter {
-  const graph = weightsGraph(weights);
-  // Merging ignores dropout; it stays 0 as for any adapter used for inference.
-  const described = adapterConfigFromPeft(files);
-  const targets = findTargets(graph, described.config);
-  if (described.kind === "vera") {
-    const config = resolveVeraConfig({ ...described.config, dropout: 0 });
-    const a = files.shapes.vera_A, b = files.shapes.vera_B;
-    if (a === undefined || b === undefined) {
-      throw new Error("VeRA adapter has no stored vera_A/vera_B");
-    }
-    const adapter: VeraAdapter = {
-      kind: "vera",
-      config,
-      targets,
-      maxIn: a[1],
-      maxOut: b[0],
-      projections: "stored",
-    };
-    for (const t of targets) {
-      if (t.inFeatures > adapter.maxIn || t.outFeatures > adapter.maxOut) {
-        throw new Error(
-          `${t.module} [${t.outFeatures}, ${t.inFeatures}] does not fit vera_A [${a}] / vera_B [${b}]`,
-        );
-      }
-    }
-    return adapter;
-  }
-  const config = resolveLoraConfig({ ...described.config, dropout: 0 });
-  return { kind: "lora", config, targets } satisfies LoraAdapter;
+  return resolveAdapter(peftSource(files), weights).adapter;
 }
 
 /** The tensors an adapter needs for merging, keyed by graph name. */
@@ -87,17 +65,39 @@ export interface ExportMergedOptions {
   readonly base: string;
   /** Where to write the merged model (atomically). */
   readonly out: string;
-  /** The adapter. */
+  /** The adapter (checked by `resolveAdapter` against this base). */
   readonly adapter: Adapter;
   /** Its tensors (lambdas or LoRA matrices, stored projections, saved modules), by graph name. */
   readonly adapterParams: Readonly<Record<string, Float32Array>>;
   /** Runs the merge graph (default: the CPU reference in f32). */
   readonly runner?: MergeRunner;
+  /** Shapes of the adapter's saved-module tensors the base lacks (default: one dimension). */
+  readonly savedShapes?: Readonly<Record<string, readonly number[]>>;
+  /**
+   * The merged file's metadata from the base's and the names of saved-module tensors the base
+   * did not have (e.g. to record a new classification head); default: the base's, unchanged.
+   */
+  readonly metadata?: (
+    base: Readonly<Record<string, string>>,
+    added: readonly string[],
+    shapes: Readonly<Record<string, readonly number[]>>,
+  ) => Record<string, string>;
+}
+
+/** `[rows, cols]` row-major → `[cols, rows]`. */
+function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) out[j * rows + i] = data[i * cols + j];
+  }
+  return out;
 }
 
 /**
- * Merges an adapter into a base model file and writes the merged model.
- * Returns the names that were merged, replaced and copied.
+ * Merges an adapter into a base model file and writes the merged model: targeted weights get ΔW
+ * (ΔWᵀ where `fanInFanOut` says the base stores them `[in, out]`), `modules_to_save` tensors
+ * replace the base's or are added (a new head), every other tensor is copied bit for bit.
+ * Returns the names merged, replaced, added and copied.
  *
  * @example
  * ```ts
@@ -108,48 +108,57 @@ export interface ExportMergedOptions {
  */
 export async function exportMerged(
   options: ExportMergedOptions,
-): Promise<{ merged: string[]; replaced: string[]; copied: string[] }> {
+): Promise<{ merged: string[]; replaced: string[]; added: string[]; copied: string[] }> {
   const { adapter } = options;
+  const flip = adapter.config.fanInFanOut;
   const reader = await openSafetensors(options.base);
   try {
     const infos = new Map(reader.header.tensors.map((t) => [t.name, t]));
     for (const t of adapter.targets) {
       const info = infos.get(t.weight);
       if (info === undefined) throw new Error(`merge: the base model has no tensor ${t.weight}`);
-      if (info.shape.join() !== [t.outFeatures, t.inFeatures].join()) {
+      const stored = flip ? [t.inFeatures, t.outFeatures] : [t.outFeatures, t.inFeatures];
+      if (info.shape.join() !== stored.join()) {
         throw new Error(
-          `merge: ${t.weight} is [${info.shape}] in the base model, the adapter needs [${t.outFeatures},${t.inFeatures}]`,
+          `merge: ${t.weight} is [${info.shape}] in the base model, the adapter needs [${stored}]` +
+            (flip ? " (fan_in_fan_out: stored [in, out])" : ""),
         );
       }
     }
+    const adapterNames = new Set(adapterTensorNames(adapter));
     const params: Record<string, Float32Array> = {};
-    for (const name of adapterTensorNames(adapter)) {
+    for (const name of adapterNames) {
       const v = options.adapterParams[name];
       if (v === undefined) throw new Error(`merge: the adapter has no tensor ${name}`);
       params[name] = v;
     }
     for (const t of adapter.targets) {
-      params[t.weight] = toF32(await reader.read(t.weight), t.weight);
+      const w = toF32(await reader.read(t.weight), t.weight);
+      params[t.weight] = flip ? transposed(w, t.inFeatures, t.outFeatures) : w;
     }
     const merged = await merge(adapter, params, { runner: options.runner, safe: true });
-    const keep = adapter.config.modulesToSave;
+    const targets = new Map(adapter.targets.map((t) => [t.weight, t]));
+    const saved = Object.keys(options.adapterParams).filter((n) => !adapterNames.has(n));
     const out: Record<string, TensorInput> = {};
-    const result = { merged: [] as string[], replaced: [] as string[], copied: [] as string[] };
+    const result = {
+      merged: [] as string[],
+      replaced: [] as string[],
+      added: [] as string[],
+      copied: [] as string[],
+    };
     for (const info of reader.header.tensors) {
-      const module = info.name.slice(0, info.name.lastIndexOf("."));
-      const saved = keep.length > 0 && matchesModule(module, keep)
-        ? options.adapterParams[info.name]
-        : undefined;
-      if (adapter.targets.some((t) => t.weight === info.name)) {
-        out[info.name] = { dtype: info.dtype, shape: info.shape, data: merged[info.name] };
+      const target = targets.get(info.name);
+      if (target !== undefined) {
+        const w = merged[info.name];
+        const data = flip ? transposed(w, target.outFeatures, target.inFeatures) : w;
+        out[info.name] = { dtype: info.dtype, shape: info.shape, data };
         result.merged.push(info.name);
-      } else if (saved !== undefined) {
-        if (saved.length !== info.shape.reduce((a, b) => a * b, 1)) {
-          throw new Error(
-            `merge: saved module tensor ${info.name} does not match the base shape [${info.shape}]`,
-          );
-        }
-        out[info.name] = { dtype: info.dtype, shape: info.shape, data: saved };
+      } else if (saved.includes(info.name)) {
+        out[info.name] = {
+          dtype: info.dtype,
+          shape: info.shape,
+          data: options.adapterParams[info.name],
+        };
         result.replaced.push(info.name);
       } else {
         const t = await reader.read(info.name);
@@ -157,7 +166,16 @@ export async function exportMerged(
         result.copied.push(info.name);
       }
     }
-    await writeSafetensors(options.out, out, reader.header.metadata);
+    const shapes: Record<string, readonly number[]> = {};
+    for (const name of saved.filter((n) => !infos.has(n)).sort()) {
+      const data = options.adapterParams[name];
+      shapes[name] = options.savedShapes?.[name] ?? [data.length];
+      out[name] = { dtype: "F32", shape: [...shapes[name]], data };
+      result.added.push(name);
+    }
+    const metadata = options.metadata?.(reader.header.metadata, result.added, shapes) ??
+      reader.header.metadata;
+    await writeSafetensors(options.out, out, metadata);
     return result;
   } finally {
     reader.close();

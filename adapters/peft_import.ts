@@ -13,6 +13,8 @@ import { lora, type LoraConfig } from "./lora.ts";
 import { isAdapterParam } from "./_adapt.ts";
 import type { Adapter } from "./merge.ts";
 import type { TargetConfig } from "./targets.ts";
+import { describePeftConfig, type PeftDescribed } from "./peft_config.ts";
+import type { AdapterSource } from "./resolve.ts";
 import { PEFT_PREFIX, savedModuleParams } from "./peft.ts";
 
 /** An adapter read from a PEFT directory, before it is applied to a graph. */
@@ -53,16 +55,8 @@ export async function readPeft(dir: string): Promise<PeftAdapterFiles> {
   } catch (e) {
     fail(dir, `adapter_config.json is not valid JSON (${(e as Error).message})`);
   }
-  if (config === null || typeof config !== "object" || Array.isArray(config)) {
-    fail(dir, "adapter_config.json is not an object");
-  }
-  const type = config.peft_type;
-  if (type !== "VERA" && type !== "LORA") {
-    fail(dir, `peft_type ${JSON.stringify(type)} is not supported (VERA or LORA)`);
-  }
-  if (!Number.isInteger(config.r) || (config.r as number) < 1) {
-    fail(dir, `r must be a positive integer, got ${config.r}`);
-  }
+  // Checked field by field here, so a bad config is refused before any tensor is read.
+  const described = describePeftConfig(config, `PEFT adapter ${dir}: adapter_config.json`);
   const file = await readSafetensors(`${dir}/adapter_model.safetensors`).catch((e: Error) =>
     fail(dir, e.message)
   );
@@ -80,78 +74,70 @@ export async function readPeft(dir: string): Promise<PeftAdapterFiles> {
     tensors[name] = t.data;
     shapes[name] = [...t.shape];
   }
-  return { kind: type === "VERA" ? "vera" : "lora", config, tensors, shapes };
-}
-
-function configTargets(files: PeftAdapterFiles, dir: string): string[] | string {
-  const t = files.config.target_modules;
-  if (typeof t === "string") return t;
-  if (Array.isArray(t) && t.every((x) => typeof x === "string")) return t as string[];
-  fail(dir, `target_modules must be a list of names or a regex string, got ${JSON.stringify(t)}`);
+  return { kind: described.kind, config, tensors, shapes };
 }
 
 /**
  * The targeting fields of a PEFT config, camel-cased (`target_modules`,
- * `layers_to_transform`, `layers_pattern`, `modules_to_save`).
+ * `layers_to_transform`, `layers_pattern`, `modules_to_save`, ...).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { peftTargetConfig } from "./peft_import.ts";
- * const files = { kind: "lora" as const, config: { target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
- * console.log(peftTargetConfig(files).targetModules); // ["q_proj"]
+ * const files = { kind: "lora" as const, config: { peft_type: "LORA", r: 1, target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
+ * assert.deepEqual(peftTargetConfig(files).targetModules, ["q_proj"]);
  * ```
  */
 export function peftTargetConfig(
   files: PeftAdapterFiles,
   dir = "<memory>",
-): TargetConfig & { modulesToSave: string[] } {
-  const c = files.config;
-  return {
-    targetModules: configTargets(files, dir),
-    layersToTransform: (c.layers_to_transform as number[] | null) ?? undefined,
-    layersPattern: (c.layers_pattern as string | null) ?? undefined,
-    modulesToSave: (c.modules_to_save as string[] | null) ?? [],
-  };
+): TargetConfig & { modulesToSave: readonly string[] } {
+  const { config } = adapterConfigFromPeft(files, dir);
+  return { ...config, modulesToSave: config.modulesToSave ?? [] };
 }
 
 /**
- * The adapter config a PEFT `adapter_config.json` describes, camel-cased:
- * VeRA's `r`, `projection_prng_key`, `d_initial`, `vera_dropout` or LoRA's
- * `r`, `lora_alpha`, `lora_dropout`, plus the targeting fields.
+ * The adapter config a PEFT `adapter_config.json` describes, camel-cased and
+ * checked field by field (see `describePeftConfig`): options that would
+ * change the weights and are not implemented here are refused by name.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { adapterConfigFromPeft } from "./peft_import.ts";
- * const files = { kind: "lora" as const, config: { r: 4, lora_alpha: 8, target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
- * console.log(adapterConfigFromPeft(files).config); // { targetModules: [...], ..., r: 4, alpha: 8, dropout: 0 }
+ * const files = { kind: "lora" as const, config: { peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"] }, tensors: {}, shapes: {} };
+ * const described = adapterConfigFromPeft(files);
+ * assert.equal(described.kind === "lora" && described.config.alpha, 8);
  * ```
  */
 export function adapterConfigFromPeft(
   files: PeftAdapterFiles,
   dir = "<memory>",
-): { kind: "vera"; config: VeraConfig } | { kind: "lora"; config: LoraConfig } {
-  const c = files.config;
-  const targets = peftTargetConfig(files, dir);
-  if (files.kind === "vera") {
-    return {
-      kind: "vera",
-      config: {
-        ...targets,
-        r: c.r as number,
-        projectionPrngKey: (c.projection_prng_key as number) ?? 0,
-        dInitial: (c.d_initial as number) ?? 0.1,
-        dropout: (c.vera_dropout as number) ?? 0,
-      },
-    };
-  }
+): PeftDescribed {
+  return describePeftConfig(files.config, `PEFT adapter ${dir}: adapter_config.json`);
+}
+
+/**
+ * The PEFT files as an {@link AdapterSource}, for `resolveAdapter`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { peftSource } from "./peft_import.ts";
+ * const files = { kind: "lora" as const, config: { peft_type: "LORA", r: 1, target_modules: ["q"] }, tensors: {}, shapes: {} };
+ * assert.equal(peftSource(files, "dir").projections, "stored");
+ * ```
+ */
+export function peftSource(files: PeftAdapterFiles, dir = "<memory>"): AdapterSource {
+  const described = adapterConfigFromPeft(files, dir);
   return {
-    kind: "lora",
-    config: {
-      ...targets,
-      r: c.r as number,
-      alpha: (c.lora_alpha as number) ?? 8,
-      dropout: (c.lora_dropout as number) ?? 0,
-    },
+    kind: described.kind,
+    config: described.config,
+    tensors: files.tensors,
+    shapes: files.shapes,
+    projections: "stored",
+    where: `PEFT adapter ${dir}`,
   };
 }
 

@@ -1,11 +1,13 @@
 /** The `merge`, `export` and `inspect` commands. */
-import { openSafetensors, readSafetensors } from "../io/safetensors.ts";
+import { decodeSafetensors, openSafetensors, readSafetensors } from "../io/safetensors.ts";
 import { readBundle, writeBundle } from "../io/bundle.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
-import { readPeft } from "../adapters/peft_import.ts";
-import { adapterFromPeft, exportMerged } from "../adapters/export.ts";
+import { peftSource, readPeft } from "../adapters/peft_import.ts";
+import { exportMerged } from "../adapters/export.ts";
 import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
-import { type Adapter, cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
+import { cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
+import { resolveAdapter, type ResolvedAdapter } from "../adapters/resolve.ts";
+import { GPT_METADATA_KEY } from "../train/checkpoint.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { type FlagSpec, parseFlags, required, UsageError } from "./_args.ts";
 import { checkOutput } from "./_outputs.ts";
@@ -60,16 +62,51 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** Loads an adapter (PEFT directory or compact file) against a base model's weight shapes. */
+/**
+ * Loads an adapter (PEFT directory or compact file) and checks it whole against a base model's
+ * stored weight shapes (or, without `weights`, against itself) — the one check merge and export
+ * share.
+ */
 export async function loadAdapter(
   path: string,
-  weights: Record<string, number[]>,
-): Promise<{ adapter: Adapter; tensors: Record<string, Float32Array> }> {
+  weights?: Record<string, number[]>,
+): Promise<ResolvedAdapter & { shapes: Record<string, readonly number[]> }> {
   if (await isDirectory(path)) {
     const files = await readPeft(path);
-    return { adapter: adapterFromPeft(files, weights), tensors: files.tensors };
+    return { ...resolveAdapter(peftSource(files, path), weights), shapes: files.shapes };
   }
-  return adapterFromCompact(await Deno.readFile(path), weights);
+  const bytes = await Deno.readFile(path).catch((e: Error) => {
+    throw new UsageError(`cannot read adapter ${path}: ${e.message}`);
+  });
+  const resolved = adapterFromCompact(bytes, weights ?? {}, path);
+  return { ...resolved, shapes: compactShapes(bytes) };
+}
+
+/** Tensor shapes of a compact file (already checked by `adapterFromCompact`). */
+function compactShapes(bytes: Uint8Array): Record<string, readonly number[]> {
+  const file = decodeSafetensors(bytes);
+  return Object.fromEntries([...file.tensors].map(([name, t]) => [name, t.shape]));
+}
+
+/**
+ * The merged file's metadata: a wgrad base whose new head came from the adapter records it, so
+ * the merged model loads as the classifier it now is.
+ */
+function mergedMetadata(
+  base: Readonly<Record<string, string>>,
+  added: readonly string[],
+  shapes: Readonly<Record<string, readonly number[]>>,
+): Record<string, string> {
+  const raw = base[GPT_METADATA_KEY];
+  const head = shapes["classifier.weight"];
+  if (raw === undefined || !added.includes("classifier.weight") || head === undefined) {
+    return { ...base };
+  }
+  const config = JSON.parse(raw);
+  return {
+    ...base,
+    [GPT_METADATA_KEY]: JSON.stringify({ ...config, head: "classifier", numClasses: head[0] }),
+  };
 }
 
 /** The runner `--backend` names; an explicit `runner` (tests, embedders) takes precedence. */
@@ -101,17 +138,19 @@ export async function mergeCommand(args: readonly string[], runner?: MergeRunner
   const out = required(values, "out", "merge");
   const adapterPath = required(values, "adapter", "merge");
   await checkOutput("merge", out, { "--base": base, "--adapter": adapterPath }, !!values.force);
-  const { adapter, tensors } = await loadAdapter(adapterPath, await weightShapes(base));
+  const { adapter, tensors, shapes } = await loadAdapter(adapterPath, await weightShapes(base));
   const report = await exportMerged({
     base,
     out,
     adapter,
     adapterParams: tensors,
+    savedShapes: shapes,
     runner: merger,
+    metadata: mergedMetadata,
   });
   console.log(
     `merged ${report.merged.length} weights (${adapter.kind}), replaced ${report.replaced.length}, ` +
-      `copied ${report.copied.length} unchanged → ${out}`,
+      `added ${report.added.length}, copied ${report.copied.length} unchanged → ${out}`,
   );
   if (values.json) console.log(JSON.stringify({ out, kind: adapter.kind, ...report }));
 }
@@ -140,6 +179,8 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
     !!values.force,
   );
   const files = await readPeft(dir);
+  // The checks a merge makes, against the adapter itself (and below, against --merged-base).
+  resolveAdapter(peftSource(files, dir));
   const raw = {
     "adapter_config.json": await Deno.readFile(`${dir}/adapter_config.json`),
     "adapter_model.safetensors": await Deno.readFile(`${dir}/adapter_model.safetensors`),
@@ -149,7 +190,7 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
     await writeDirAtomic(out, raw, { keepOthers: !!values.force });
     bytes = raw["adapter_config.json"].length + raw["adapter_model.safetensors"].length;
   } else if (format === "compact") {
-    const compact = compactFromPeft(files);
+    const compact = compactFromPeft(files, dir);
     await writeFileAtomic(out, compact);
     bytes = compact.length;
   } else {
@@ -161,13 +202,15 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
     if (typeof mergedBase === "string") {
       const tmp = await Deno.makeTempFile({ suffix: ".safetensors" });
       try {
-        const adapter = adapterFromPeft(files, await weightShapes(mergedBase));
+        const resolved = resolveAdapter(peftSource(files, dir), await weightShapes(mergedBase));
         await exportMerged({
           base: mergedBase,
           out: tmp,
-          adapter,
-          adapterParams: files.tensors,
+          adapter: resolved.adapter,
+          adapterParams: resolved.tensors,
+          savedShapes: files.shapes,
           runner: merger,
+          metadata: mergedMetadata,
         });
         bundleFiles["merged.safetensors"] = await Deno.readFile(tmp);
       } finally {

@@ -1,0 +1,259 @@
+/**
+ * Reading PEFT's `adapter_config.json` strictly: every field this project
+ * uses is type-checked and named in errors, and every option that would
+ * change the weights in a way not implemented here (DoRA, trained biases,
+ * layer replication, ...) is refused by name instead of being ignored.
+ *
+ * @module
+ */
+import type { VeraConfig } from "./vera.ts";
+import type { LoraConfig } from "./lora.ts";
+
+/** A PEFT config read into this project's adapter config. */
+export type PeftDescribed =
+  | { readonly kind: "vera"; readonly config: VeraConfig }
+  | { readonly kind: "lora"; readonly config: LoraConfig };
+
+/** Options with no effect on merged weights or inference that PEFT writes (any value accepted). */
+const IGNORED = new Set([
+  "peft_type",
+  "task_type",
+  "base_model_name_or_path",
+  "revision",
+  "inference_mode",
+  "auto_mapping",
+  "peft_version",
+  "init_lora_weights",
+  "init_weights",
+  "loftq_config",
+  "eva_config",
+  "corda_config",
+  "lora_ga_config",
+  "ensure_weight_tying",
+  "megatron_core",
+  "qalora_group_size",
+  "save_projection",
+]);
+
+/** LoRA options that change the model when set; refused unless at their "off" value. */
+const LORA_UNSUPPORTED: Record<string, string> = {
+  use_dora: "DoRA's magnitude vectors",
+  lora_bias: "trained LoRA biases",
+  use_qalora: "QA-LoRA",
+  target_parameters: "targeting parameters instead of modules",
+  layer_replication: "layer replication",
+  trainable_token_indices: "trainable token embeddings",
+  alora_invocation_tokens: "activated LoRA",
+  megatron_config: "Megatron layers",
+  arrow_config: "Arrow routing",
+  kasa_config: "KaSA",
+  monteclora_config: "MonteCLoRA",
+  velora_config: "VeLoRA",
+  use_bdlora: "BD-LoRA",
+};
+
+/** True for the values PEFT uses to mean "off": null, false, {}, []. */
+function isOff(v: unknown): boolean {
+  if (v === null || v === undefined || v === false) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  return typeof v === "object" && Object.keys(v as object).length === 0;
+}
+
+class ConfigReader {
+  constructor(readonly config: Record<string, unknown>, readonly where: string) {}
+
+  fail(field: string, message: string): never {
+    throw new Error(`${this.where}: "${field}" ${message}`);
+  }
+
+  has(field: string): boolean {
+    return Object.hasOwn(this.config, field) && this.config[field] !== null;
+  }
+
+  get(field: string): unknown {
+    return Object.hasOwn(this.config, field) ? this.config[field] : undefined;
+  }
+
+  integer(field: string, min: number, fallback?: number): number {
+    const v = this.get(field) ?? fallback;
+    if (!Number.isSafeInteger(v) || (v as number) < min) {
+      this.fail(field, `must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    }
+    return v as number;
+  }
+
+  finite(field: string, fallback: number): number {
+    const v = this.get(field) ?? fallback;
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      this.fail(field, `must be a finite number, got ${JSON.stringify(v) ?? String(v)}`);
+    }
+    return v;
+  }
+
+  probability(field: string): number {
+    const v = this.finite(field, 0);
+    if (!(v >= 0 && v < 1)) this.fail(field, `must be in [0, 1), got ${v}`);
+    return v;
+  }
+
+  boolean(field: string): boolean {
+    const v = this.get(field) ?? false;
+    if (typeof v !== "boolean") this.fail(field, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  names(field: string, allowString: boolean): string[] | string | undefined {
+    const v = this.get(field);
+    if (v === undefined || v === null) return undefined;
+    if (allowString && typeof v === "string") return v;
+    if (Array.isArray(v) && v.every((x) => typeof x === "string" && x !== "")) return v;
+    this.fail(
+      field,
+      `must be a list of module names${allowString ? " or a regex string" : ""}, got ${
+        JSON.stringify(v)
+      }`,
+    );
+  }
+
+  layers(): number[] | number | undefined {
+    const v = this.get("layers_to_transform");
+    if (v === undefined || v === null) return undefined;
+    if (Number.isSafeInteger(v) && (v as number) >= 0) return v as number;
+    if (Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && x >= 0)) return v;
+    this.fail(
+      "layers_to_transform",
+      `must be a layer index or a list of them, got ${JSON.stringify(v)}`,
+    );
+  }
+
+  pattern(field: string, valid: (v: unknown) => boolean, expected: string) {
+    const v = this.get(field);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) {
+      this.fail(field, `must be an object of module patterns, got ${JSON.stringify(v)}`);
+    }
+    for (const [key, value] of Object.entries(v as Record<string, unknown>)) {
+      if (!valid(value)) {
+        this.fail(field, `entry "${key}" must be ${expected}, got ${JSON.stringify(value)}`);
+      }
+    }
+    return v as Record<string, number>;
+  }
+}
+
+/**
+ * The adapter config an `adapter_config.json` object describes; `where` names the file in errors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describePeftConfig } from "./peft_config.ts";
+ * const lora = describePeftConfig({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"], use_rslora: true }, "a.json");
+ * assert.equal(lora.kind === "lora" && lora.config.useRslora, true);
+ * assert.throws(() => describePeftConfig({ peft_type: "LORA", r: 4, target_modules: ["q"], use_dora: true }, "a.json"), /"use_dora" .*DoRA/);
+ * ```
+ */
+export function describePeftConfig(config: unknown, where: string): PeftDescribed {
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new Error(`${where}: must be a JSON object, got ${JSON.stringify(config)}`);
+  }
+  const c = new ConfigReader(config as Record<string, unknown>, where);
+  const type = c.get("peft_type");
+  if (type !== "VERA" && type !== "LORA") {
+    c.fail("peft_type", `${JSON.stringify(type)} is not supported (VERA or LORA)`);
+  }
+  const bias = c.get("bias") ?? "none";
+  if (bias !== "none") {
+    c.fail(
+      "bias",
+      `${JSON.stringify(bias)} is not supported (only "none": trained biases are not applied)`,
+    );
+  }
+  const named = c.names("target_modules", true);
+  if (named === undefined || named.length === 0) {
+    c.fail("target_modules", "must name at least one module");
+  }
+  const targetModules = named as string[] | string;
+  const layersPattern = c.names("layers_pattern", true);
+  // The combinations PEFT's config classes refuse are refused here too.
+  if (layersPattern !== undefined && layersPattern.length > 0 && c.layers() === undefined) {
+    c.fail("layers_pattern", "is set without layers_to_transform (PEFT refuses this too)");
+  }
+  if (type === "LORA" && typeof targetModules === "string") {
+    for (const field of ["layers_to_transform", "layers_pattern"]) {
+      if (c.has(field)) {
+        c.fail(field, "cannot be used when target_modules is a regex string (PEFT refuses this too)");
+      }
+    }
+  }
+  const targets = {
+    targetModules,
+    ...(c.layers() !== undefined ? { layersToTransform: c.layers() } : {}),
+    ...(layersPattern !== undefined ? { layersPattern } : {}),
+    modulesToSave: (c.names("modules_to_save", false) as string[] | undefined) ?? [],
+    fanInFanOut: c.boolean("fan_in_fan_out"),
+  };
+  if (type === "VERA") {
+    return {
+      kind: "vera",
+      config: {
+        ...targets,
+        r: c.integer("r", 1),
+        projectionPrngKey: c.integer("projection_prng_key", 0, 0),
+        dInitial: c.finite("d_initial", 0.1),
+        dropout: c.probability("vera_dropout"),
+      },
+    };
+  }
+  for (const [field, what] of Object.entries(LORA_UNSUPPORTED)) {
+    if (!isOff(c.get(field))) {
+      c.fail(field, `is set (${JSON.stringify(c.get(field))}): ${what} is not supported`);
+    }
+  }
+  for (const field of Object.keys(config)) {
+    if (!IGNORED.has(field) && !KNOWN_LORA.has(field) && !(field in LORA_UNSUPPORTED)) {
+      if (!isOff((config as Record<string, unknown>)[field])) {
+        c.fail(field, "is an option this version does not know; refusing rather than ignoring it");
+      }
+    }
+  }
+  const excludeModules = c.names("exclude_modules", true);
+  return {
+    kind: "lora",
+    config: {
+      ...targets,
+      ...(excludeModules !== undefined ? { excludeModules } : {}),
+      r: c.integer("r", 1),
+      alpha: c.finite("lora_alpha", 8),
+      dropout: c.probability("lora_dropout"),
+      useRslora: c.boolean("use_rslora"),
+      rankPattern: c.pattern(
+        "rank_pattern",
+        (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+        "an integer ≥ 1",
+      ),
+      alphaPattern: c.pattern(
+        "alpha_pattern",
+        (v) => typeof v === "number" && Number.isFinite(v),
+        "a finite number",
+      ),
+    },
+  };
+}
+
+/** LoRA fields read by {@link describePeftConfig}. */
+const KNOWN_LORA = new Set([
+  "r",
+  "lora_alpha",
+  "lora_dropout",
+  "use_rslora",
+  "rank_pattern",
+  "alpha_pattern",
+  "target_modules",
+  "exclude_modules",
+  "layers_to_transform",
+  "layers_pattern",
+  "modules_to_save",
+  "fan_in_fan_out",
+  "bias",
+]);
