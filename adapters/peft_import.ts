@@ -8,8 +8,8 @@
  */
 import type { Graph } from "../compiler/ir.ts";
 import { type LoadedTensor, readSafetensors } from "../io/safetensors.ts";
-import { vera, type VeraConfig } from "./vera.ts";
-import { lora, type LoraConfig } from "./lora.ts";
+import { vera } from "./vera.ts";
+import { lora } from "./lora.ts";
 import { isAdapterParam } from "./_adapt.ts";
 import type { Adapter } from "./merge.ts";
 import type { TargetConfig } from "./targets.ts";
