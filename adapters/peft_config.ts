@@ -182,7 +182,10 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
   if (type === "LORA" && typeof targetModules === "string") {
     for (const field of ["layers_to_transform", "layers_pattern"]) {
       if (c.has(field)) {
-        c.fail(field, "cannot be used when target_modules is a regex string (PEFT refuses this too)");
+        c.fail(
+          field,
+          "cannot be used when target_modules is a regex string (PEFT refuses this too)",
+        );
       }
     }
   }

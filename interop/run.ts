@@ -176,14 +176,14 @@ function compare(a: ArrayLike<number>, b: ArrayLike<number>, f32 = true) {
  * within TOL, every other tensor bit for bit identical.
  */
 async function compareMerged(
-  work: string,
+  basePath: string,
   name: string,
   ours: string,
   theirs: string,
   targets: readonly string[],
 ): Promise<void> {
   const a = await readSafetensors(ours), b = await readSafetensors(theirs);
-  const base = (await readSafetensors(`${work}/base.safetensors`)).tensors;
+  const base = (await readSafetensors(basePath)).tensors;
   const problems: string[] = [];
   let maxDelta = 0;
   const namesA = [...a.tensors.keys()].sort(), namesB = [...b.tensors.keys()].sort();
@@ -434,14 +434,39 @@ async function body(work: string): Promise<Record<string, string>> {
       `${work}/merged_peft_${kind}.safetensors`,
     );
     await compareMerged(
-      work,
+      `${work}/base.safetensors`,
       `peft ${kind}: cli merge = PEFT merge_and_unload`,
       `${work}/merged_peft_${kind}.safetensors`,
       `${work}/peft_merged_peft_${kind}.safetensors`,
       imported.adapter.targets.map((t) => t.weight),
     );
   }
+  await peftOptionCases(`${work}/options`);
   return result.versions;
+}
+
+/**
+ * PEFT-made LoRA adapters with use_rslora, alpha_pattern, rank_pattern, fan_in_fan_out,
+ * layers_to_transform and modules_to_save (interop/peft_options.py), each merged by `cli merge`
+ * and compared with PEFT's merge_and_unload.
+ */
+async function peftOptionCases(dir: string): Promise<void> {
+  await run(PYTHON, [`${ROOT}/interop/peft_options.py`, dir]);
+  const cases = JSON.parse(await Deno.readTextFile(`${dir}/cases.json`)) as Record<
+    string,
+    { base: string; targets: string[] }
+  >;
+  for (const [name, c] of Object.entries(cases)) {
+    const ours = `${dir}/ours_${name}.safetensors`;
+    await cli("merge", "--base", `${dir}/${c.base}`, "--adapter", `${dir}/${name}`, "--out", ours);
+    await compareMerged(
+      `${dir}/${c.base}`,
+      `peft lora ${name}: cli merge = PEFT merge_and_unload`,
+      ours,
+      `${dir}/merged_${name}.safetensors`,
+      c.targets,
+    );
+  }
 }
 
 if (import.meta.main) Deno.exit(await main());

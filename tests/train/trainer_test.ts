@@ -282,7 +282,19 @@ Deno.test("train: bad options are clear errors", async () => {
     train({ ...base, steps: 3, data: () => ({ next: () => undefined, state: null }) }),
     /the data ran out before step 1/,
   );
-  const resume = { step: 2, params: (await train({ ...base, steps: 1 })).params };
-  await rejects(train({ ...base, steps: 2, resume }), /checkpoint is at step 2; nothing left/);
+  const trained = (await train({ ...base, steps: 1 })).params;
+  const resume = { step: 2, params: trained, rng: { seed: 0 } };
+  await rejects(
+    train({ ...base, steps: 1, resume }),
+    /checkpoint is at step 2, past the last step 1/,
+  );
+  await rejects(
+    train({ ...base, steps: 3, resume: { step: 2, params: trained } }),
+    /the checkpoint is incomplete: its "rng" field is empty/,
+  );
+  // A checkpoint at the last step runs nothing and returns its params (the run can be finished).
+  const finished = await train({ ...base, steps: 2, resume });
+  equal(finished.step, 2);
+  deepEqual(finished.params, trained);
   notDeepEqual(Object.keys(params), []);
 });
