@@ -8,6 +8,7 @@
  */
 import type { Graph } from "../compiler/ir.ts";
 import { type LoadedTensor, readSafetensors } from "../io/safetensors.ts";
+import { readTextBounded } from "../io/read_file.ts";
 import { vera } from "./vera.ts";
 import { lora } from "./lora.ts";
 import { isAdapterParam } from "./_adapt.ts";
@@ -29,6 +30,9 @@ export interface PeftAdapterFiles {
   readonly shapes: Record<string, number[]>;
 }
 
+// An adapter_config.json is a few kilobytes; anything past this is not one.
+const CONFIG_LIMIT = 16 * 1024 * 1024;
+
 function fail(dir: string, message: string): never {
   throw new Error(`PEFT adapter ${dir}: ${message}`);
 }
@@ -45,7 +49,7 @@ function fail(dir: string, message: string): never {
 export async function readPeft(dir: string): Promise<PeftAdapterFiles> {
   let configText: string;
   try {
-    configText = await Deno.readTextFile(`${dir}/adapter_config.json`);
+    configText = await readTextBounded(`${dir}/adapter_config.json`, CONFIG_LIMIT, "file");
   } catch (e) {
     fail(dir, `cannot read adapter_config.json (${(e as Error).message})`);
   }

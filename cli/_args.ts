@@ -117,6 +117,20 @@ export function parseFlags(
   return { values, positionals: parsed.positionals };
 }
 
+/**
+ * Where a command's human-readable lines go: stdout, or stderr under `--json`, so that stdout
+ * holds one JSON document and nothing else.
+ *
+ * @example
+ * ```ts
+ * import { humanOutput } from "./_args.ts";
+ * humanOutput({ json: true })("wrote 3 tensors"); // printed on stderr
+ * ```
+ */
+export function humanOutput(values: Record<string, unknown>): (line: string) => void {
+  return values.json ? (line) => console.error(line) : (line) => console.log(line);
+}
+
 /** A required string flag. */
 export function required(values: Record<string, unknown>, name: string, command: string): string {
   const v = values[name];

@@ -19,7 +19,7 @@ import {
   type StepBenchConfig,
   stepGraphs,
 } from "./_bench_step.ts";
-import { type FlagSpec, intFlag, parseFlags, required, UsageError } from "./_args.ts";
+import { type FlagSpec, humanOutput, intFlag, parseFlags, required, UsageError } from "./_args.ts";
 
 export {
   type BenchMethod,
@@ -283,7 +283,7 @@ export const BENCH_FLAGS: Record<string, FlagSpec> = {
     help:
       "disable the driver's on-disk shader cache (Mesa, NVIDIA) so the first step compiles every shader",
   },
-  json: { type: "boolean", help: "print a JSON summary as the last line" },
+  json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
 };
 
 /** Env vars that turn off the on-disk shader caches of Mesa (llvmpipe) and NVIDIA's driver. */
@@ -358,6 +358,6 @@ export async function benchCommand(args: readonly string[]): Promise<void> {
     block,
     shaderCache: values.cold ? "disabled" : "default",
   });
-  for (const line of formatReport(report)) console.log(line);
+  for (const line of formatReport(report)) humanOutput(values)(line);
   if (values.json) console.log(JSON.stringify(report));
 }

@@ -9,7 +9,8 @@ import { cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
 import { resolveAdapter, type ResolvedAdapter } from "../adapters/resolve.ts";
 import { GPT_METADATA_KEY } from "../train/checkpoint.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
-import { type FlagSpec, parseFlags, required, UsageError } from "./_args.ts";
+import { type FlagSpec, humanOutput, parseFlags, required, UsageError } from "./_args.ts";
+import { readFileBounded, regularFileSize } from "../io/read_file.ts";
 import { checkOutput } from "./_outputs.ts";
 
 /** Where the merge graph runs, by `--backend` name. */
@@ -24,6 +25,9 @@ const BACKEND_FLAG: FlagSpec = {
   default: "webgpu",
 };
 
+// A compact adapter holds vectors only; a file past this size is not one.
+const COMPACT_LIMIT = 1024 ** 3;
+
 /** The flags of `merge`. */
 export const MERGE_FLAGS: Record<string, FlagSpec> = {
   base: { type: "string", help: "base model safetensors file" },
@@ -31,7 +35,7 @@ export const MERGE_FLAGS: Record<string, FlagSpec> = {
   out: { type: "string", help: "merged model safetensors file to write" },
   force: { type: "boolean", help: "replace an existing --out" },
   backend: BACKEND_FLAG,
-  json: { type: "boolean", help: "print a JSON summary as the last line" },
+  json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
 };
 
 /** The flags of `export`. */
@@ -46,12 +50,12 @@ export const EXPORT_FLAGS: Record<string, FlagSpec> = {
       "replace an existing --out (files in an existing directory that export did not write are kept)",
   },
   backend: BACKEND_FLAG,
-  json: { type: "boolean", help: "print a JSON summary as the last line" },
+  json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
 };
 
 /** The flags of `inspect`. */
 export const INSPECT_FLAGS: Record<string, FlagSpec> = {
-  json: { type: "boolean", help: "print a JSON summary as the last line" },
+  json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
 };
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -75,9 +79,7 @@ export async function loadAdapter(
     const files = await readPeft(path);
     return { ...resolveAdapter(peftSource(files, path), weights), shapes: files.shapes };
   }
-  const bytes = await Deno.readFile(path).catch((e: Error) => {
-    throw new UsageError(`cannot read adapter ${path}: ${e.message}`);
-  });
+  const bytes = await readFileBounded(path, COMPACT_LIMIT, "adapter");
   const resolved = adapterFromCompact(bytes, weights ?? {}, path);
   return { ...resolved, shapes: compactShapes(bytes) };
 }
@@ -148,7 +150,7 @@ export async function mergeCommand(args: readonly string[], runner?: MergeRunner
     runner: merger,
     metadata: mergedMetadata,
   });
-  console.log(
+  humanOutput(values)(
     `merged ${report.merged.length} weights (${adapter.kind}), replaced ${report.replaced.length}, ` +
       `added ${report.added.length}, copied ${report.copied.length} unchanged → ${out}`,
   );
@@ -227,7 +229,7 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
     await writeBundle(out, { files: bundleFiles, manifest });
     bytes = (await Deno.stat(out)).size;
   }
-  console.log(
+  humanOutput(values)(
     `wrote ${format} adapter (${files.kind}, ${bytes.toLocaleString("en-US")} bytes) → ${out}`,
   );
   if (values.json) console.log(JSON.stringify({ out, format, kind: files.kind, bytes }));
@@ -242,20 +244,19 @@ export async function inspectCommand(args: readonly string[]): Promise<void> {
   const { values, positionals } = parseFlags("inspect", args, INSPECT_FLAGS);
   if (positionals.length !== 1) throw new UsageError("inspect: give exactly one file or directory");
   const [path] = positionals;
+  const say = humanOutput(values);
   let summary: Record<string, unknown>;
   if (await isDirectory(path)) {
     const files = await readPeft(path);
     const params = Object.values(files.tensors).reduce((n, t) => n + t.length, 0);
-    console.log(
+    say(
       `${path}: PEFT ${files.kind === "vera" ? "VeRA" : "LoRA"} adapter, r=${files.config.r}, ` +
         `target_modules=${JSON.stringify(files.config.target_modules)}`,
     );
     for (const [name, shape] of Object.entries(files.shapes).sort()) {
-      console.log(`  ${name.padEnd(48)} F32 ${shapeText(shape)}`);
+      say(`  ${name.padEnd(48)} F32 ${shapeText(shape)}`);
     }
-    console.log(
-      `  ${Object.keys(files.tensors).length} tensors, ${params.toLocaleString("en-US")} values`,
-    );
+    say(`  ${Object.keys(files.tensors).length} tensors, ${params.toLocaleString("en-US")} values`);
     summary = {
       path,
       type: "peft-adapter",
@@ -266,9 +267,9 @@ export async function inspectCommand(args: readonly string[]): Promise<void> {
     };
   } else if (path.endsWith(".zip")) {
     const bundle = await readBundle(path);
-    console.log(`${path}: bundle, manifest ${JSON.stringify(bundle.manifest)}`);
+    say(`${path}: bundle, manifest ${JSON.stringify(bundle.manifest)}`);
     for (const [name, bytes] of Object.entries(bundle.files).sort()) {
-      console.log(`  ${name.padEnd(48)} ${bytes.length} bytes`);
+      say(`  ${name.padEnd(48)} ${bytes.length} bytes`);
     }
     summary = {
       path,
@@ -277,27 +278,30 @@ export async function inspectCommand(args: readonly string[]): Promise<void> {
       entries: Object.keys(bundle.files).length,
     };
   } else {
-    const file = await readSafetensors(path);
-    const size = (await Deno.stat(path)).size;
-    const compact = file.metadata[COMPACT_METADATA_KEY] !== undefined;
-    console.log(
+    // The header alone: names, dtypes and shapes never need the data, however large the file.
+    const reader = await openSafetensors(path);
+    reader.close();
+    const { header } = reader;
+    const size = await regularFileSize(path, "safetensors file");
+    const compact = header.metadata[COMPACT_METADATA_KEY] !== undefined;
+    say(
       `${path}: safetensors${
         compact ? " (compact adapter)" : ""
-      }, ${file.tensors.size} tensors, ${size} bytes`,
+      }, ${header.tensors.length} tensors, ${size} bytes`,
     );
-    for (const [k, v] of Object.entries(file.metadata)) {
-      console.log(`  metadata ${k} = ${v.length > 120 ? v.slice(0, 117) + "..." : v}`);
+    for (const [k, v] of Object.entries(header.metadata)) {
+      say(`  metadata ${k} = ${v.length > 120 ? v.slice(0, 117) + "..." : v}`);
     }
     let count = 0;
-    for (const [name, t] of file.tensors) {
-      count += t.data.length;
-      console.log(`  ${name.padEnd(48)} ${t.dtype.padEnd(4)} ${shapeText(t.shape)}`);
+    for (const t of header.tensors) {
+      count += t.shape.reduce((a, b) => a * b, 1);
+      say(`  ${t.name.padEnd(48)} ${t.dtype.padEnd(4)} ${shapeText(t.shape)}`);
     }
     summary = {
       path,
       type: compact ? "compact-adapter" : "safetensors",
-      tensors: file.tensors.size,
-      values,
+      tensors: header.tensors.length,
+      values: count,
       bytes: size,
     };
   }

@@ -10,7 +10,15 @@ import { saveBaseModel } from "../train/checkpoint.ts";
 import { lmTexts } from "../train/_eval.ts";
 import { lmEvalBatches, sourceOf, train } from "../train/trainer.ts";
 import { checkOutput } from "./_outputs.ts";
-import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
+import {
+  type FlagSpec,
+  humanOutput,
+  intFlag,
+  numberFlag,
+  parseFlags,
+  required,
+  UsageError,
+} from "./_args.ts";
 import {
   backendOf,
   COMMON_FLAGS,
@@ -103,7 +111,7 @@ export async function pretrainCommand(
   await Deno.mkdir(dirname(out), { recursive: true });
   await saveBaseModel(out, config, model, { ...initParams(model, { seed }), ...result.params });
   const count = model.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  console.log(
+  humanOutput(values)(
     `pretrained a ${config.layers}-layer GPT (d=${config.dModel}, ${
       count.toLocaleString("en-US")
     } ` +

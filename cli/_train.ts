@@ -24,7 +24,15 @@ import {
 import { lockRunDir } from "../train/run_dir.ts";
 import { classificationTask } from "../train/_eval.ts";
 import { classifierEvalBatches, evaluateModel, sourceOf, train } from "../train/trainer.ts";
-import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
+import {
+  type FlagSpec,
+  humanOutput,
+  intFlag,
+  numberFlag,
+  parseFlags,
+  required,
+  UsageError,
+} from "./_args.ts";
 import {
   backendOf,
   COMMON_FLAGS,
@@ -287,7 +295,7 @@ export async function finetuneCommand(
       ...runConfig,
     };
     await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
-    console.log(
+    humanOutput(values)(
       `finetune ${method}: ${summary.trainable_params.toLocaleString("en-US")} trainable params; ` +
         `validation accuracy ${percent(before.validation.accuracy)} → ${
           percent(after.validation.accuracy)

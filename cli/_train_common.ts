@@ -18,7 +18,7 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   "log-every": flag("read back and log the loss every N steps", "25"),
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
   backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
-  json: { type: "boolean", help: "print a JSON summary as the last line" },
+  json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
 };
 
 /**

@@ -18,6 +18,7 @@
 
 import { zipSync } from "fflate";
 import { writeFileAtomic } from "./atomic.ts";
+import { readFileBounded } from "./read_file.ts";
 import { parseJsonStrict, toPlainJson } from "./_json_strict.ts";
 import { checkRelativePath } from "./_paths.ts";
 import { extractEntry, listZip } from "./_zip.ts";
@@ -235,12 +236,11 @@ export async function readBundle(
 ): Promise<Bundle> {
   if (source instanceof Uint8Array) return decodeBundle(source, limits);
   const maxFile = resolveLimits(limits).maxTotalBytes + 64 * 1024 ** 2;
-  const { size } = await Deno.stat(source);
-  if (size > maxFile) {
-    throw new Error(`bundle: ${source} is ${size} bytes, more than the ${maxFile}-byte limit`);
-  }
+  const bytes = await readFileBounded(source, maxFile, "bundle:").catch((e: Error) => {
+    throw new Error(e.message.startsWith("bundle:") ? e.message : `bundle: ${e.message}`);
+  });
   try {
-    return decodeBundle(await Deno.readFile(source), limits);
+    return decodeBundle(bytes, limits);
   } catch (e) {
     if (e instanceof Error && e.message.startsWith("bundle:")) {
       throw new Error(`${e.message} (in ${source})`, { cause: e });

@@ -19,6 +19,7 @@
  */
 
 import { writeFileAtomic } from "./atomic.ts";
+import { regularFileSize } from "./read_file.ts";
 import {
   decodeElements,
   DTYPES,
@@ -191,6 +192,8 @@ function withPath<T>(path: string | URL, work: () => Promise<T>): Promise<T> {
  */
 export function openSafetensors(path: string | URL): Promise<SafetensorsReader> {
   return withPath(path, async () => {
+    // A FIFO or device is refused before open: opening a FIFO blocks, a device never ends.
+    await regularFileSize(path, "safetensors file");
     const file = await Deno.open(path, { read: true });
     try {
       const size = (await file.stat()).size;

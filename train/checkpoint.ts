@@ -39,6 +39,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import { readFileBounded } from "../io/read_file.ts";
 
 /**
  * The `__metadata__` key holding a checkpoint's JSON.
@@ -219,9 +220,12 @@ export function decodeCheckpoint(bytes: Uint8Array, where = "checkpoint"): Loade
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileBounded(path, Number.MAX_SAFE_INTEGER, "checkpoint");
   } catch (e) {
-    throw new Error(`cannot read checkpoint ${path}: ${(e as Error).message}`);
+    const message = (e as Error).message;
+    throw new Error(
+      message.startsWith("checkpoint") ? message : `cannot read checkpoint ${path}: ${message}`,
+    );
   }
   try {
     return decodeCheckpoint(bytes, path);

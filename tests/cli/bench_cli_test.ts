@@ -8,14 +8,17 @@ const TINY = [
 ];
 
 /** Runs `benchCommand`, capturing console.log; returns the lines. */
-async function capture(args: string[]): Promise<string[]> {
-  const lines: string[] = [];
-  const { log } = console;
+/** The lines a bench run prints: stdout's, and (as `stderr`) stderr's. */
+async function capture(args: string[]): Promise<string[] & { stderr: string[] }> {
+  const lines = Object.assign([] as string[], { stderr: [] as string[] });
+  const { log, error } = console;
   console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  console.error = (...a: unknown[]) => lines.stderr.push(a.join(" "));
   try {
     await benchCommand(args);
   } finally {
     console.log = log;
+    console.error = error;
   }
   return lines;
 }
@@ -51,8 +54,8 @@ for (
 ) {
   Deno.test(`bench step --method ${method}: the JSON report is complete and sane`, async () => {
     const lines = await capture(["step", "--method", method, ...extra, ...TINY, "--json"]);
-    ok(lines.length >= 2, "human-readable lines, then JSON");
-    ok(lines[0].startsWith("bench step:"), lines[0]);
+    equal(lines.length, 1, "with --json, stdout holds the JSON report alone");
+    ok(lines.stderr[0].startsWith("bench step:"), "the human-readable lines go to stderr");
     const report = JSON.parse(lines.at(-1)!) as StepReport;
     checkReport(report, method, trainable === -1 ? report.total_params : trainable);
     equal(report.backend, "webgpu");

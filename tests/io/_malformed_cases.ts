@@ -261,6 +261,10 @@ export const MALFORMED_CASES: [string, Uint8Array, RegExp][] = [
     rawFile(`{"":${entry("F32", [1], 0, 4)}}`, 4),
     /a tensor has an empty name/,
   ],
+];
+
+/** Files whose header is valid and whose data is not: found by reading tensors, not headers. */
+export const MALFORMED_DATA_CASES: [string, Uint8Array, RegExp][] = [
   [
     "a BOOL byte other than 0 or 1 (the writer refuses it too)",
     rawFile(`{"b":${entry("BOOL", [3], 0, 3)}}`, new Uint8Array([1, 0, 2])),

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { decodeSafetensors, readSafetensors } from "../../io/safetensors.ts";
 import { assertCleanError, assertCleanRejection, withTempDir } from "./_helpers.ts";
-import { MALFORMED_CASES } from "./_malformed_cases.ts";
+import { MALFORMED_CASES, MALFORMED_DATA_CASES } from "./_malformed_cases.ts";
 
-const cases = MALFORMED_CASES;
+const cases = [...MALFORMED_CASES, ...MALFORMED_DATA_CASES];
 
 Deno.test("malformed safetensors files are rejected with clear errors", async (t) => {
   assert.ok(cases.length >= 30, `only ${cases.length} cases`);
