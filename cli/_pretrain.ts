@@ -21,6 +21,7 @@ import {
 } from "./_args.ts";
 import {
   backendOf,
+  checkRunMemory,
   COMMON_FLAGS,
   dataFlag,
   flag,
@@ -89,6 +90,7 @@ export async function pretrainCommand(
   } catch (e) {
     throw new UsageError(`pretrain: ${(e as Error).message}`);
   }
+  await checkRunMemory("pretrain", model, values, "lower --d-model, --layers, --batch or --seq");
   const texts = lmTexts(data);
   const evalBatches = int(values, "eval-batches");
   const result = await train({

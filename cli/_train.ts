@@ -2,7 +2,7 @@
 import type { Graph } from "../compiler/ir.ts";
 import { rewrite } from "../compiler/rewrite.ts";
 import { type GptConfig, gptGraph } from "../nn/gpt.ts";
-import { initParams } from "../nn/init.ts";
+import { initValue } from "../nn/init.ts";
 import { freezeRule, vera } from "../adapters/vera.ts";
 import { lora } from "../adapters/lora.ts";
 import { exportPeft } from "../adapters/peft.ts";
@@ -35,6 +35,7 @@ import {
 } from "./_args.ts";
 import {
   backendOf,
+  checkRunMemory,
   COMMON_FLAGS,
   dataFlag,
   flag,
@@ -126,14 +127,18 @@ function initialParams(
   basePath: string,
   seed: number,
 ): Record<string, Float32Array> {
-  const params = initParams(graph, { seed });
+  const params: Record<string, Float32Array> = {};
   for (const p of graph.params) {
     const name = p.name!;
     const fresh = name.startsWith("classifier.") || isAdapterParam(name);
-    if (fresh) continue;
+    // Only new params are initialised: the rest come from the base, never allocated twice.
+    if (fresh) {
+      params[name] = initValue(p, seed);
+      continue;
+    }
     const w = base[name];
     if (w === undefined) throw new UsageError(`${basePath}: the base model has no "${name}"`);
-    if (w.length !== params[name].length) {
+    if (w.length !== p.shape.reduce((x, y) => x * y, 1)) {
       throw new UsageError(
         `${basePath}: "${name}" has ${w.length} values, the model needs [${p.shape}]`,
       );
@@ -197,6 +202,7 @@ export async function finetuneCommand(
   const config: GptConfig = { ...base.config, head: "classifier", numClasses: 2 };
   const model = gptGraph(config, { batch, seqLen: seq });
   const { graph, adapter } = applyMethod(model, method, values, seed);
+  await checkRunMemory("finetune", graph, values, "lower --r, --batch or --seq");
   const params = initialParams(graph, base.weights, basePath, seed);
   const checkpointPath = `${out}/checkpoint.safetensors`;
   const exists = await Deno.stat(checkpointPath).then(() => true, () => false);

@@ -5,6 +5,8 @@ import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
+import { checkMemory, estimateTrainingMemory } from "../train/memory.ts";
+import { requestGpu } from "../runtime/webgpu.ts";
 
 /** A string flag with its help text and default. */
 export const flag = (help: string, fallback?: string): FlagSpec => ({
@@ -69,4 +71,25 @@ export function int(values: Record<string, unknown>, name: string): number {
 
 export function schedule(peak: number, steps: number) {
   return warmupCosine({ peak, warmupSteps: Math.floor(steps * 0.06), totalSteps: steps });
+}
+
+/**
+ * Refuses, before anything is allocated, a run whose graph cannot fit: its largest tensor past
+ * the GPU's buffer limit (on `--backend webgpu`), or what it keeps allocated past host memory.
+ */
+export async function checkRunMemory(
+  command: string,
+  graph: Graph,
+  values: Record<string, unknown>,
+  hint: string,
+): Promise<void> {
+  const gpu = values.backend === "webgpu" ? await requestGpu().catch(() => undefined) : undefined;
+  try {
+    checkMemory(command, estimateTrainingMemory(graph), {
+      maxBufferSize: gpu?.limits.maxBufferSize,
+      hint,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }

@@ -313,5 +313,18 @@ export async function loadBaseModel(
     if (t.dtype !== "F32") throw new Error(`${path}: tensor "${name}" is ${t.dtype}, not F32`);
     weights[name] = t.data as Float32Array;
   }
+  // The config must describe the file: a claimed width the tensors do not have is refused here,
+  // before anything is sized from it.
+  const body = gptGraph({ ...config, head: "lm" }, { batch: 1, seqLen: config.maxSeqLen });
+  for (const p of body.params) {
+    if (p.name === "lm_head.weight") continue;
+    const t = file.tensors.get(p.name!);
+    if (t === undefined || t.shape.join() !== p.shape.join()) {
+      throw new Error(
+        `${path}: "${GPT_METADATA_KEY}" metadata does not fit the file: the model needs ` +
+          `${p.name} [${p.shape}], the file has ${t ? `[${t.shape}]` : "no such tensor"}`,
+      );
+    }
+  }
   return { config, weights };
 }

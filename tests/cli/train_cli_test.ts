@@ -55,7 +55,8 @@ Deno.test("cli pretrain and finetune", async (t) => {
     quietly(() =>
       finetuneCommand([
         ...["--base", base, "--data", "names", "--method", method, "--out", `${dir}/${out}`],
-        ...["--r", "4", "--batch", "2", "--eval-limit", "4"],
+        ...["--batch", "2", "--eval-limit", "4"],
+        ...(more.includes("--r") ? [] : ["--r", "4"]),
         ...(more.includes("--steps") ? [] : ["--steps", "6"]),
         ...["--log-every", "1", "--save-every", "2", "--backend", "cpu", ...more],
       ], options)
@@ -258,6 +259,39 @@ Deno.test("cli pretrain and finetune", async (t) => {
       ok(await exists(`${dir}/locked/adapter/adapter_config.json`));
     },
   );
+
+  await t.step("impossible sizes are refused from the shapes, before any allocation", async () => {
+    const rss = Deno.memoryUsage().rss;
+    await rejects(
+      finetune("huge", "vera", ["--r", "1000000000"]),
+      /finetune: this run needs at least .* GB \(params .*, random projections .* GB; largest tensor random projection \(stream \d\) \[.*1000000000.*\] .* GB\), more than the .* of memory available; lower --r/,
+    );
+    ok(Deno.memoryUsage().rss - rss < 256 * 1024 ** 2, "refused without allocating");
+    ok(!(await exists(`${dir}/huge`)));
+    // A base whose metadata claims a width its tensors do not have.
+    const file = await readSafetensors(base);
+    const meta = JSON.parse(file.metadata[GPT_METADATA_KEY]);
+    const lying = `${dir}/lying.safetensors`;
+    await writeSafetensors(
+      lying,
+      Object.fromEntries(
+        [...file.tensors].map((
+          [n, t],
+        ) => [n, { dtype: "F32" as const, shape: t.shape, data: t.data }]),
+      ),
+      { [GPT_METADATA_KEY]: JSON.stringify({ ...meta, dModel: 1000000, heads: 1 }) },
+    );
+    await rejects(
+      quietly(() =>
+        finetuneCommand([
+          ...["--base", lying, "--data", "names", "--method", "vera", "--out", `${dir}/lie`],
+          ...["--backend", "cpu", "--steps", "1"],
+        ], QUIET)
+      ),
+      /lying\.safetensors: "wgrad\.gpt" metadata does not fit the file: the model needs embed\.weight \[.*,1000000\], the file has \[/,
+    );
+    ok(Deno.memoryUsage().rss - rss < 256 * 1024 ** 2, "refused without allocating");
+  });
 
   await t.step("bad input: one clear error, no output left behind", async () => {
     const plain = `${dir}/plain.safetensors`;
