@@ -45,6 +45,7 @@ import { MetricsLog, type MetricsRecord } from "./_metrics.ts";
 import { lossPlotSvg } from "./_plot.ts";
 import { createProgress, type ProgressMode } from "./_progress.ts";
 import { checkResumable, finishedResult, startingParams } from "./_resume.ts";
+import { NONFINITE_STEP, watchNonFinite } from "./_nonfinite.ts";
 
 export { classifierEvalBatches, evaluateModel, feedsOf, lmEvalBatches, sourceOf } from "./_eval.ts";
 export type { BatchSource, EvalBatch, EvalMetrics } from "./_eval.ts";
@@ -139,10 +140,12 @@ export interface TrainResult {
  * ```
  */
 export class NonFiniteError extends Error {
-  /** The step whose read-back values were not finite. */
+  /** The first step whose loss or gradient norm was not finite. */
   readonly step: number;
-  /** The values read back at that step. */
+  /** The values read back (at `step`, or at `readAt` when the device flagged an earlier step). */
   readonly values: { readonly loss: number; readonly gradNorm: number };
+  /** The step at which the values were read back, when later than `step`. */
+  readonly readAt?: number;
   /** The last checkpoint written before it (still good), if any. */
   readonly lastCheckpoint?: { readonly step: number; readonly path: string };
 
@@ -159,16 +162,18 @@ export class NonFiniteError extends Error {
     step: number,
     values: { readonly loss: number; readonly gradNorm: number },
     lastCheckpoint?: { readonly step: number; readonly path: string },
+    readAt?: number,
   ) {
     const where = lastCheckpoint
       ? `last good checkpoint: step ${lastCheckpoint.step} (${lastCheckpoint.path})`
       : "no checkpoint was written";
-    super(
-      `step ${step}: loss is ${values.loss}, grad_norm is ${values.gradNorm}; ` +
-        `training diverged (${where})`,
-    );
+    const seen = readAt !== undefined && readAt !== step
+      ? `loss or grad_norm first became NaN or infinite (read back at step ${readAt}: loss ${values.loss}, grad_norm ${values.gradNorm})`
+      : `loss is ${values.loss}, grad_norm is ${values.gradNorm}`;
+    super(`step ${step}: ${seen}; training diverged (${where})`);
     this.name = "NonFiniteError";
     this.step = step;
+    if (readAt !== undefined && readAt !== step) this.readAt = readAt;
     this.values = values;
     this.lastCheckpoint = lastCheckpoint;
   }
@@ -227,7 +232,10 @@ async function freshEval(
  * ```
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { step: stepGraph, steps, resume } = options;
+  const { steps, resume } = options;
+  // The guard: the first non-finite step is recorded on the device every step.
+  const stepGraph = watchNonFinite(options.step);
+  const watching = NONFINITE_STEP in stepGraph.outputs;
   checkSteps(steps, "steps");
   checkSteps(options.logEvery, "logEvery");
   checkSteps(options.evalEvery, "evalEvery");
@@ -238,11 +246,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ? Number((resume.rng as { seed: number }).seed)
     : options.seed ?? 0;
   const initial = startingParams(options);
+  if (watching) initial[NONFINITE_STEP] = new Float32Array(1);
   if (start > steps) {
     throw new Error(`resume: the checkpoint is at step ${start}, past the last step ${steps}`);
   }
   const factory = options.runner ?? ((g: Graph) => cpuRunner(g));
-  const updated = updatedParams(stepGraph);
+  const updated = updatedParams(options.step);
   const trainable = trainableParams(stepGraph).map((p) => p.name!);
   const hasDropout = stepGraph.inputs.some((n) => n.name === "dropoutSeed");
   hyperparameterFeeds(stepGraph, { step: start + 1, lr: lrsAt(options.lr, start + 1) }); // fail early
@@ -297,7 +306,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       tokens += batchTokens;
       windowTokens += batchTokens;
       const out = await runner.run({ ...feeds, ...hyper }, {
-        read: logged ? ["loss", "grad_norm"] : [],
+        read: logged ? ["loss", "grad_norm", ...(watching ? [NONFINITE_STEP] : [])] : [],
       });
       if (!logged) {
         const { loss, tokensPerS } = last;
@@ -322,10 +331,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (const [group, v] of Object.entries(lrs)) {
         if (group !== "default") record[`lr.${group}`] = v;
       }
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      const firstBad = watching ? out[NONFINITE_STEP][0] : 0;
+      if (firstBad > 0 || !Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         records.push(record as MetricsRecord);
         await metrics?.append(record as MetricsRecord);
-        throw new NonFiniteError(s, { loss, gradNorm }, lastCheckpoint);
+        throw new NonFiniteError(
+          firstBad > 0 ? firstBad : s,
+          { loss, gradNorm },
+          lastCheckpoint,
+          s,
+        );
       }
       let evalNote: string | undefined;
       if (isEval) {
