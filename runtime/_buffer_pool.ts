@@ -102,6 +102,7 @@ export interface BufferPool {
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const options: BufferPoolOptions = { limits: device.limits };
  * const pool = createBufferPool(device, options);
+ * device.destroy(); // release it now, not at exit
  * ```
  */
 export interface BufferPoolOptions {
@@ -139,6 +140,7 @@ export function pooledSize(bytes: number): number {
  * pool.release(x);
  * const y = pool.acquire(1000, usage); // the same buffer again
  * console.log(x === y, pool.buffersCreated); // true 1
+ * device.destroy(); // release it now, not at exit
  * ```
  */
 export function createBufferPool(device: GPUDevice, options: BufferPoolOptions = {}): BufferPool {

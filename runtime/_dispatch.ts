@@ -77,6 +77,7 @@ export function bindKernel(gpu: GpuContext, dispatch: KernelDispatch): GPUBindGr
  * import type { EncodeOptions } from "./webgpu.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const options: EncodeOptions = { encoder: device.createCommandEncoder(), label: "train step 7" };
+ * device.destroy(); // release it now, not at exit
  * ```
  */
 export interface EncodeOptions {

@@ -15,6 +15,7 @@ import type { Kernel } from "../compiler/wgsl/kernel.ts";
  *   const device = await adapter.requestDevice();
  *   const health = watchDevice(device);
  *   health.assertAlive("upload");
+ *   device.destroy(); // release it now, not at exit
  * }
  * ```
  */
@@ -83,6 +84,7 @@ export interface ErrorScopeOptions {
  *   () => device.createBuffer({ size: 64, usage: GPUBufferUsage.STORAGE }),
  *   { what: "allocating a 64-byte buffer" },
  * );
+ * device.destroy(); // release it now, not at exit
  * ```
  */
 export async function withErrorScopes<T>(

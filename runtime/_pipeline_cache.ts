@@ -36,6 +36,7 @@ export interface PipelineCache {
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const options: PipelineCacheOptions = { health: watchDevice(device) };
  * const cache = createPipelineCache(device, options);
+ * device.destroy(); // release it now, not at exit
  * ```
  */
 export interface PipelineCacheOptions {
@@ -69,6 +70,7 @@ const BUFFER_TYPES: Record<KernelBinding["type"], GPUBufferBindingType> = {
  * await cache.get(kernel);
  * await cache.get(kernel);
  * console.log(cache.pipelinesCreated); // 1
+ * device.destroy(); // release it now, not at exit
  * ```
  */
 export function createPipelineCache(

@@ -171,7 +171,28 @@ async function createGpuContext(options: RequestGpuOptions): Promise<GpuContext>
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = (options.features ?? []).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "wgrad" });
+  destroyAtUnload(device);
   return gpuContextOf(adapter, device);
+}
+
+const liveDevices = new Set<GPUDevice>();
+let unloadHooked = false;
+
+/**
+ * Destroys `device` when this program (or test worker) unloads. wgpu's teardown of devices
+ * still alive at exit, with several test workers exiting at once on the software adapter, was
+ * seen to corrupt the heap after every test had passed; destroying them first avoids it.
+ */
+function destroyAtUnload(device: GPUDevice): void {
+  if (!unloadHooked) {
+    unloadHooked = true;
+    globalThis.addEventListener("unload", () => {
+      for (const d of liveDevices) d.destroy();
+      liveDevices.clear();
+    });
+  }
+  liveDevices.add(device);
+  device.lost.then(() => liveDevices.delete(device));
 }
 
 /** Wraps a device in its context: pipeline cache, buffer pool, limits, health. */
