@@ -23,7 +23,6 @@ const IGNORED = new Set([
   "inference_mode",
   "auto_mapping",
   "peft_version",
-  "init_lora_weights",
   "init_weights",
   "loftq_config",
   "eva_config",
@@ -51,6 +50,36 @@ const LORA_UNSUPPORTED: Record<string, string> = {
   velora_config: "VeLoRA",
   use_bdlora: "BD-LoRA",
 };
+
+/**
+ * LoRA initialisations that rewrite the base weights when the adapter is
+ * created (PiSSA, OLoRA, CorDA, LoftQ, LoRA-GA): an adapter saved with one of
+ * them, unconverted, is a delta against that rewritten base, so merging it
+ * into the original base would write wrong weights. (PEFT's converted save,
+ * `path_initial_model_for_weight_conversion`, writes `init_lora_weights: true`.)
+ */
+function rewritesBase(init: unknown): boolean {
+  if (typeof init !== "string") return false;
+  const v = init.toLowerCase();
+  return v.startsWith("pissa") || ["olora", "corda", "loftq", "lora_ga"].includes(v);
+}
+
+/** `init_lora_weights` values that only initialise A and B (the base is untouched). */
+const PLAIN_INITS = new Set([true, false, "gaussian", "eva", "orthogonal", "mica"]);
+
+/** VeRA fields read by {@link describePeftConfig} (or with no effect on merged weights). */
+const KNOWN_VERA = new Set([
+  "r",
+  "projection_prng_key",
+  "d_initial",
+  "vera_dropout",
+  "target_modules",
+  "layers_to_transform",
+  "layers_pattern",
+  "modules_to_save",
+  "fan_in_fan_out",
+  "bias",
+]);
 
 /** True for the values PEFT uses to mean "off": null, false, {}, []. */
 function isOff(v: unknown): boolean {
@@ -197,6 +226,16 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
     fanInFanOut: c.boolean("fan_in_fan_out"),
   };
   if (type === "VERA") {
+    for (const field of Object.keys(config)) {
+      if (!IGNORED.has(field) && !KNOWN_VERA.has(field)) {
+        if (!isOff((config as Record<string, unknown>)[field])) {
+          c.fail(
+            field,
+            "is not a VeRA option this version supports; refusing rather than ignoring it",
+          );
+        }
+      }
+    }
     return {
       kind: "vera",
       config: {
@@ -207,6 +246,19 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
         dropout: c.probability("vera_dropout"),
       },
     };
+  }
+  const init = c.get("init_lora_weights") ?? true;
+  if (rewritesBase(init)) {
+    c.fail(
+      "init_lora_weights",
+      `is ${
+        JSON.stringify(init)
+      }: that initialisation rewrites the base weights, so this adapter ` +
+        "is a delta against a modified base; save it converted (init_lora_weights true) to merge it",
+    );
+  }
+  if (!PLAIN_INITS.has(init as string | boolean)) {
+    c.fail("init_lora_weights", `${JSON.stringify(init)} is not a known initialisation`);
   }
   for (const [field, what] of Object.entries(LORA_UNSUPPORTED)) {
     if (!isOff(c.get(field))) {
@@ -246,6 +298,7 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
 
 /** LoRA fields read by {@link describePeftConfig}. */
 const KNOWN_LORA = new Set([
+  "init_lora_weights",
   "r",
   "lora_alpha",
   "lora_dropout",
