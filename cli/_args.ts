@@ -53,6 +53,8 @@ function usageMessage(command: string, message: string, flags: Readonly<Record<s
     const name = ambiguous[1];
     return `${command}: --${name} needs a value; a value starting with "-" is written --${name}=VALUE`;
   }
+  const valued = message.match(/^Option '--([^ ']+)' does not take an argument/);
+  if (valued) return `${command}: --${valued[1]} is a switch and takes no value`;
   const missing = message.match(/^Option '--([^ ']+) <value>' argument missing/);
   if (missing) return `${command}: --${missing[1]} needs a value`;
   return `${command}: ${message.replace(/\. To specify.*$/s, "")}`;

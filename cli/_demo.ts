@@ -32,7 +32,7 @@ export const DEMO_FLAGS: Record<string, FlagSpec> = {
   steps: { type: "string", help: "VeRA training steps", default: "150" },
   batch: { type: "string", help: "batch size", default: "16" },
   r: { type: "string", help: "VeRA rank", default: "256" },
-  backend: { type: "string", help: "webgpu | cpu", default: "webgpu" },
+  backend: { type: "string", help: "webgpu | cpu", default: "webgpu", choices: ["webgpu", "cpu"] },
 };
 
 const fmt = (n: number) => n.toLocaleString("en-US");
@@ -107,10 +107,6 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
         fmt(Object.values(base.weights).reduce((n, w) => n + w.length, 0))
       } weights, pretrained on spam-assassin)`,
   );
-  // The demo owns its run directory: a previous demo run is replaced, nothing else is touched.
-  if (await Deno.stat(`${out}/summary.json`).then(() => true, () => false)) {
-    await Deno.remove(out, { recursive: true });
-  }
   await finetuneCommand([
     "--base",
     DEMO_BASE,
@@ -132,6 +128,9 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
     String(values.backend),
     "--log-every",
     "10",
+    // The demo owns its run directory: a previous demo run is started over; files that are not
+    // the run's are kept (nothing is deleted wholesale).
+    "--force",
   ]);
   const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
 

@@ -4,6 +4,7 @@
  * an existing output is replaced only with `--force`.
  */
 import { basename, dirname, join, resolve } from "node:path";
+import { RUN_FILES } from "../train/run_dir.ts";
 import { UsageError } from "./_args.ts";
 
 /** The path with every symlink resolved; for a path that does not exist yet, its parent's. */
@@ -53,5 +54,29 @@ export async function checkOutput(
     throw new UsageError(
       `${command}: --out ${out} already exists; pass --force to replace it`,
     );
+  }
+}
+
+/**
+ * Throws a UsageError when run directory `out` is one of `inputs` (flag name → path) or would
+ * write over one: an input that is, or lies inside, a file or folder the run writes.
+ */
+export async function checkRunInputs(
+  out: string,
+  inputs: Readonly<Record<string, string | undefined>>,
+): Promise<void> {
+  const dir = await canonicalPath(out);
+  for (const [flag, input] of Object.entries(inputs)) {
+    if (input === undefined) continue;
+    const source = await canonicalPath(input);
+    const outputs = RUN_FILES.map((name) => join(dir, name));
+    const sourceId = await identity(input);
+    const ids = await Promise.all([out, ...outputs].map(identity));
+    const same = sourceId !== undefined && ids.includes(sourceId); // hard links too
+    if (same || contains(source, dir) || outputs.some((path) => contains(path, source))) {
+      throw new UsageError(
+        `finetune: --out ${out} would overwrite the ${flag} input ${input}; write to another path`,
+      );
+    }
   }
 }

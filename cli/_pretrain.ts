@@ -10,6 +10,7 @@ import { saveBaseModel } from "../train/checkpoint.ts";
 import { lmTexts } from "../train/_eval.ts";
 import { lmEvalBatches, sourceOf, train } from "../train/trainer.ts";
 import { checkOutput } from "./_outputs.ts";
+import { lockOutputFile } from "../train/run_dir.ts";
 import {
   type FlagSpec,
   humanOutput,
@@ -71,7 +72,6 @@ export async function pretrainCommand(
   const { values } = parseFlags("pretrain", args, PRETRAIN_FLAGS);
   const data = dataFlag(values, "pretrain");
   const out = required(values, "out", "pretrain");
-  await checkOutput("pretrain", out, {}, !!values.force);
   const [steps, batch, seq] = [int(values, "steps"), int(values, "batch"), int(values, "seq")];
   const seed = intFlag(values, "seed", 0)!;
   const lr = numberFlag(values, "lr", { min: 0, minExclusive: true })!;
@@ -93,42 +93,55 @@ export async function pretrainCommand(
   await checkRunMemory("pretrain", model, values, "lower --d-model, --layers, --batch or --seq");
   const texts = lmTexts(data);
   const evalBatches = int(values, "eval-batches");
-  const result = await train({
-    step: trainStep(model, { optimizer: adamw(), clipNorm: 1 }),
-    params: initParams(model, { seed }),
-    data: () => sourceOf(lmBatches(texts.train, { batchSize: batch, seqLen: seq, seed })),
-    steps,
-    lr: schedule(lr, steps),
-    logEvery: int(values, "log-every"),
-    evalEvery: intFlag(values, "eval-every"),
-    eval: {
-      graph: model,
-      batches: () =>
-        lmEvalBatches(texts.validation, { batchSize: batch, seqLen: seq, limit: evalBatches }),
-    },
-    seed,
-    runner,
-    progress: options.progress,
+  // Locked before the existence check, so a second pretrain of the same --out is refused as such.
+  const lock = await lockOutputFile(out, "pretrain").catch((e: Error) => {
+    throw new UsageError(e.message);
   });
-  await Deno.mkdir(dirname(out), { recursive: true });
-  await saveBaseModel(out, config, model, { ...initParams(model, { seed }), ...result.params });
-  const count = model.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  humanOutput(values)(
-    `pretrained a ${config.layers}-layer GPT (d=${config.dModel}, ${
-      count.toLocaleString("en-US")
-    } ` +
-      `params) on ${data} for ${steps} steps: loss ${result.loss.toFixed(4)}, validation loss ` +
-      `${result.eval?.loss.toFixed(4)} → ${out}`,
-  );
-  if (values.json) {
-    console.log(JSON.stringify({
-      out,
-      config,
-      params: count,
-      loss: result.loss,
-      validation_loss: result.eval?.loss ?? null,
-      step_ms: result.stepMs,
-      tokens_per_s: result.tokensPerS,
-    }));
+  try {
+    await checkOutput("pretrain", out, {}, !!values.force);
+    await run();
+  } finally {
+    lock.release();
+  }
+
+  async function run() {
+    const result = await train({
+      step: trainStep(model, { optimizer: adamw(), clipNorm: 1 }),
+      params: initParams(model, { seed }),
+      data: () => sourceOf(lmBatches(texts.train, { batchSize: batch, seqLen: seq, seed })),
+      steps,
+      lr: schedule(lr, steps),
+      logEvery: int(values, "log-every"),
+      evalEvery: intFlag(values, "eval-every"),
+      eval: {
+        graph: model,
+        batches: () =>
+          lmEvalBatches(texts.validation, { batchSize: batch, seqLen: seq, limit: evalBatches }),
+      },
+      seed,
+      runner,
+      progress: options.progress,
+    });
+    await Deno.mkdir(dirname(out), { recursive: true });
+    await saveBaseModel(out, config, model, { ...initParams(model, { seed }), ...result.params });
+    const count = model.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    humanOutput(values)(
+      `pretrained a ${config.layers}-layer GPT (d=${config.dModel}, ${
+        count.toLocaleString("en-US")
+      } ` +
+        `params) on ${data} for ${steps} steps: loss ${result.loss.toFixed(4)}, validation loss ` +
+        `${result.eval?.loss.toFixed(4)} → ${out}`,
+    );
+    if (values.json) {
+      console.log(JSON.stringify({
+        out,
+        config,
+        params: count,
+        loss: result.loss,
+        validation_loss: result.eval?.loss ?? null,
+        step_ms: result.stepMs,
+        tokens_per_s: result.tokensPerS,
+      }));
+    }
   }
 }

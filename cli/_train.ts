@@ -15,13 +15,15 @@ import {
 } from "../data/batches.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { adamw, trainStep } from "../train/optim.ts";
+import type { StepRunner } from "../train/runner.ts";
 import {
   type Json,
   loadBaseModel,
   loadCheckpoint,
   type LoadedCheckpoint,
 } from "../train/checkpoint.ts";
-import { lockRunDir } from "../train/run_dir.ts";
+import { openRunDir } from "../train/run_dir.ts";
+import { checkRunInputs } from "./_outputs.ts";
 import { classificationTask } from "../train/_eval.ts";
 import { classifierEvalBatches, evaluateModel, sourceOf, train } from "../train/trainer.ts";
 import {
@@ -72,7 +74,14 @@ export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
   "head-lr": flag("peak learning rate of the classifier head", "0.003"),
   "eval-limit": flag("at most N examples per evaluation split"),
   "save-every": flag("write checkpoint.safetensors every N steps (default 100)"),
-  resume: { type: "boolean", help: "continue the run in --out from its checkpoint" },
+  resume: {
+    type: "boolean",
+    help: "continue the run in --out from its checkpoint (a larger --steps extends it)",
+  },
+  force: {
+    type: "boolean",
+    help: "start over in an --out that holds a run or other files (files not the run's are kept)",
+  },
   ...COMMON_FLAGS,
 };
 
@@ -205,15 +214,25 @@ export async function finetuneCommand(
   await checkRunMemory("finetune", graph, values, "lower --r, --batch or --seq");
   const params = initialParams(graph, base.weights, basePath, seed);
   const checkpointPath = `${out}/checkpoint.safetensors`;
-  const exists = await Deno.stat(checkpointPath).then(() => true, () => false);
-  if (exists && !values.resume) {
-    throw new UsageError(
-      `finetune: ${out} already holds a run; pass --resume to continue it or choose another --out`,
-    );
+  await checkRunInputs(out, { "--base": basePath });
+  // Locked before the checkpoint is looked at, so a second run into --out is refused as such.
+  const runDir = await openRunDir(out, "finetune", {
+    resume: !!values.resume,
+    force: !!values.force,
+  })
+    .catch((e: Error) => {
+      throw new UsageError(e.message);
+    });
+  let resume: LoadedCheckpoint | undefined, resumeNote: Record<string, number> | undefined;
+  let evaluator: StepRunner;
+  try {
+    const loaded = runDir.hasCheckpoint ? await loadCheckpoint(checkpointPath) : undefined;
+    ({ resume, resumeNote } = extendedResume(loaded, steps, checkpointPath));
+    evaluator = await runner(graph);
+  } catch (e) {
+    await runDir.abandon();
+    throw e;
   }
-  if (!exists && values.resume) throw new UsageError(`finetune: --resume: no ${checkpointPath}`);
-  const loaded = values.resume ? await loadCheckpoint(checkpointPath) : undefined;
-  const { resume, resumeNote } = extendedResume(loaded, steps, checkpointPath);
   const adapterConfig = adapter ? JSON.parse(JSON.stringify(adapter.config)) : null;
   const runConfig: Json = {
     base: basePath,
@@ -232,11 +251,6 @@ export async function finetuneCommand(
   const batchOptions = { batchSize: batch, seqLen: seq, seed, epochs: Infinity, dropLast: true };
   const evalOn = (split: ClassificationExample[]) => () =>
     classifierEvalBatches(split, { batchSize: batch, seqLen: seq, limit: evalLimit });
-  const lock = await lockRunDir(out, "finetune");
-  const evaluator = await Promise.resolve(runner(graph)).catch((e: unknown) => {
-    lock.release();
-    throw e;
-  });
   const measure = async (weights: Record<string, Float32Array>) => {
     await evaluator.setParams(
       Object.fromEntries(graph.params.map((p) => [p.name!, weights[p.name!]])),
@@ -315,7 +329,7 @@ export async function finetuneCommand(
     if (values.json) console.log(JSON.stringify({ out, ...summary }));
   } finally {
     evaluator.dispose();
-    lock.release();
+    runDir.release();
   }
 }
 
@@ -329,9 +343,19 @@ function extendedResume(
   path: string,
 ): { resume?: LoadedCheckpoint; resumeNote?: Record<string, number> } {
   if (loaded === undefined) return {};
-  const config = loaded.config as Record<string, Json> | null | undefined;
-  const before = config?.steps;
-  if (typeof before !== "number") return { resume: loaded };
+  const config = loaded.config;
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new UsageError(
+      `finetune: --resume: ${path} is incomplete: its "config" field is empty (the run's settings)`,
+    );
+  }
+  const before = config.steps;
+  if (typeof before !== "number" || !Number.isSafeInteger(before) || before < 1) {
+    throw new UsageError(
+      `finetune: --resume: ${path}: its "config.steps" field must be an integer ≥ 1, got ` +
+        JSON.stringify(before ?? null),
+    );
+  }
   if (steps < before) {
     throw new UsageError(
       `finetune: --steps ${steps} is less than the run's ${before} steps (${path} is at step ` +

@@ -33,12 +33,27 @@ function utf8Prefix(text: string, bytes: number): string {
   return out;
 }
 
+/**
+ * A hidden name beside `path`: `.` + `path`'s name + `suffix`, with the name shortened (never
+ * splitting a character) so the whole stays within the 255 bytes most file systems allow.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hiddenSibling } from "./atomic.ts";
+ * assert.equal(hiddenSibling("runs/base.safetensors", ".lock"), "runs/.base.safetensors.lock");
+ * const long = hiddenSibling(`runs/${"é".repeat(127)}`, ".lock");
+ * assert.ok(new TextEncoder().encode(long.slice("runs/".length)).length <= 255);
+ * ```
+ */
+export function hiddenSibling(path: string, suffix: string): string {
+  const room = MAX_NAME_BYTES - 1 - new TextEncoder().encode(suffix).length; // 1 for the "."
+  return join(dirname(path), `.${utf8Prefix(basename(path), room)}${suffix}`);
+}
+
 /** A hidden temporary name beside `path`, shortened so it fits wherever `path`'s own name fits. */
 function tempSibling(path: string, kind: string): string {
-  const tag = crypto.randomUUID().slice(0, 8);
-  const suffix = `.${tag}.${kind}`;
-  const room = MAX_NAME_BYTES - 1 - suffix.length; // 1 for the leading "."
-  return join(dirname(path), `.${utf8Prefix(basename(path), room)}${suffix}`);
+  return hiddenSibling(path, `.${crypto.randomUUID().slice(0, 8)}.${kind}`);
 }
 
 function toBytes(data: Uint8Array | string): Uint8Array {

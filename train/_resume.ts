@@ -19,15 +19,23 @@ export function startingParams(options: TrainOptions): Record<string, Float32Arr
   const { step, resume } = options;
   const updated = new Set(updatedParams(step));
   if (resume !== undefined) {
+    const where = options.checkpoint?.path ?? "the checkpoint";
     for (const name of updated) {
-      if (!(name in resume.params)) throw new Error(`resume: the checkpoint has no "${name}"`);
+      if (!Object.hasOwn(resume.params, name)) {
+        throw new Error(`resume: ${where} is incomplete: it has no tensor "${name}"`);
+      }
     }
     for (const name of Object.keys(resume.params)) {
-      if (!updated.has(name)) throw new Error(`resume: "${name}" is not trained by this step`);
+      if (!updated.has(name)) {
+        throw new Error(`resume: ${where} holds "${name}", which this run does not train`);
+      }
     }
     const diff = differingKeys(resume.config, options.checkpoint?.config);
     if (diff.length > 0) {
-      throw new Error(`resume: the checkpoint was written by a different run (${diff.join(", ")})`);
+      const file = options.checkpoint?.path === undefined ? "" : ` (${options.checkpoint.path})`;
+      throw new Error(
+        `resume: the checkpoint was written by a different run (${diff.join(", ")})${file}`,
+      );
     }
   }
   const all = { ...initOptimizerState(step), ...options.params, ...resume?.params };

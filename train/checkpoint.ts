@@ -192,7 +192,9 @@ export function decodeCheckpoint(bytes: Uint8Array, where = "checkpoint"): Loade
   }
   const step = meta.step;
   if (typeof step !== "number" || !Number.isSafeInteger(step) || step < 0) {
-    throw new Error(`${where}: bad step ${JSON.stringify(step)}`);
+    throw new Error(
+      `${where}: its "step" field must be an integer ≥ 0, got ${JSON.stringify(step)}`,
+    );
   }
   const params: Record<string, Float32Array> = {};
   const shapes: Record<string, number[]> = {};
