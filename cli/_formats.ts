@@ -179,6 +179,7 @@ export async function exportCommand(args: readonly string[], runner?: MergeRunne
       "--merged-base": typeof mergedBaseFlag === "string" ? mergedBaseFlag : undefined,
     },
     !!values.force,
+    format === "peft" ? "dir" : "file",
   );
   const files = await readPeft(dir);
   // The checks a merge makes, against the adapter itself (and below, against --merged-base).

@@ -28,16 +28,32 @@ function contains(dir: string, path: string): boolean {
   return path === dir || path.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
 }
 
+// Most file systems limit one name to 255 bytes; a longer one would only fail after the work.
+const MAX_NAME_BYTES = 255;
+
+/** Throws a UsageError when the last name of `out` is too long for a file system. */
+export function checkNameLength(command: string, out: string): void {
+  const bytes = new TextEncoder().encode(basename(out)).length;
+  if (bytes > MAX_NAME_BYTES) {
+    throw new UsageError(
+      `${command}: the name of --out ${out} is ${bytes} bytes long; at most ${MAX_NAME_BYTES} fit`,
+    );
+  }
+}
+
 /**
  * Throws a UsageError when `out` is, contains or lies inside one of `inputs` (flag name → path),
- * or when `out` exists and `force` is not set.
+ * when it exists and `force` is not set, or when it is of the other `kind` (a directory where a
+ * file is written, or the reverse: that is never replaced, `force` or not).
  */
 export async function checkOutput(
   command: string,
   out: string,
   inputs: Readonly<Record<string, string | undefined>>,
   force: boolean,
+  kind: "file" | "dir" = "file",
 ): Promise<void> {
+  checkNameLength(command, out);
   const target = await canonicalPath(out);
   const targetId = await identity(out);
   for (const [flag, input] of Object.entries(inputs)) {
@@ -49,6 +65,14 @@ export async function checkOutput(
         `${command}: --out ${out} would overwrite the ${flag} input ${input}; write to another path`,
       );
     }
+  }
+  const existing = await Deno.stat(out).catch(() => undefined);
+  if (existing !== undefined && existing.isDirectory !== (kind === "dir")) {
+    throw new UsageError(
+      kind === "file"
+        ? `${command}: --out ${out} is a directory; give a file name`
+        : `${command}: --out ${out} is a file; give a directory name`,
+    );
   }
   if (!force && await Deno.lstat(out).then(() => true, () => false)) {
     throw new UsageError(

@@ -9,7 +9,7 @@ import { adamw, trainStep } from "../train/optim.ts";
 import { saveBaseModel } from "../train/checkpoint.ts";
 import { lmTexts } from "../train/_eval.ts";
 import { lmEvalBatches, sourceOf, train } from "../train/trainer.ts";
-import { checkOutput } from "./_outputs.ts";
+import { checkNameLength, checkOutput } from "./_outputs.ts";
 import { lockOutputFile } from "../train/run_dir.ts";
 import {
   type FlagSpec,
@@ -93,6 +93,7 @@ export async function pretrainCommand(
   await checkRunMemory("pretrain", model, values, "lower --d-model, --layers, --batch or --seq");
   const texts = lmTexts(data);
   const evalBatches = int(values, "eval-batches");
+  checkNameLength("pretrain", out);
   // Locked before the existence check, so a second pretrain of the same --out is refused as such.
   const lock = await lockOutputFile(out, "pretrain").catch((e: Error) => {
     throw new UsageError(e.message);

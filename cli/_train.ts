@@ -23,7 +23,7 @@ import {
   type LoadedCheckpoint,
 } from "../train/checkpoint.ts";
 import { openRunDir } from "../train/run_dir.ts";
-import { checkRunInputs } from "./_outputs.ts";
+import { checkNameLength, checkRunInputs } from "./_outputs.ts";
 import { classificationTask } from "../train/_eval.ts";
 import { classifierEvalBatches, evaluateModel, sourceOf, train } from "../train/trainer.ts";
 import {
@@ -214,6 +214,7 @@ export async function finetuneCommand(
   await checkRunMemory("finetune", graph, values, "lower --r, --batch or --seq");
   const params = initialParams(graph, base.weights, basePath, seed);
   const checkpointPath = `${out}/checkpoint.safetensors`;
+  checkNameLength("finetune", out);
   await checkRunInputs(out, { "--base": basePath });
   // Locked before the checkpoint is looked at, so a second run into --out is refused as such.
   const runDir = await openRunDir(out, "finetune", {

@@ -68,12 +68,18 @@ async function lockFile(lockPath: string, target: string, command: string): Prom
   throw new Error(`${command}: cannot lock ${lockPath}: it keeps being replaced`);
 }
 
-async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+async function statOrUndefined(
+  path: string,
+  command = "wgrad",
+): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.stat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+    if (e instanceof Deno.errors.NotADirectory) {
+      throw new Error(`${command}: --out ${path}: a folder above it is a file, not a folder`);
+    }
+    throw new Error(`${command}: cannot read --out ${path}: ${(e as Error).message}`);
   }
 }
 
@@ -93,7 +99,7 @@ async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined>
  * ```
  */
 export async function lockRunDir(dir: string, command: string): Promise<RunLock> {
-  const info = await statOrUndefined(dir);
+  const info = await statOrUndefined(dir, command);
   if (info !== undefined && !info.isDirectory) {
     throw new Error(`${command}: --out ${dir} exists and is not a directory`);
   }
@@ -122,7 +128,7 @@ export async function lockRunDir(dir: string, command: string): Promise<RunLock>
  * ```
  */
 export async function lockOutputFile(path: string, command: string): Promise<RunLock> {
-  const info = await statOrUndefined(path);
+  const info = await statOrUndefined(path, command);
   if (info?.isDirectory) {
     throw new Error(`${command}: --out ${path} is a directory; give a file name`);
   }
@@ -173,7 +179,7 @@ export async function openRunDir(
   command: string,
   options: { readonly resume?: boolean; readonly force?: boolean },
 ): Promise<RunDir> {
-  const created = (await statOrUndefined(dir)) === undefined;
+  const created = (await statOrUndefined(dir, command)) === undefined;
   const lock = await lockRunDir(dir, command);
   const abandon = async () => {
     lock.release();
