@@ -109,3 +109,74 @@ Deno.test("export --out into a directory of the user's files deletes none of the
   equal(await Deno.readTextFile(`${out}/src/main.py`), "print(1)");
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a file output never replaces a directory (or the reverse), --force or not", async () => {
+  const dir = await Deno.makeTempDir();
+  const { base, adapter } = await fixture(dir);
+  const folder = `${dir}/folder`;
+  await Deno.mkdir(folder);
+  await Deno.writeTextFile(`${folder}/keep.txt`, "keep");
+  const file = `${dir}/file.bin`;
+  await Deno.writeTextFile(file, "keep");
+  const cases: [string[], RegExp][] = [
+    [
+      ["merge", "--backend", "cpu", "--base", base, "--adapter", adapter, "--out", folder],
+      /folder is a directory; give a file name/,
+    ],
+    [
+      ["export", "--adapter", adapter, "--format", "compact", "--out", folder],
+      /folder is a directory; give a file name/,
+    ],
+    [
+      ["export", "--adapter", adapter, "--format", "zip", "--out", folder],
+      /folder is a directory; give a file name/,
+    ],
+    [
+      ["export", "--adapter", adapter, "--format", "peft", "--out", file],
+      /file\.bin is a file; give a directory name/,
+    ],
+  ];
+  for (const [args, expected] of cases) {
+    for (const force of [[], ["--force"]]) {
+      const run = await runCli([...args, ...force]);
+      equal(run.code, 1, `${args} ${force}`);
+      deepEqual(run.out, []);
+      match(run.err.join("\n"), expected);
+    }
+  }
+  deepEqual(await listDir(folder), ["keep.txt"]);
+  equal(await Deno.readTextFile(file), "keep");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("output names: 255 bytes work, longer ones are refused before any work", async () => {
+  const dir = await Deno.makeTempDir();
+  const { adapter } = await fixture(dir);
+  for (const name of ["a".repeat(255), "é".repeat(127), "日".repeat(85)]) {
+    const run = await runCli([
+      "export",
+      "--adapter",
+      adapter,
+      "--format",
+      "compact",
+      "--out",
+      `${dir}/${name}`,
+    ]);
+    equal(run.code, 0, run.err.join("\n"));
+  }
+  for (const name of ["a".repeat(256), "é".repeat(128)]) {
+    const run = await runCli([
+      "export",
+      "--adapter",
+      adapter,
+      "--format",
+      "zip",
+      "--out",
+      `${dir}/${name}`,
+    ]);
+    equal(run.code, 1);
+    match(run.err[0], /^error: export: the name of --out .* is 256 bytes long; at most 255 fit$/);
+  }
+  equal((await listDir(dir)).filter((n) => n.startsWith(".")).length, 0, "no temporary left");
+  await Deno.remove(dir, { recursive: true });
+});
