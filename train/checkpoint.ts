@@ -303,21 +303,20 @@ export async function loadBaseModel(
       `${path}: no "${GPT_METADATA_KEY}" metadata (not a base model written by pretrain)`,
     );
   }
-  let config: GptConfig;
-  try {
-    config = JSON.parse(raw);
-    gptGraph({ ...config, head: "lm" }, { batch: 1, seqLen: config.maxSeqLen });
-  } catch (e) {
-    throw new Error(`${path}: bad "${GPT_METADATA_KEY}" metadata: ${(e as Error).message}`);
-  }
   const weights: Record<string, Float32Array> = {};
   for (const [name, t] of file.tensors) {
     if (t.dtype !== "F32") throw new Error(`${path}: tensor "${name}" is ${t.dtype}, not F32`);
     weights[name] = t.data as Float32Array;
   }
+  const config = baseConfig(raw, path, weights);
+  let body: Graph;
+  try {
+    body = gptGraph({ ...config, head: "lm" }, { batch: 1, seqLen: config.maxSeqLen });
+  } catch (e) {
+    throw new Error(`${path}: bad "${GPT_METADATA_KEY}" metadata: ${(e as Error).message}`);
+  }
   // The config must describe the file: a claimed width the tensors do not have is refused here,
   // before anything is sized from it.
-  const body = gptGraph({ ...config, head: "lm" }, { batch: 1, seqLen: config.maxSeqLen });
   for (const p of body.params) {
     if (p.name === "lm_head.weight") continue;
     const t = file.tensors.get(p.name!);
@@ -329,4 +328,52 @@ export async function loadBaseModel(
     }
   }
   return { config, weights };
+}
+
+/**
+ * A base model's config read field by field (errors name `where` and the field), bounded by the
+ * weights the file holds, so a forged config cannot make the model graph huge.
+ */
+function baseConfig(raw: string, path: string, weights: Record<string, Float32Array>): GptConfig {
+  const where = `${path}: bad "${GPT_METADATA_KEY}" metadata`;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`${where}: not JSON (${(e as Error).message})`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`${where}: must be a JSON object, got ${JSON.stringify(value)}`);
+  }
+  const config = value as Record<string, unknown>;
+  const values = Object.values(weights).reduce((n, w) => n + w.length, 0);
+  const tensors = Object.keys(weights).length;
+  const int = (field: string, max: number, what: string) => {
+    const v = config[field];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+      throw new Error(`${where}: "${field}" must be an integer ≥ 1, got ${JSON.stringify(v)}`);
+    }
+    if (v > max) throw new Error(`${where}: "${field}" is ${v}, more than ${what} (${max})`);
+    return v;
+  };
+  const dModel = int("dModel", Number.MAX_SAFE_INTEGER, "");
+  const heads = int("heads", Number.MAX_SAFE_INTEGER, "");
+  if (dModel % heads !== 0) {
+    // The model's own rule (nn/gpt.ts), checked before the size bounds below.
+    throw new Error(`${where}: gpt: ${heads} heads do not divide dModel ${dModel}`);
+  }
+  int("dModel", values, "the file's weight values");
+  const head = config.head ?? "lm";
+  if (head !== "lm" && head !== "classifier") {
+    throw new Error(`${where}: "head" must be "lm" or "classifier", got ${JSON.stringify(head)}`);
+  }
+  return {
+    ...(config as unknown as GptConfig),
+    vocabSize: int("vocabSize", Math.floor(values / dModel), "its weights can embed"),
+    maxSeqLen: int("maxSeqLen", Math.floor(values / dModel), "its weights can embed"),
+    dModel,
+    heads,
+    layers: int("layers", tensors, "the file's tensors"),
+    head,
+  };
 }

@@ -142,3 +142,40 @@ Deno.test("checkpoint", async (t) => {
 
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a base model's config is read field by field, bounded by its weights", async () => {
+  const dir = await Deno.makeTempDir();
+  const config = { vocabSize: 16, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" };
+  const graph = gptGraph(config as typeof config & { head: "lm" }, { batch: 1, seqLen: 4 });
+  const params = initParams(graph);
+  const tensors = Object.fromEntries(
+    graph.params.map((
+      p,
+    ) => [p.name!, { dtype: "F32" as const, shape: p.shape, data: params[p.name!] }]),
+  );
+  const path = `${dir}/base.safetensors`;
+  const cases: [unknown, RegExp][] = [
+    [null, /"wgrad\.gpt" metadata: must be a JSON object, got null/],
+    [[1], /must be a JSON object, got \[1\]/],
+    [{ ...config, dModel: undefined }, /"dModel" must be an integer ≥ 1, got undefined/],
+    [{ ...config, heads: "1" }, /"heads" must be an integer ≥ 1, got "1"/],
+    [{ ...config, layers: 0 }, /"layers" must be an integer ≥ 1, got 0/],
+    [{ ...config, layers: 1.5 }, /"layers" must be an integer ≥ 1, got 1\.5/],
+    [{ ...config, layers: 1e6 }, /"layers" is 1000000, more than the file's tensors/],
+    [{ ...config, maxSeqLen: 1e9 }, /"maxSeqLen" is 1000000000, more than its weights can embed/],
+    [{ ...config, head: "seq2seq" }, /"head" must be "lm" or "classifier", got "seq2seq"/],
+  ];
+  for (const [meta, expected] of cases) {
+    await writeSafetensors(path, tensors, { [GPT_METADATA_KEY]: JSON.stringify(meta) });
+    const error = await loadBaseModel(path).then(() => null, (e: Error) => e);
+    ok(error !== null, JSON.stringify(meta));
+    ok(error.message.startsWith(`${path}: bad "wgrad.gpt" metadata: `), error.message);
+    ok(expected.test(error.message), `${error.message} !~ ${expected}`);
+    ok(!/Cannot read|undefined \(reading/.test(error.message), error.message);
+  }
+  await writeSafetensors(path, tensors, { [GPT_METADATA_KEY]: "{not json" });
+  await rejects(loadBaseModel(path), /base\.safetensors: bad "wgrad\.gpt" metadata: not JSON \(/);
+  await writeSafetensors(path, tensors, { [GPT_METADATA_KEY]: JSON.stringify(config) });
+  equal((await loadBaseModel(path)).config.layers, 1);
+  await Deno.remove(dir, { recursive: true });
+});
