@@ -236,5 +236,20 @@ Deno.test("finetune and pretrain outputs", async (t) => {
     match(demo.err.join("\n"), /^error: demo: --backend must be webgpu \| cpu, got "toString"$/);
   });
 
+  await t.step("--json: stdout holds exactly one JSON document", async () => {
+    const runs = [
+      ["pretrain", ...PRETRAIN, "--out", `${dir}/j.safetensors`, "--backend", "cpu", "--json"],
+      ["finetune", "--base", base, "--data", "names", "--method", "vera", "--r", "2"]
+        .concat(["--out", `${dir}/j`, "--steps", "2", "--batch", "2", "--eval-limit", "2"])
+        .concat(["--backend", "cpu", "--json"]),
+    ];
+    for (const args of runs) {
+      const run = await runCli(args);
+      equal(run.code, 0, run.err.join("\n"));
+      equal(run.out.length, 1, run.out.join("\n"));
+      equal(typeof JSON.parse(run.out[0]), "object");
+    }
+  });
+
   await Deno.remove(dir, { recursive: true });
 });
