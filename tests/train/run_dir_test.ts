@@ -11,7 +11,7 @@ import {
 } from "../../train/run_dir.ts";
 
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
-const names = async (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 
 /** Starts a process that takes the lock and reports it, then waits to be killed. */
 async function holder(kind: "dir" | "file", path: string): Promise<Deno.ChildProcess> {
