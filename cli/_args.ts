@@ -133,6 +133,26 @@ export function humanOutput(values: Record<string, unknown>): (line: string) => 
   return values.json ? (line) => console.error(line) : (line) => console.log(line);
 }
 
+/**
+ * Throws unless `positionals` is empty: a command that takes only flags refuses a stray word
+ * (often a value whose flag was mistyped or given twice) instead of ignoring it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { noPositionals } from "./_args.ts";
+ * noPositionals("finetune", []);
+ * assert.throws(() => noPositionals("finetune", ["4"]), /unexpected argument "4"/);
+ * ```
+ */
+export function noPositionals(command: string, positionals: readonly string[]): void {
+  if (positionals.length > 0) {
+    throw new UsageError(
+      `${command}: unexpected argument "${positionals[0]}" (values are given as --flag VALUE)`,
+    );
+  }
+}
+
 /** A required string flag. */
 export function required(values: Record<string, unknown>, name: string, command: string): string {
   const v = values[name];

@@ -20,7 +20,7 @@ import type { Graph } from "../compiler/ir.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { requestGpu } from "../runtime/webgpu.ts";
 import { finetuneCommand } from "./_train.ts";
-import { type FlagSpec, intFlag, parseFlags, UsageError } from "./_args.ts";
+import { type FlagSpec, intFlag, noPositionals, parseFlags, UsageError } from "./_args.ts";
 
 /** The committed base model the demo starts from (see models/README.md for the command). */
 export const DEMO_BASE =
@@ -87,7 +87,8 @@ async function predictions(
  * ```
  */
 export async function demoCommand(args: readonly string[]): Promise<void> {
-  const { values } = parseFlags("demo", args, DEMO_FLAGS);
+  const { values, positionals } = parseFlags("demo", args, DEMO_FLAGS);
+  noPositionals("demo", positionals);
   const out = String(values.out);
   const steps = intFlag(values, "steps")!,
     batch = intFlag(values, "batch")!,

@@ -15,6 +15,7 @@ import {
   type FlagSpec,
   humanOutput,
   intFlag,
+  noPositionals,
   numberFlag,
   parseFlags,
   required,
@@ -69,7 +70,8 @@ export async function pretrainCommand(
   args: readonly string[],
   options: TrainCommandOptions = {},
 ): Promise<void> {
-  const { values } = parseFlags("pretrain", args, PRETRAIN_FLAGS);
+  const { values, positionals } = parseFlags("pretrain", args, PRETRAIN_FLAGS);
+  noPositionals("pretrain", positionals);
   const data = dataFlag(values, "pretrain");
   const out = required(values, "out", "pretrain");
   const [steps, batch, seq] = [int(values, "steps"), int(values, "batch"), int(values, "seq")];

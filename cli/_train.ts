@@ -30,6 +30,7 @@ import {
   type FlagSpec,
   humanOutput,
   intFlag,
+  noPositionals,
   numberFlag,
   parseFlags,
   required,
@@ -183,7 +184,8 @@ export async function finetuneCommand(
   args: readonly string[],
   options: TrainCommandOptions = {},
 ): Promise<void> {
-  const { values } = parseFlags("finetune", args, FINETUNE_FLAGS);
+  const { values, positionals } = parseFlags("finetune", args, FINETUNE_FLAGS);
+  noPositionals("finetune", positionals);
   const basePath = required(values, "base", "finetune");
   const data = dataFlag(values, "finetune");
   const out = required(values, "out", "finetune");

@@ -230,6 +230,13 @@ Deno.test("finetune and pretrain outputs", async (t) => {
     const json = await runCli(["inspect", base, "--json=false"]);
     equal(json.code, 1);
     deepEqual(json.err, ["error: inspect: --json is a switch and takes no value"]);
+    for (const command of ["finetune", "pretrain", "demo"]) {
+      const stray = await runCli([command, "--steps", "3", "4"]);
+      equal(stray.code, 1);
+      deepEqual(stray.err, [
+        `error: ${command}: unexpected argument "4" (values are given as --flag VALUE)`,
+      ]);
+    }
     const demo = await runCli(["demo", "--backend", "toString"]);
     equal(demo.code, 1);
     deepEqual(demo.out, []);
