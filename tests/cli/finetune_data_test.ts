@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/_train.ts";
+import { readPeft } from "../../adapters/peft_import.ts";
+
+const QUIET: TrainCommandOptions = { progress: "none" };
+
+async function quietly(run: () => Promise<void>): Promise<string[]> {
+  const out: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = () => {};
+  try {
+    await run();
+    return out;
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** A tiny byte-level base model, pretrained for two steps on the CPU. */
+export async function tinyBase(dir: string): Promise<string> {
+  const base = `${dir}/base.safetensors`;
+  await quietly(() =>
+    pretrainCommand([
+      ...["--data", "names", "--out", base, "--layers", "1", "--d-model", "8", "--heads", "2"],
+      ...["--seq", "16", "--batch", "2", "--steps", "2", "--eval-batches", "1", "--backend", "cpu"],
+    ], QUIET)
+  );
+  return base;
+}
+
+/** Three-class data: colours, fruit and numbers, labels as strings. */
+export function threeClassJsonl(n = 30): string {
+  const words = {
+    colour: ["red", "blue", "green"],
+    fruit: ["apple", "pear", "fig"],
+    number: ["one", "two", "six"],
+  };
+  const rows: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const [label, list] = Object.entries(words)[i % 3];
+    rows.push(JSON.stringify({ text: `${list[i % 3]} ${i}`, label }));
+  }
+  return rows.join("\n") + "\n";
+}
+
+Deno.test("finetune on your own data files", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const base = await tinyBase(dir);
+  const run = (out: string, more: string[]) =>
+    quietly(() =>
+      finetuneCommand([
+        ...["--base", base, "--out", `${dir}/${out}`, "--steps", "3", "--batch", "4"],
+        ...["--r", "4", "--backend", "cpu", "--log-every", "1", "--json", ...more],
+      ], QUIET)
+    );
+
+  await t.step("jsonl with three string classes: label names kept in the adapter", async () => {
+    await Deno.writeTextFile(`${dir}/three.jsonl`, threeClassJsonl());
+    const out = await run("three", ["--data", `${dir}/three.jsonl`, "--method", "lora"]);
+    const summary = JSON.parse(out.at(-1)!);
+    assert.equal(summary.task, "classification");
+    assert.deepEqual(summary.labels, ["colour", "fruit", "number"]);
+    const adapter = await readPeft(`${dir}/three/adapter`);
+    assert.deepEqual(adapter.config.id2label, { 0: "colour", 1: "fruit", 2: "number" });
+    assert.deepEqual(adapter.config.label2id, { colour: 0, fruit: 1, number: 2 });
+    assert.deepEqual(adapter.config.modules_to_save, ["classifier"]);
+    assert.deepEqual(adapter.shapes["classifier.weight"], [3, 8]);
+  });
+
+  await t.step("csv with custom columns and a separate eval file", async () => {
+    const csv = (n: number) =>
+      "id,message,kind\n" +
+      Array.from({ length: n }, (_, i) => `${i},"msg, ${i}",${i % 2 ? "b" : "a"}`).join("\n");
+    await Deno.writeTextFile(`${dir}/train.csv`, csv(12));
+    await Deno.writeTextFile(`${dir}/eval.csv`, csv(5));
+    const out = await run("csv", [
+      ...["--data", `${dir}/train.csv`, "--eval-data", `${dir}/eval.csv`, "--method", "head"],
+      ...["--text-column", "message", "--label-column", "kind"],
+    ]);
+    const summary = JSON.parse(out.at(-1)!);
+    assert.deepEqual(summary.labels, ["a", "b"]);
+    assert.ok(summary.accuracy.test.after >= 0 && summary.accuracy.test.after <= 1);
+  });
+
+  await t.step(
+    "prompt/completion jsonl trains a language model (completion-only loss)",
+    async () => {
+      const rows = Array.from(
+        { length: 20 },
+        (_, i) => JSON.stringify({ prompt: `Q${i}: `, completion: `A${i}` }),
+      );
+      await Deno.writeTextFile(`${dir}/sft.jsonl`, rows.join("\n"));
+      const out = await run("sft", ["--data", `${dir}/sft.jsonl`, "--method", "vera"]);
+      const summary = JSON.parse(out.at(-1)!);
+      assert.equal(summary.task, "lm");
+      assert.equal(summary.accuracy, null);
+      assert.ok(Number.isFinite(summary.loss.train));
+      const adapter = await readPeft(`${dir}/sft/adapter`);
+      assert.equal(adapter.config.modules_to_save, null);
+      assert.equal(adapter.config.id2label, undefined);
+    },
+  );
+
+  await t.step("bad data: one error naming file, line and field; nothing written", async () => {
+    await Deno.writeTextFile(`${dir}/bad.jsonl`, '{"text":"a","label":"x"}\n{"text":"b"}\n');
+    await assert.rejects(
+      run("bad", ["--data", `${dir}/bad.jsonl`, "--method", "lora"]),
+      /bad.jsonl:2: missing field "label"/,
+    );
+    await assert.rejects(
+      run("bad", ["--data", `${dir}/sft.jsonl`, "--method", "head"]),
+      /--method head trains a classification head/,
+    );
+    await assert.rejects(
+      run("bad", ["--data", `${dir}/three.jsonl`, "--method", "lora", "--task", "regression"]),
+      /--task must be lm or classification, got "regression"/,
+    );
+    assert.ok(!(await Deno.stat(`${dir}/bad`).then(() => true, () => false)));
+  });
+
+  await Deno.remove(dir, { recursive: true });
+});
