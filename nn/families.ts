@@ -7,10 +7,13 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
+import type { Tensor } from "../compiler/trace.ts";
 import { loadBaseModel } from "../train/checkpoint.ts";
 import { byteTokenizer, type Tokenizer } from "../data/hf_tokenizer.ts";
 import { loadHfModel } from "../io/hf_model.ts";
-import { type GptConfig, gptGraph } from "./gpt.ts";
+import { gpt2Family } from "./gpt2.ts";
+import { llamaFamily } from "./llama.ts";
+import { wgradConfig, wgradGptFamily } from "./wgrad_gpt.ts";
 
 /**
  * A family's config: the fields every family has plus its own (kept as read, under their
@@ -62,6 +65,49 @@ export interface GraphOptions {
 }
 
 /**
+ * Where a layer's attention gets its keys and values: given this call's `k, v [B,Hkv,T,dh]`, the
+ * K/V to attend over and the absolute position of the first query row. Training passes them
+ * through; generation writes them into a cache and attends over the whole cache.
+ *
+ * @example
+ * ```ts
+ * import type { KvHook } from "./families.ts";
+ * const passThrough: KvHook = (_layer, k, v) => ({ k, v, offset: 0 });
+ * ```
+ */
+export type KvHook = (
+  layer: number,
+  k: Tensor,
+  v: Tensor,
+) => { k: Tensor; v: Tensor; offset: Tensor | number };
+
+/**
+ * What a family's forward pass gives: the final hidden states `[B,T,D]` and its LM head.
+ *
+ * @example
+ * ```ts
+ * import type { Forward } from "./families.ts";
+ * const logitsOf = (f: Forward) => f.lmHead(f.hidden);
+ * ```
+ */
+export interface Forward {
+  /** Hidden states after the final norm. */
+  readonly hidden: Tensor;
+  /** Hidden states → logits `[B,T,V]` (tied heads reuse the embedding). */
+  lmHead(hidden: Tensor): Tensor;
+}
+
+/** How big a family's K/V cache is. */
+export interface KvLayout {
+  /** Blocks with attention. */
+  readonly layers: number;
+  /** Key/value heads. */
+  readonly kvHeads: number;
+  /** Width of one head. */
+  readonly headDim: number;
+}
+
+/**
  * One model family.
  *
  * @example
@@ -89,6 +135,13 @@ export interface ModelFamily {
   readonly classificationHead: string;
   /** Default adapter targets (module name suffixes). */
   readonly defaultTargets: readonly string[];
+  /**
+   * The forward pass inside a trace: `tokens [B,T]` at absolute `positions [T]` (i32), attention
+   * through `kv`. Generation builds its prefill and cached one-token graphs from it.
+   */
+  forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvHook): Forward;
+  /** The K/V cache layout of generation. */
+  kvLayout(config: ModelConfig): KvLayout;
 }
 
 /**
@@ -191,53 +244,9 @@ export function lastNonPadIndex(rows: readonly (readonly number[])[], padId?: nu
   });
 }
 
-function wgradConfig(json: unknown, where: string): ModelConfig {
-  const c = json as GptConfig;
-  if (typeof c !== "object" || c === null) throw new Error(`${where}: config is not an object`);
-  try {
-    gptGraph({ ...c, head: "lm", dropout: 0 }, { batch: 1, seqLen: 1 });
-  } catch (e) {
-    throw new Error(`${where}: ${(e as Error).message}`);
-  }
-  return { ...c, family: "wgrad-gpt", hiddenSize: c.dModel, layers: c.layers };
-}
-
-/**
- * wgrad's reference GPT (nn/gpt.ts) as a family: byte vocabulary, its own tensor names
- * (`embed.weight`, `layers.0.attn.q_proj.weight`, ...), classifier head `classifier`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { wgradGptFamily } from "./families.ts";
- * const c = wgradGptFamily.configFromJson(
- *   { vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "lm" }, "x");
- * const g = wgradGptFamily.graph(c, { batch: 1, seqLen: 4, task: "classification" });
- * assert.deepEqual(g.outputs.logits.shape, [1, 2]);
- * ```
- */
-export const wgradGptFamily: ModelFamily = {
-  name: "wgrad-gpt",
-  configFromJson: wgradConfig,
-  graph(config, options) {
-    const c = config as unknown as GptConfig;
-    return gptGraph({
-      vocabSize: c.vocabSize,
-      maxSeqLen: c.maxSeqLen,
-      dModel: c.dModel,
-      heads: c.heads,
-      layers: c.layers,
-      mlpHidden: c.mlpHidden,
-      head: options.task === "lm" ? "lm" : "classifier",
-      numClasses: options.numClasses,
-      dropout: options.dropout,
-    }, { batch: options.batch, seqLen: options.seqLen });
-  },
-  storedLayout: () => ({ transposed: false }),
-  classificationHead: "classifier",
-  defaultTargets: ["q_proj", "v_proj"],
-};
 registerFamily(wgradGptFamily);
+registerFamily(gpt2Family);
+registerFamily(llamaFamily, ["qwen2", "mistral"]);
 
 /**
  * Loads a model: a Hugging Face directory (config.json + model.safetensors or a sharded
