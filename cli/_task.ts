@@ -195,20 +195,24 @@ export function taskGraph(
 }
 
 /**
- * Initial params: the base weights where the graph has them; adapter params
- * and a classification head the base lacks (or has with another number of
- * classes) get the seeded init.
+ * Initial params: `provided` ones (an imported adapter's), the base weights
+ * where the graph has them; adapter params and a classification head the
+ * base lacks (or has with another number of classes) get the seeded init.
  */
 export function initialParams(
   graph: Graph,
   model: LoadedModel,
   seed: number,
+  provided: Readonly<Record<string, Float32Array>> = {},
 ): Record<string, Float32Array> {
   const head = `${model.family.classificationHead}.`;
   const params = initParams(graph, { seed });
   for (const p of graph.params) {
     const name = p.name!;
-    if (isAdapterParam(name)) continue;
+    if (isAdapterParam(name) || name in provided) {
+      if (name in provided) params[name] = provided[name];
+      continue;
+    }
     const w = model.weights[name];
     const size = p.shape.reduce((a, b) => a * b, 1);
     if (name.startsWith(head) && (w === undefined || w.length !== size)) continue;
