@@ -8,6 +8,8 @@ import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../ad
 import { type Adapter, cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { type FlagSpec, parseFlags, required, UsageError } from "./_args.ts";
+import { mergeHf } from "./_merge_hf.ts";
+import { loadBase } from "./_task.ts";
 
 /** Where the merge graph runs, by `--backend` name. */
 const MERGE_RUNNERS: Readonly<Record<string, MergeRunner>> = {
@@ -23,9 +25,9 @@ const BACKEND_FLAG: FlagSpec = {
 
 /** The flags of `merge`. */
 export const MERGE_FLAGS: Record<string, FlagSpec> = {
-  base: { type: "string", help: "base model safetensors file" },
+  base: { type: "string", help: "base model: safetensors file or Hugging Face directory" },
   adapter: { type: "string", help: "adapter: PEFT directory or compact .safetensors" },
-  out: { type: "string", help: "merged model safetensors file to write" },
+  out: { type: "string", help: "merged model to write (a directory for a Hugging Face base)" },
   backend: BACKEND_FLAG,
   json: { type: "boolean", help: "print a JSON summary as the last line" },
 };
@@ -92,6 +94,18 @@ export async function mergeCommand(args: readonly string[], runner?: MergeRunner
   const merger = mergeRunner("merge", values, runner);
   const base = required(values, "base", "merge");
   const out = required(values, "out", "merge");
+  if (base.startsWith("hf:") || await isDirectory(base)) {
+    // A Hugging Face directory: the merged model is one too.
+    const hf = await mergeHf(
+      await loadBase(base),
+      required(values, "adapter", "merge"),
+      out,
+      merger,
+    );
+    console.log(hf.line);
+    if (values.json) console.log(JSON.stringify(hf.json));
+    return;
+  }
   const { adapter, tensors } = await loadAdapter(
     required(values, "adapter", "merge"),
     await weightShapes(base),

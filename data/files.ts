@@ -297,21 +297,44 @@ export async function loadDataFile(path: string, options: DataFileOptions = {}):
 }
 
 /**
+ * Data sets smaller than this are not split: every example trains.
+ *
+ * @example
+ * ```ts
+ * import { MIN_SPLIT } from "./files.ts";
+ * console.log(MIN_SPLIT); // 20
+ * ```
+ */
+export const MIN_SPLIT = 20;
+
+/**
  * Deterministic train/validation/test splits of a data set (80/10/10 by a
  * hash of each example's text, so the same text always lands in the same
- * split and duplicates never leak across splits).
+ * split and duplicates never leak across splits). A set of fewer than
+ * {@link MIN_SPLIT} examples is all training data.
  *
  * @example
  * ```ts
  * import { parseDataFile, splitData } from "./files.ts";
- * const data = parseDataFile("a,0\nb,1\n".replace(/^/, "text,label\n"), "d.csv");
+ * const data = parseDataFile("text,label\na,0\nb,1\n", "d.csv");
  * const splits = splitData(data);
- * console.log(splits.train.length + splits.validation.length + splits.test.length); // 2
+ * console.log(splits.train.length); // 2: too few to hold any out
  * ```
  */
-export function splitData<T extends ClassificationExample | LmDocument>(
-  data: { examples: T[] } | { documents: T[] },
-): Splits<T> {
-  const items = "examples" in data ? data.examples : data.documents;
+export function splitData(data: ClassificationData): Splits<ClassificationExample>;
+/** The splits of a language-modelling data set. */
+export function splitData(data: LmData): Splits<LmDocument>;
+/** The splits of either kind of data set. */
+export function splitData(data: DataSet): Splits<ClassificationExample> | Splits<LmDocument>;
+export function splitData(
+  data: DataSet,
+): Splits<ClassificationExample> | Splits<LmDocument> {
+  if (data.task === "lm") return splitItems(data.documents);
+  return splitItems(data.examples);
+}
+
+function splitItems<T extends ClassificationExample | LmDocument>(items: T[]): Splits<T> {
+  // Too few to hold out a tenth: all of it trains (evaluate with --eval-data).
+  if (items.length < MIN_SPLIT) return { train: [...items], validation: [], test: [] };
   return splitBy(items, (e) => "text" in e ? e.text : `${e.prompt}\u0000${e.completion}`);
 }

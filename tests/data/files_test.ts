@@ -118,5 +118,11 @@ Deno.test("data files", async (t) => {
     assert.deepEqual(new Set(a.test.map((e) => e.text)), new Set(b.test.map((e) => e.text)));
     const train = new Set(a.train.map((e) => e.text));
     for (const e of [...a.validation, ...a.test]) assert.ok(!train.has(e.text));
+    assert.ok(a.validation.length > 0 && a.test.length > 0);
+    const tiny = parseDataFile('{"text":"x"}\n{"text":"y"}', "t.jsonl");
+    assert.deepEqual(
+      splitData(tiny).train.length,
+      2,
+    );
   });
 });
