@@ -10,6 +10,7 @@ import { permutation } from "../data/random.ts";
 import { RowBatcher, rowEvalBatches, type TokenRow } from "../data/token_rows.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import type { LoadedModel } from "../nn/families.ts";
+import { parseHubRef } from "../io/hub.ts";
 import { adamw, trainStep } from "../train/optim.ts";
 import { type Json, loadCheckpoint } from "../train/checkpoint.ts";
 import { evaluateModel, train } from "../train/trainer.ts";
@@ -117,7 +118,9 @@ function adapterFiles(
   basePath: string,
   labels: string[] | undefined,
 ): Record<string, Uint8Array | string> {
-  const files = peftFiles(adapter, params, { graph, baseModel: basePath });
+  // A Hub model is named as PEFT names it (ORG/NAME), so from_pretrained can fetch it.
+  const baseModel = parseHubRef(basePath)?.repo ?? basePath;
+  const files = peftFiles(adapter, params, { graph, baseModel });
   const config = JSON.parse(files["adapter_config.json"] as string);
   const targets = adapter.targets.map((t) => t.weight);
   config.fan_in_fan_out = targets.some((w) => model.family.storedLayout(w).transposed);
