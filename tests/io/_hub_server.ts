@@ -20,11 +20,11 @@ const notFound = (code: string) =>
   new Response(code, { status: 404, headers: { "x-error-code": code } });
 
 /** Serves `dir` as the model repository `repo` at the given revisions (branch names). */
-export async function serveHub(
+export function serveHub(
   repo: string,
   dir: string,
   revisions: readonly string[] = ["main"],
-): Promise<HubServer> {
+): HubServer {
   const files = new Map<string, Uint8Array>();
   for (const e of Deno.readDirSync(dir)) {
     if (e.isFile) files.set(e.name, Deno.readFileSync(`${dir}/${e.name}`));

@@ -8,7 +8,7 @@ const FIXTURE = new URL("../fixtures/hf/tiny-gpt2", import.meta.url).pathname;
 
 Deno.test("hub download", async (t) => {
   const cache = await Deno.makeTempDir();
-  const server = await serveHub("org/tiny-gpt2", FIXTURE, ["main", "v1"]);
+  const server = serveHub("org/tiny-gpt2", FIXTURE, ["main", "v1"]);
   try {
     await t.step("references", () => {
       assert.deepEqual(parseHubRef("hf:org/name"), { repo: "org/name", revision: "main" });
