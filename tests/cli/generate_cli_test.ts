@@ -1,4 +1,10 @@
 import assert from "node:assert/strict";
+import { lora } from "../../adapters/lora.ts";
+import { exportPeft } from "../../adapters/peft.ts";
+import { compile } from "../../compiler/compile.ts";
+import { mulberry32 } from "../../data/random.ts";
+import { loadModel } from "../../nn/families.ts";
+import { initParams } from "../../nn/init.ts";
 import { runCli } from "./_capture.ts";
 import { fixtureDir, reference } from "../nn/_hf_fixtures.ts";
 
@@ -83,5 +89,60 @@ Deno.test("cli generate", async (t) => {
       assert.match(r.err[0], pattern);
       assert.deepEqual(r.out, []);
     });
+  }
+});
+
+Deno.test("cli generate --adapter: a PEFT LoRA adapter on a Llama model is applied", async () => {
+  const model = await loadModel(fixtureDir("tiny-llama"));
+  const ref = await reference("tiny-llama");
+  const steps = 6;
+  const adapted = (len: number) =>
+    lora(model.family.graph(model.config, { batch: 1, seqLen: len, task: "lm" }), {
+      r: 2,
+      alpha: 4,
+      targetModules: ["q_proj", "v_proj"],
+    });
+  const { graph, adapter } = adapted(ref.logitsInput.length);
+  const random = mulberry32(5);
+  const params: Record<string, Float32Array> = { ...initParams(graph), ...model.weights };
+  for (const p of graph.params) {
+    if (p.name!.includes(".lora_")) params[p.name!] = params[p.name!].map(() => random() - 0.5);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    await exportPeft(`${dir}/adapter`, adapter, params, { graph });
+    // The reference: greedy decoding through the adapted graph, recomputed over the whole sequence.
+    const seq = [...ref.logitsInput];
+    for (let i = 0; i < steps; i++) {
+      const g = adapted(seq.length).graph;
+      const exe = await compile(g, { backend: "cpu" });
+      exe.setParams(Object.fromEntries(g.params.map((p) => [p.name!, params[p.name!]])));
+      const logits = await (await exe.run({ tokens: seq, targets: seq.map(() => -1) })).read(
+        "logits",
+      );
+      const v = model.config.vocabSize;
+      const last = Array.from(logits.slice((seq.length - 1) * v, seq.length * v) as Float32Array);
+      seq.push(last.indexOf(Math.max(...last)));
+    }
+    const r = await cliProcess([
+      "generate",
+      "--base",
+      fixtureDir("tiny-llama"),
+      "--adapter",
+      `${dir}/adapter`,
+      "--prompt",
+      ref.prompt,
+      "--max-new-tokens",
+      String(steps),
+      "--backend",
+      "cpu",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const ids = JSON.parse(r.stdout).ids;
+    assert.deepEqual(ids, seq.slice(ref.logitsInput.length));
+    assert.notDeepEqual(ids, ref.greedy.slice(0, steps));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
