@@ -20,8 +20,22 @@ import {
   traceTask,
 } from "./_hf_common.ts";
 
-/** The Llama family's fields, read from config.json. */
+/**
+ * The Llama family's fields, read from config.json.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type LlamaConfig, llamaFamily } from "./llama.ts";
+ * const c = llamaFamily.configFromJson({
+ *   model_type: "qwen2", vocab_size: 10, max_position_embeddings: 8, hidden_size: 8,
+ *   intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2,
+ * }, "config.json") as LlamaConfig;
+ * assert.equal(c.qkvBias, true);
+ * ```
+ */
 export interface LlamaConfig extends ModelConfig {
+  /** Always "llama" (qwen2 and mistral included; see modelType). */
   readonly family: "llama";
   /** config.json's `model_type` (llama, qwen2 or mistral). */
   readonly modelType: string;
