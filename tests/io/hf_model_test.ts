@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { copy } from "../nn/_copy_dir.ts";
 import { loadHfModel, readHfWeights } from "../../io/hf_model.ts";
-import { writeSafetensors } from "../../io/safetensors.ts";
+import { type TensorInput, writeSafetensors } from "../../io/safetensors.ts";
 import { fixtureDir } from "../nn/_hf_fixtures.ts";
 
 /** A scratch copy of a fixture, edited by `edit`, then loaded. */
@@ -182,4 +182,33 @@ Deno.test("HF directories: mistral within its sliding window caps the positions"
       c.sliding_window = 16;
     }));
   assert.equal(e, undefined);
+});
+
+Deno.test("HF directories: F16 weights and base-model names without the prefix load", async (t) => {
+  const src = await loadHfModel(fixtureDir("tiny-gpt2"));
+  const stored = await readHfWeights(fixtureDir("tiny-gpt2"));
+  await t.step("F16, names saved by GPT2Model (no transformer. prefix)", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await copy(fixtureDir("tiny-gpt2"), dir);
+      const tensors: Record<string, TensorInput> = {};
+      for (const [name, t] of stored) {
+        tensors[name.replace(/^transformer\./, "")] = {
+          dtype: "F16",
+          shape: t.shape,
+          data: t.data,
+        };
+      }
+      await writeSafetensors(`${dir}/model.safetensors`, tensors);
+      const m = await loadHfModel(dir);
+      assert.equal(m.dtypes["transformer.wte.weight"], "F16");
+      const w = m.weights["transformer.h.0.attn.c_attn.weight"];
+      const ref = src.weights["transformer.h.0.attn.c_attn.weight"];
+      // Same layout (transposed like the F32 file), values within F16 rounding.
+      assert.ok(ref.every((v, i) => Math.abs(v - w[i]) <= Math.abs(v) * 1e-3 + 1e-4));
+      assert.ok(!("wte.weight" in m.weights));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });
