@@ -5,7 +5,7 @@
  * the whole cache whatever the position).
  *
  *   deno run -A bench/generate_bench.ts                 # fixtures, both backends
- *   deno run -A bench/generate_bench.ts gpt2-small 64   # one big shape, 64 new tokens (webgpu)
+ *   deno run -A bench/generate_bench.ts gpt2-small-v40k 64   # one big shape, 64 new tokens (webgpu)
  *   deno run -A bench/generate_bench.ts llama-100m 64
  *
  * @module
@@ -19,6 +19,16 @@ const SHAPES: Record<string, Record<string, unknown>> = {
   "gpt2-small": {
     model_type: "gpt2",
     vocab_size: 50257,
+    n_positions: 1024,
+    n_embd: 768,
+    n_layer: 12,
+    n_head: 12,
+  },
+  // GPT-2-small's body with the vocabulary cut so the tied embedding (40,000 × 768 f32) fits the
+  // 128 MiB storage binding of Mesa llvmpipe; the full 50,257 rows need 147 MiB.
+  "gpt2-small-v40k": {
+    model_type: "gpt2",
+    vocab_size: 40000,
     n_positions: 1024,
     n_embd: 768,
     n_layer: 12,
