@@ -16,6 +16,7 @@ import {
 } from "./cli/_formats.ts";
 import { BENCH_FLAGS, benchCommand } from "./cli/_bench.ts";
 import { DEMO_FLAGS, demoCommand } from "./cli/_demo.ts";
+import { GENERATE_FLAGS, generateCommand } from "./cli/_generate.ts";
 import { FINETUNE_FLAGS, finetuneCommand, PRETRAIN_FLAGS, pretrainCommand } from "./cli/_train.ts";
 import { PREDICT_FLAGS, predictCommand } from "./cli/_predict.ts";
 import { EVAL_FLAGS, evalCommand } from "./cli/_eval.ts";
@@ -70,6 +71,13 @@ const COMMANDS: Record<string, Command> = {
     usage: "export --adapter DIR --format peft|compact|zip --out PATH",
     flags: EXPORT_FLAGS,
     run: (args) => exportCommand(args),
+  },
+  generate: {
+    summary: "continue a prompt with a model (KV-cached, streaming)",
+    usage: "generate --base DIR_OR_FILE [--adapter PATH] --prompt TEXT [--max-new-tokens N " +
+      "--temperature T --top-k K --top-p P --seed S --backend webgpu|cpu --json]",
+    flags: GENERATE_FLAGS,
+    run: (args) => generateCommand(args),
   },
   inspect: {
     summary: "summarise a safetensors file, adapter directory or bundle",

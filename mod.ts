@@ -86,6 +86,31 @@ export {
 } from "./nn/layers.ts";
 export { type GptConfig, gptGraph, type GptShape } from "./nn/gpt.ts";
 export {
+  familyNames,
+  type Forward,
+  getFamily,
+  type GraphOptions,
+  type KvHook,
+  type KvLayout,
+  lastNonPadIndex,
+  type LoadedModel,
+  loadModel,
+  type ModelConfig,
+  type ModelFamily,
+  registerFamily,
+} from "./nn/families.ts";
+export { type Gpt2Config, gpt2Family } from "./nn/gpt2.ts";
+export { type LlamaConfig, llamaFamily } from "./nn/llama.ts";
+export { wgradConfig, wgradGptFamily } from "./nn/wgrad_gpt.ts";
+export { generate, type GenerateOptions, type GenerateResult, pickToken } from "./nn/generate.ts";
+export { loadHfModel, readHfWeights } from "./io/hf_model.ts";
+export {
+  byteTokenizer,
+  loadHfTokenizer,
+  type Tokenizer,
+  tokenizerFromJson,
+} from "./data/hf_tokenizer.ts";
+export {
   type ResolvedVeraConfig,
   vera,
   type VeraAdapter,

@@ -123,8 +123,11 @@ export function tokenizerFromJson(
   return {
     encode: (text, options) =>
       tok.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }).ids,
+    // The library refuses an empty list; Python's decodes it to "".
     decode: (ids, options) =>
-      tok.decode([...ids], { skip_special_tokens: options?.skipSpecialTokens ?? false }),
+      ids.length === 0
+        ? ""
+        : tok.decode([...ids], { skip_special_tokens: options?.skipSpecialTokens ?? false }),
     vocabSize: size,
     bosId: idOf("bos_token"),
     eosId: idOf("eos_token"),

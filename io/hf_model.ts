@@ -148,6 +148,17 @@ function toGraphLayout(
   const graph = family.graph(config, { batch: 1, seqLen: 1, task: "lm" });
   for (const p of graph.params) {
     const name = p.name!;
+    // Checkpoints saved from the bare base model (GPT2Model, LlamaModel; e.g. the original gpt2)
+    // lack the "transformer." / "model." prefix that the *LMHeadModel names carry.
+    const bare = name.slice(name.indexOf(".") + 1);
+    if (!shapes.has(name) && name.includes(".") && shapes.has(bare)) {
+      weights[name] = weights[bare];
+      dtypes[name] = dtypes[bare];
+      shapes.set(name, shapes.get(bare)!);
+      stored.set(name, stored.get(bare)!);
+      delete weights[bare];
+      delete dtypes[bare];
+    }
     const shape = shapes.get(name);
     if (!shape) throw new Error(`${dir}: checkpoint has no tensor "${name}"`);
     const want = [...p.shape];

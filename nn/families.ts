@@ -97,7 +97,15 @@ export interface Forward {
   lmHead(hidden: Tensor): Tensor;
 }
 
-/** How big a family's K/V cache is. */
+/**
+ * How big a family's K/V cache is.
+ *
+ * @example
+ * ```ts
+ * import type { KvLayout } from "./families.ts";
+ * const floatsPerPosition = (l: KvLayout) => 2 * l.layers * l.kvHeads * l.headDim;
+ * ```
+ */
 export interface KvLayout {
   /** Blocks with attention. */
   readonly layers: number;

@@ -18,8 +18,20 @@ import {
   traceTask,
 } from "./_hf_common.ts";
 
-/** GPT-2's fields, read from config.json. */
+/**
+ * GPT-2's fields, read from config.json.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Gpt2Config, gpt2Family } from "./gpt2.ts";
+ * const c = gpt2Family.configFromJson(
+ *   { vocab_size: 10, n_positions: 8, n_embd: 8, n_layer: 1, n_head: 2 }, "config.json") as Gpt2Config;
+ * assert.equal(c.innerSize, 32);
+ * ```
+ */
 export interface Gpt2Config extends ModelConfig {
+  /** Always "gpt2". */
   readonly family: "gpt2";
   /** `n_head`. */
   readonly heads: number;

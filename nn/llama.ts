@@ -20,8 +20,22 @@ import {
   traceTask,
 } from "./_hf_common.ts";
 
-/** The Llama family's fields, read from config.json. */
+/**
+ * The Llama family's fields, read from config.json.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type LlamaConfig, llamaFamily } from "./llama.ts";
+ * const c = llamaFamily.configFromJson({
+ *   model_type: "qwen2", vocab_size: 10, max_position_embeddings: 8, hidden_size: 8,
+ *   intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2,
+ * }, "config.json") as LlamaConfig;
+ * assert.equal(c.qkvBias, true);
+ * ```
+ */
 export interface LlamaConfig extends ModelConfig {
+  /** Always "llama" (qwen2 and mistral included; see modelType). */
   readonly family: "llama";
   /** config.json's `model_type` (llama, qwen2 or mistral). */
   readonly modelType: string;
@@ -64,12 +78,15 @@ function configFromJson(json: unknown, where: string): LlamaConfig {
   if (j.rope_scaling !== undefined && j.rope_scaling !== null && !rs) {
     r.fail("rope_scaling", "must be an object or null");
   }
-  const ropeType = rp?.rope_type ?? rp?.type ?? rs?.rope_type ?? rs?.type ?? "default";
-  if (ropeType !== "default") {
-    r.fail(
-      rp ? "rope_parameters.rope_type" : "rope_scaling",
-      `${JSON.stringify(ropeType)} is not supported (only default rotary embeddings)`,
-    );
+  // transformers 5 writes rope_parameters; older files rope_scaling. Either must be the default.
+  for (const [field, o] of [["rope_parameters", rp], ["rope_scaling", rs]] as const) {
+    const type = o?.rope_type ?? o?.type ?? "default";
+    if (type !== "default") {
+      r.fail(
+        o === rp ? `${field}.rope_type` : field,
+        `${JSON.stringify(type)} is not supported (only default rotary embeddings)`,
+      );
+    }
   }
   const partial = rp?.partial_rotary_factor ?? j.partial_rotary_factor ?? 1;
   if (partial !== 1) r.fail("partial_rotary_factor", `${partial} is not supported (only 1)`);

@@ -41,7 +41,19 @@ function forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvH
   };
 }
 
-/** The wgrad-gpt config from a `wgrad.gpt` metadata object. */
+/**
+ * The wgrad-gpt config from a `wgrad.gpt` metadata object; a config that does not build is an
+ * error naming `where`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wgradConfig } from "./wgrad_gpt.ts";
+ * const c = wgradConfig({ vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "lm" }, "x");
+ * assert.equal(c.hiddenSize, 8);
+ * assert.throws(() => wgradConfig({ vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 3, layers: 1 }, "f"), /^Error: f: /);
+ * ```
+ */
 export function wgradConfig(json: unknown, where: string): ModelConfig {
   const c = json as GptConfig;
   if (typeof c !== "object" || c === null) throw new Error(`${where}: config is not an object`);
