@@ -11,9 +11,16 @@ import type { ClassificationExample } from "./classification_batches.ts";
 import type { LmDocument } from "./files.ts";
 import { deriveSeed, permutation } from "./random.ts";
 import { type BatchState, checkPositiveInt, Cursor } from "./_batching.ts";
-import { BOS, EOS, PAD, utf8Bytes, vocabSize } from "./tokenizer.ts";
 
-/** What rows need of a tokenizer (a subset of the models' `Tokenizer`). */
+/**
+ * What rows need of a tokenizer (a subset of `Tokenizer` in hf_tokenizer.ts).
+ *
+ * @example
+ * ```ts
+ * import type { RowTokenizer } from "./token_rows.ts";
+ * const chars: RowTokenizer = { encode: (t) => [...t].map((c) => c.charCodeAt(0) % 64), vocabSize: 64 };
+ * ```
+ */
 export interface RowTokenizer {
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   readonly vocabSize: number;
@@ -21,24 +28,6 @@ export interface RowTokenizer {
   readonly eosId?: number;
   readonly padId?: number;
 }
-
-/**
- * The byte tokenizer of the wgrad GPT as a {@link RowTokenizer}.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { byteTokenizer } from "./token_rows.ts";
- * assert.deepEqual(byteTokenizer.encode("hi"), [104, 105]);
- * ```
- */
-export const byteTokenizer: RowTokenizer = {
-  encode: (text) => Array.from(utf8Bytes(text)),
-  vocabSize,
-  bosId: BOS,
-  eosId: EOS,
-  padId: PAD,
-};
 
 /** One tokenized row: up to `seqLen` tokens and its label or next-token targets. */
 export interface TokenRow {
@@ -55,8 +44,9 @@ export interface TokenRow {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { byteTokenizer, classificationRows } from "./token_rows.ts";
- * assert.deepEqual(classificationRows([{ text: "abc", label: 1 }], byteTokenizer, 2), [{ tokens: [97, 98], label: 1 }]);
+ * import { byteTokenizer } from "./hf_tokenizer.ts";
+ * import { classificationRows } from "./token_rows.ts";
+ * assert.deepEqual(classificationRows([{ text: "abc", label: 1 }], byteTokenizer(), 2), [{ tokens: [97, 98], label: 1 }]);
  * ```
  */
 export function classificationRows(
@@ -65,7 +55,8 @@ export function classificationRows(
   seqLen: number,
 ): TokenRow[] {
   return examples.map((e) => {
-    let tokens = tokenizer.encode(e.text, { addSpecialTokens: false }).slice(0, seqLen);
+    // Special tokens as the tokenizer adds them (Llama's BOS, none for GPT-2), as transformers does.
+    let tokens = tokenizer.encode(e.text).slice(0, seqLen);
     // A text that tokenizes to nothing still needs one position to classify.
     if (tokens.length === 0) tokens = [tokenizer.eosId ?? tokenizer.padId ?? 0];
     return { tokens, label: e.label };
@@ -73,18 +64,20 @@ export function classificationRows(
 }
 
 /**
- * Language-modelling rows: `BOS prompt completion EOS` (BOS/EOS where the
- * tokenizer has them), cut into windows of `seqLen + 1` tokens that overlap
- * by one; targets are the next tokens of the completion (and EOS) only.
- * Windows without a counted target are dropped.
+ * Language-modelling rows: the prompt with the tokenizer's special tokens
+ * (Llama's BOS; none for GPT-2 or the byte tokenizer), the completion, and
+ * EOS where the tokenizer has one, cut into windows of `seqLen + 1` tokens
+ * that overlap by one; targets are the next tokens of the completion (and
+ * EOS) only. Windows without a counted target are dropped.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { byteTokenizer, lmRows } from "./token_rows.ts";
- * const [row] = lmRows([{ prompt: "Q", completion: "A" }], byteTokenizer, 8);
- * assert.deepEqual(row.tokens, [257, 81, 65]); // BOS Q A
- * assert.deepEqual(row.targets, [-1, 65, 258]); // A after Q, then EOS
+ * import { byteTokenizer } from "./hf_tokenizer.ts";
+ * import { lmRows } from "./token_rows.ts";
+ * const [row] = lmRows([{ prompt: "Q", completion: "A" }], byteTokenizer(), 8);
+ * assert.deepEqual(row.tokens, [81, 65]); // Q A
+ * assert.deepEqual(row.targets, [65, 258]); // A after Q, then EOS
  * ```
  */
 export function lmRows(
@@ -94,12 +87,11 @@ export function lmRows(
 ): TokenRow[] {
   const rows: TokenRow[] = [];
   for (const d of documents) {
-    const prompt = d.prompt === "" ? [] : tokenizer.encode(d.prompt, { addSpecialTokens: false });
+    const prompt = tokenizer.encode(d.prompt);
     const completion = tokenizer.encode(d.completion, { addSpecialTokens: false });
-    const bos = tokenizer.bosId === undefined ? [] : [tokenizer.bosId];
     const eos = tokenizer.eosId === undefined ? [] : [tokenizer.eosId];
-    const ids = [...bos, ...prompt, ...completion, ...eos];
-    const firstCounted = bos.length + prompt.length; // index of the first token the loss predicts
+    const ids = [...prompt, ...completion, ...eos];
+    const firstCounted = prompt.length; // index of the first token the loss predicts
     for (let s = 0; s + 1 < ids.length; s += seqLen) {
       const window = ids.slice(s, s + seqLen + 1);
       const tokens = window.slice(0, -1);

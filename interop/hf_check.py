@@ -52,7 +52,8 @@ def check(case):
     tok = AutoTokenizer.from_pretrained(case["base"])
     texts = case["texts"]
     with torch.no_grad():
-        ids = [torch.tensor([tok.encode(t, add_special_tokens=False)[: case["seq"]]]) for t in texts]
+        # Tokenized as transformers does by default (Llama adds BOS), as finetune and predict do.
+        ids = [torch.tensor([tok.encode(t)[: case["seq"]]]) for t in texts]
         adapted = [model(x).logits[0] for x in ids]
         merged_ref = model.merge_and_unload()
     ref_sd = {k: v for k, v in merged_ref.state_dict().items()}
