@@ -209,3 +209,32 @@ export type { AdapterSummary, LayerSummary } from "./adapters/summary.ts";
 export type { PeftAdapterFiles } from "./adapters/peft_import.ts";
 export type { Family, LowerOptions, MatmulShape } from "./compiler/wgsl/lower.ts";
 export type { MatmulTiles } from "./compiler/wgsl/matmul.ts";
+export { loadDataFile, MIN_SPLIT, parseDataFile, splitData } from "./data/files.ts";
+export type {
+  ClassificationData,
+  DataFileOptions,
+  DataSet,
+  DataTask,
+  LmData,
+  LmDocument,
+} from "./data/files.ts";
+export {
+  classificationRows,
+  lmRows,
+  packRows,
+  RowBatcher,
+  rowEvalBatches,
+} from "./data/token_rows.ts";
+export type { RowBatchOptions, RowFeeds, RowTokenizer, TokenRow } from "./data/token_rows.ts";
+export {
+  classificationMetrics,
+  formatClassificationMetrics,
+  softmax,
+} from "./train/metrics_cls.ts";
+export type { ClassificationMetrics, ClassMetrics } from "./train/metrics_cls.ts";
+export { classifierArchitecture, mergeToHfDir, mergeToHfFiles } from "./adapters/merge_hf.ts";
+export type { HfMergeReport } from "./adapters/merge_hf.ts";
+export { downloadModel, hubCacheDir, parseHubRef } from "./io/hub.ts";
+export type { DownloadOptions, HubRef } from "./io/hub.ts";
+export type { BatchState, ClassificationExample } from "./data/batches.ts";
+export type { SplitName, Splits } from "./data/split.ts";

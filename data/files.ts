@@ -23,15 +23,19 @@ export interface LmDocument {
 
 /** A classification data set: examples with class indices into `labels`. */
 export interface ClassificationData {
+  /** Always `classification`. */
   readonly task: "classification";
   /** The class names; an example's `label` indexes this list. */
   readonly labels: string[];
+  /** The rows, in file order. */
   readonly examples: ClassificationExample[];
 }
 
 /** A language-modelling data set. */
 export interface LmData {
+  /** Always `lm`. */
   readonly task: "lm";
+  /** The documents, in file order. */
   readonly documents: LmDocument[];
 }
 

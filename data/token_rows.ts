@@ -22,15 +22,21 @@ import { type BatchState, checkPositiveInt, Cursor } from "./_batching.ts";
  * ```
  */
 export interface RowTokenizer {
+  /** Token ids of `text`; `addSpecialTokens` (default true) adds the tokenizer's own (BOS). */
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** Number of ids. */
   readonly vocabSize: number;
+  /** Beginning-of-sequence id, if any. */
   readonly bosId?: number;
+  /** End-of-sequence id, if any (appended to LM documents). */
   readonly eosId?: number;
+  /** Padding id, if any. */
   readonly padId?: number;
 }
 
 /** One tokenized row: up to `seqLen` tokens and its label or next-token targets. */
 export interface TokenRow {
+  /** Token ids (at most seqLen). */
   readonly tokens: readonly number[];
   /** LM: next token per position, -1 where not counted. */
   readonly targets?: readonly number[];
@@ -104,10 +110,13 @@ export function lmRows(
 
 /** Options of {@link RowBatcher}. */
 export interface RowBatchOptions {
+  /** Rows per batch (B). */
   readonly batchSize: number;
+  /** Tokens per row (T). */
   readonly seqLen: number;
   /** Token id of padding positions (must be a valid id of the model). */
   readonly padId: number;
+  /** Seed of the per-epoch shuffles (default 0). */
   readonly seed?: number;
   /** Passes over the rows (default Infinity). */
   readonly epochs?: number;
@@ -174,6 +183,7 @@ export class RowBatcher implements Iterator<RowFeeds> {
   #permEpoch = -1;
   #perm: Int32Array = new Int32Array(0);
 
+  /** Batches over `rows`, at epoch 0, batch 0. */
   constructor(readonly rows: readonly TokenRow[], readonly options: RowBatchOptions) {
     checkPositiveInt("batchSize", options.batchSize);
     checkPositiveInt("seqLen", options.seqLen);
@@ -183,7 +193,11 @@ export class RowBatcher implements Iterator<RowFeeds> {
   }
 
   /** An iterator positioned at `state` (from `it.state`). */
-  static fromState(rows: readonly TokenRow[], options: RowBatchOptions, state: BatchState) {
+  static fromState(
+    rows: readonly TokenRow[],
+    options: RowBatchOptions,
+    state: BatchState,
+  ): RowBatcher {
     const it = new RowBatcher(rows, { ...options, seed: options.seed ?? state.seed });
     it.#cursor.restore(state);
     return it;
@@ -194,6 +208,7 @@ export class RowBatcher implements Iterator<RowFeeds> {
     return this.#cursor.state;
   }
 
+  /** The next batch's feeds. */
   next(): IteratorResult<RowFeeds> {
     if (this.#cursor.done) return { done: true, value: undefined };
     const { epoch, index } = this.#cursor.advance();

@@ -7,10 +7,15 @@
 
 /** Precision, recall and F1 of one class, and how many examples have it (support). */
 export interface ClassMetrics {
+  /** The class name. */
   readonly label: string;
+  /** Of the examples predicted as this class, the share that is. */
   readonly precision: number;
+  /** Of the examples of this class, the share predicted as it. */
   readonly recall: number;
+  /** Harmonic mean of precision and recall. */
   readonly f1: number;
+  /** Examples of this class. */
   readonly support: number;
 }
 
