@@ -30,8 +30,10 @@ const flag = (help: string, fallback?: string): FlagSpec => ({
 export const DATA_FLAGS: Record<string, FlagSpec> = {
   task: flag("lm | classification (default: classification when the data has labels)"),
   "eval-data": flag("validation/test data file (default: a deterministic split of --data)"),
-  "text-column": flag("CSV column / JSONL field of the text", "text"),
-  "label-column": flag("CSV column / JSONL field of the label", "label"),
+  "text-column": flag("CSV column / JSONL field of the text (default text)"),
+  "label-column": flag(
+    "CSV column / JSONL field of the label (default label; implies classification)",
+  ),
 };
 
 /** Class names of the bundled sets (label 0, 1). */

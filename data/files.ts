@@ -54,9 +54,9 @@ export type DataSet = ClassificationData | LmData;
 export interface DataFileOptions {
   /** `lm` or `classification`; default: classification when the rows have labels. */
   readonly task?: DataTask;
-  /** CSV column of the text (default `text`). */
+  /** CSV column / JSONL field of the text (default `text`). */
   readonly textColumn?: string;
-  /** CSV column of the label (default `label`). */
+  /** CSV column / JSONL field of the label (default `label`); naming one implies classification. */
   readonly labelColumn?: string;
   /**
    * Class names to map labels onto (e.g. those an adapter was trained with):
@@ -125,7 +125,13 @@ function jsonRows(text: string, where: string, labelKey: string, textKey: string
   return rows;
 }
 
-function csvRows(text: string, where: string, textKey: string, labelKey: string): Row[] {
+function csvRows(
+  text: string,
+  where: string,
+  textKey: string,
+  labelKey: string,
+  labelNamed: boolean,
+): Row[] {
   const records = parseCsv(text, where);
   if (records.length === 0) throw new Error(`${where}: empty file (expected a header row)`);
   const header = records[0].fields.map((h) => h.trim());
@@ -143,6 +149,13 @@ function csvRows(text: string, where: string, textKey: string, labelKey: string)
       `${where}:${records[0].line}: no column "${textKey}" in the header (columns: ${
         header.join(", ")
       }; choose one with --text-column)`,
+    );
+  }
+  if (labelNamed && li < 0) {
+    throw new Error(
+      `${where}:${records[0].line}: no column "${labelKey}" in the header (columns: ${
+        header.join(", ")
+      }; choose one with --label-column)`,
     );
   }
   return records.slice(1).map(({ fields, line }) => {
@@ -271,11 +284,14 @@ export function parseDataFile(text: string, where: string, options: DataFileOpti
     return { task: "lm", documents: [{ prompt: "", completion: text }] };
   }
   const rows = format === "csv"
-    ? csvRows(text, where, textKey, labelKey)
+    ? csvRows(text, where, textKey, labelKey, options.labelColumn !== undefined)
     : jsonRows(text, where, labelKey, textKey);
   if (rows.length === 0) throw new Error(`${where}: no examples in the file`);
+  // A label column named on purpose means classification, even if the first row lacks it.
   const task = options.task ??
-    (options.labels || rows[0].label !== undefined ? "classification" : "lm");
+    (options.labels || options.labelColumn !== undefined || rows[0].label !== undefined
+      ? "classification"
+      : "lm");
   return task === "classification"
     ? classification(rows, where, options)
     : lm(rows, where, textKey);

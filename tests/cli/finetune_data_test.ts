@@ -77,6 +77,36 @@ Deno.test("finetune on your own data files", async (t) => {
     },
   );
 
+  await t.step(
+    "Hugging Face bases: PEFT task type, fan_in_fan_out and the family's targets",
+    async () => {
+      const fixture = (name: string) => new URL(`../fixtures/hf/${name}`, import.meta.url).pathname;
+      const hf = (base: string, data: string, out: string) =>
+        quietly(() =>
+          finetuneCommand([
+            ...["--base", base, "--data", data, "--method", "lora", "--r", "2", "--out", out],
+            ...["--steps", "1", "--batch", "2", "--seq", "8", "--backend", "cpu"],
+          ], QUIET)
+        );
+      await hf(fixture("tiny-gpt2"), `${dir}/three.jsonl`, `${dir}/hf-cls`);
+      const cls = await readPeft(`${dir}/hf-cls/adapter`);
+      assert.equal(cls.config.task_type, "SEQ_CLS");
+      assert.equal(cls.config.fan_in_fan_out, true, "GPT-2 stores Conv1D weights [in, out]");
+      assert.deepEqual(cls.config.target_modules, ["c_attn"]);
+      assert.deepEqual(cls.config.modules_to_save, ["score"]);
+      assert.equal(cls.config.base_model_name_or_path, fixture("tiny-gpt2"));
+      assert.deepEqual(cls.shapes["score.weight"], [3, 32]);
+      assert.deepEqual(cls.shapes["transformer.h.0.attn.c_attn.lora_A.weight"], [2, 32]);
+      assert.deepEqual(cls.shapes["transformer.h.0.attn.c_attn.lora_B.weight"], [96, 2]);
+      await hf(fixture("tiny-llama"), `${dir}/sft.jsonl`, `${dir}/hf-lm`);
+      const lm = await readPeft(`${dir}/hf-lm/adapter`);
+      assert.equal(lm.config.task_type, "CAUSAL_LM");
+      assert.equal(lm.config.fan_in_fan_out, false);
+      assert.deepEqual(lm.config.target_modules, ["q_proj", "v_proj"]);
+      assert.equal(lm.config.modules_to_save, null);
+    },
+  );
+
   await t.step("bad data: one error naming file, line and field; nothing written", async () => {
     await Deno.writeTextFile(`${dir}/bad.jsonl`, '{"text":"a","label":"x"}\n{"text":"b"}\n');
     await assert.rejects(

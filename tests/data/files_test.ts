@@ -61,6 +61,16 @@ Deno.test("data files", async (t) => {
       /f.csv:1: no column "text" in the header \(columns: body, label/,
     );
     err('text,label\n"a,1\n', "f.csv", /f.csv:2: unclosed quote/);
+    err(
+      "text,kind\na,1\n",
+      "f.csv",
+      /f.csv:1: no column "topic" in the header \(columns: text, kind/,
+      {
+        labelColumn: "topic",
+      },
+    );
+    // A label field named on purpose means classification: its absence is an error, not LM.
+    err('{"text":"a"}', "f.jsonl", /f.jsonl:1: missing field "topic"/, { labelColumn: "topic" });
     err("text\nabc\n", "f.txt", /a .txt file is one document/, { task: "classification" });
     err(
       '{"text":"a","label":"q"}',
