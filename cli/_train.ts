@@ -12,6 +12,8 @@ import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import type { LoadedModel } from "../nn/families.ts";
 import { parseHubRef } from "../io/hub.ts";
 import { adamw, trainStep } from "../train/optim.ts";
+import { classificationMetrics } from "../train/metrics_cls.ts";
+import { scoreRows } from "./_scoring.ts";
 import { type Json, loadCheckpoint } from "../train/checkpoint.ts";
 import { evaluateModel, train } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
@@ -280,6 +282,20 @@ export async function finetuneCommand(
     });
     const trained = { ...params, ...result.params };
     const after = await measure(trained);
+    // Per-class metrics of the trained classifier on the test split (evaluator holds its weights).
+    const test = sample(task.rows.test, evalLimit);
+    let testMetrics: Json = null;
+    if (labels && test.length > 0) {
+      const scores = await scoreRows(evaluator, graph, test, padId);
+      const predicted = scores.map((s) => s.probabilities!.indexOf(Math.max(...s.probabilities!)));
+      const m = classificationMetrics(test.map((r) => r.label!), predicted, labels);
+      testMetrics = {
+        accuracy: m.accuracy,
+        macro_f1: m.macroF1,
+        per_class: m.perClass.map((c) => ({ ...c })),
+        confusion: m.confusion,
+      };
+    }
     let adapterBytes: number | null = null;
     if (adapter) {
       await writeDirAtomic(
@@ -301,6 +317,7 @@ export async function finetuneCommand(
         ? { validation: at("validation", "accuracy"), test: at("test", "accuracy") }
         : null,
       loss: { train: result.loss, validation: at("validation", "loss"), test: at("test", "loss") },
+      test_metrics: testMetrics,
       adapter_bytes: adapterBytes,
       step_ms: result.stepMs,
       tokens_per_s: result.tokensPerS,

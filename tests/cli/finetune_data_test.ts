@@ -55,6 +55,11 @@ Deno.test("finetune on your own data files", async (t) => {
     ]);
     const summary = JSON.parse(out.at(-1)!);
     assert.deepEqual(summary.labels, ["a", "b"]);
+    // The eval file (5 rows: a b a b a) is the test split: per-class metrics of the trained model.
+    const m = summary.test_metrics;
+    assert.deepEqual(m.per_class.map((c: { support: number }) => c.support), [3, 2]);
+    assert.equal(m.confusion.flat().reduce((a: number, b: number) => a + b, 0), 5);
+    assert.equal(m.accuracy, summary.accuracy.test.after);
     assert.ok(summary.accuracy.test.after >= 0 && summary.accuracy.test.after <= 1);
   });
 
