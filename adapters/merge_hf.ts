@@ -167,7 +167,10 @@ export async function mergeToHfFiles(
     "model.safetensors": encodeSafetensors(tensors, { format: "pt" }),
   };
   for await (const e of Deno.readDir(dir)) {
-    if (!e.isFile || e.name === "config.json" || WEIGHT_FILE.test(e.name)) continue;
+    if (e.name === "config.json" || WEIGHT_FILE.test(e.name)) continue;
+    // The Hub cache links each file to its blob: follow links to files.
+    const isFile = e.isFile || (e.isSymlink && (await Deno.stat(`${dir}/${e.name}`)).isFile);
+    if (!isFile) continue;
     files[e.name] = await Deno.readFile(`${dir}/${e.name}`);
   }
   return { files, report };

@@ -87,6 +87,48 @@ Deno.test("hub download", async (t) => {
       assert.equal(out.length, 1, "only the JSON document on stdout");
       assert.equal(JSON.parse(out[0]).task, "lm");
       assert.ok((await Deno.stat(`${cache}/wgrad/hub/models--org--tiny-gpt2/refs/v1`)).isFile);
+      // merge from the cache (its files are links to blobs) copies the tokenizer files too.
+      const adapter = `${cache}/adapter`;
+      Deno.env.set("WGRAD_CACHE", `${cache}/wgrad`);
+      Deno.env.set("HF_ENDPOINT", "http://127.0.0.1:9");
+      try {
+        await Deno.writeTextFile(
+          `${cache}/two.jsonl`,
+          '{"text":"a b","label":0}\n{"text":"c","label":1}\n',
+        );
+        const quiet = { log: console.log, error: console.error };
+        console.log = console.error = () => {};
+        try {
+          assert.equal(
+            await main([
+              ...["finetune", "--base", "hf:org/tiny-gpt2@v1", "--data", `${cache}/two.jsonl`],
+              ...["--method", "lora", "--r", "2", "--steps", "1", "--batch", "2", "--seq", "8"],
+              ...["--backend", "cpu", "--out", `${cache}/run`],
+            ]),
+            0,
+          );
+          await Deno.rename(`${cache}/run/adapter`, adapter);
+          assert.equal(
+            await main([
+              ...["merge", "--base", "hf:org/tiny-gpt2@v1", "--adapter", adapter],
+              ...["--out", `${cache}/merged`, "--backend", "cpu"],
+            ]),
+            0,
+          );
+        } finally {
+          Object.assign(console, quiet);
+        }
+      } finally {
+        for (const [k, v] of [["HF_ENDPOINT", saved.endpoint], ["WGRAD_CACHE", saved.cache]]) {
+          if (v === undefined) Deno.env.delete(k!);
+          else Deno.env.set(k!, v);
+        }
+      }
+      const config = JSON.parse(await Deno.readTextFile(`${adapter}/adapter_config.json`));
+      assert.equal(config.base_model_name_or_path, "org/tiny-gpt2");
+      for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
+        assert.ok((await Deno.lstat(`${cache}/merged/${f}`)).isFile, f);
+      }
     });
   } finally {
     await server.close();
