@@ -24,6 +24,7 @@ export function serveHub(
   repo: string,
   dir: string,
   revisions: readonly string[] = ["main"],
+  options: { infoApi?: boolean } = {},
 ): HubServer {
   const files = new Map<string, Uint8Array>();
   for (const e of Deno.readDirSync(dir)) {
@@ -33,6 +34,7 @@ export function serveHub(
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const url = new URL(req.url);
     requests.push(`${req.method} ${url.pathname}`);
+    if (options.infoApi === false && url.pathname.startsWith("/api/")) return notFound("NotFound");
     const info = url.pathname.match(/^\/api\/models\/(.+)\/revision\/([^/]+)$/);
     if (info && info[1] === repo) {
       if (!revisions.includes(decodeURIComponent(info[2]))) return notFound("RevisionNotFound");
@@ -60,7 +62,9 @@ export function serveHub(
       );
     }
     const resolve = url.pathname.match(/^\/(.+)\/resolve\/([^/]+)\/(.+)$/);
-    if (resolve && resolve[1] === repo && resolve[2] === COMMIT) {
+    const known = resolve?.[2] === COMMIT ||
+      revisions.includes(decodeURIComponent(resolve?.[2] ?? ""));
+    if (resolve && resolve[1] === repo && known) {
       const bytes = files.get(decodeURIComponent(resolve[3]));
       if (!bytes) {
         return new Response("Entry not found", {
@@ -74,7 +78,9 @@ export function serveHub(
         "accept-ranges": "bytes",
       };
       // The library asks for byte 0 first to learn the size (from content-range) and the ETag.
-      const range = req.headers.get("range")?.match(/^bytes=(\d+)-(\d*)$/);
+      const range = options.infoApi === false
+        ? undefined
+        : req.headers.get("range")?.match(/^bytes=(\d+)-(\d*)$/);
       if (range) {
         const from = Number(range[1]);
         const to = range[2] === ""

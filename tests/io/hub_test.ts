@@ -34,6 +34,27 @@ Deno.test("hub download", async (t) => {
       assert.equal(model.family.name, "gpt2");
     });
 
+    await t.step("a server with only the resolve endpoint (sharded Llama)", async () => {
+      const llama = new URL("../fixtures/hf/tiny-llama", import.meta.url).pathname;
+      const plain = serveHub("org/llama", llama, ["main"], { infoApi: false });
+      try {
+        const dir = await downloadModel({ repo: "org/llama", revision: "main" }, {
+          endpoint: plain.url,
+          cacheDir: cache,
+        });
+        for (const f of ["model-00002-of-00003.safetensors", "tokenizer.json"]) {
+          assert.deepEqual(
+            await Deno.readFile(`${dir}/${f}`),
+            await Deno.readFile(`${llama}/${f}`),
+          );
+        }
+        assert.equal((await loadModel(dir)).family.name, "llama");
+        assert.ok(plain.requests.every((r) => !r.includes("/api/") || r.startsWith("GET")));
+      } finally {
+        await plain.close();
+      }
+    });
+
     await t.step("a cached model is used when the server cannot be reached", async () => {
       const dir = await downloadModel({ repo: "org/tiny-gpt2", revision: "main" }, {
         endpoint: "http://127.0.0.1:9",
