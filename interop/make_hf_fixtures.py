@@ -262,7 +262,7 @@ def main():
         for n, p in qwen2.named_parameters():
             if n.endswith("proj.bias"):
                 p.normal_(0, 0.5)
-    spread(qwen2, 0.08)
+    spread(qwen2, 0.3)
     qwen2 = qwen2.to(torch.bfloat16)
     d = save(qwen2, bl, "tiny-qwen2")
     references(d, bl)
