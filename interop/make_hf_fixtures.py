@@ -7,7 +7,8 @@ Makes, with transformers and tokenizers themselves:
   tiny-llama  Llama with grouped-query attention (F32, sharded behind model.safetensors.index.json),
               BPE tokenizer with byte fallback (Llama style)
   tiny-qwen2  Qwen2 (q/k/v biases, tied embeddings; stored in BF16), byte-level BPE
-and for each one reference.json: token ids of a fixed corpus (tokenizers), LM logits of a fixed
+PEFT LoRA adapters tiny-gpt2-lora (fan_in_fan_out) and tiny-llama-lora with the greedy ids
+transformers + PEFT give, and for each model reference.json: token ids of a fixed corpus (tokenizers), LM logits of a fixed
 input, greedy continuations of 16 tokens (transformers, f32), and sequence-classification logits
 of a right-padded batch with the random `score` head saved in score.safetensors.
 """
@@ -17,6 +18,7 @@ import os
 import sys
 
 import torch
+from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
@@ -88,7 +90,6 @@ def byte_fallback_tokenizer():
     trainer = trainers.BpeTrainer(
         vocab_size=120,
         special_tokens=["<unk>", "<s>", "</s>"],
-        limit_alphabet=40,
         show_progress=False,
     )
     base.train_from_iterator(TRAIN_TEXT, trainer)
@@ -196,6 +197,38 @@ def save(model, tok, name, **kwargs):
     return d
 
 
+def peft_adapter(model_dir, name, targets, fan_in_fan_out):
+    """A PEFT LoRA adapter with random A and B (B is zero at init) and the greedy continuation
+    transformers + PEFT produce with it."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=targets, fan_in_fan_out=fan_in_fan_out,
+                        task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    g = torch.Generator().manual_seed(3)  # its own generator: the models' RNG stream is untouched
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    peft_model.save_pretrained(d)
+    readme = os.path.join(d, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    peft_model.eval()
+    tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    seq = tok.encode(PROMPT).ids
+    n = len(seq)
+    with torch.no_grad():
+        for _ in range(8):
+            seq.append(int(peft_model(torch.tensor([seq])).logits[0, -1].argmax()))
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump({"prompt": PROMPT, "greedy": seq[n:]}, f, indent=1)
+        f.write("\n")
+
+
 def main():
     torch.manual_seed(0)
     bl = byte_level_tokenizer()
@@ -229,10 +262,14 @@ def main():
         for n, p in qwen2.named_parameters():
             if n.endswith("proj.bias"):
                 p.normal_(0, 0.5)
-    spread(qwen2, 0.08)
+    spread(qwen2, 0.3)
     qwen2 = qwen2.to(torch.bfloat16)
     d = save(qwen2, bl, "tiny-qwen2")
     references(d, bl)
+
+    peft_adapter(os.path.join(OUT, "tiny-gpt2"), "tiny-gpt2-lora", ["c_attn"], fan_in_fan_out=True)
+    peft_adapter(os.path.join(OUT, "tiny-llama"), "tiny-llama-lora", ["q_proj", "v_proj"],
+                 fan_in_fan_out=False)
 
 
 if __name__ == "__main__":

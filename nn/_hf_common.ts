@@ -5,7 +5,7 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { type InputSpec, iota, type Tensor, trace, where } from "../compiler/trace.ts";
+import { type InputSpec, iota, nextStream, type Tensor, trace, where } from "../compiler/trace.ts";
 import type { Forward, GraphOptions, KvHook, ModelConfig } from "./families.ts";
 import { linear } from "./layers.ts";
 
@@ -67,6 +67,7 @@ export function taskInputs(options: GraphOptions): InputSpec[] {
     specs.push({ name: "labels", shape: [b], dtype: "i32" });
     specs.push({ name: "lastIndex", shape: [b], dtype: "i32" });
   }
+  if ((options.dropout ?? 0) > 0) specs.push({ name: "dropoutSeed", shape: [], dtype: "u32" });
   return specs;
 }
 
@@ -85,6 +86,8 @@ export function checkOptions(family: string, config: ModelConfig, options: Graph
   if (options.task !== "lm" && options.task !== "classification") {
     throw new Error(`${family}: unknown task ${options.task}`);
   }
+  const p = options.dropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new Error(`${family}: dropout must be in [0, 1), got ${p}`);
 }
 
 /**
@@ -95,12 +98,15 @@ export function checkOptions(family: string, config: ModelConfig, options: Graph
 export function traceTask(
   options: GraphOptions,
   meta: Record<string, unknown>,
-  forward: (tokens: Tensor) => Forward,
+  forward: (tokens: Tensor, drop?: (x: Tensor) => Tensor) => Forward,
 ): Graph {
   const { batch: b, seqLen: t } = options;
+  const p = options.dropout ?? 0;
   return trace(
     (...inputs: Tensor[]) => {
-      const { hidden: h, lmHead } = forward(inputs[0]);
+      const seed = p > 0 ? inputs[inputs.length - 1] : undefined;
+      const drop = seed ? (x: Tensor) => x.dropout(p, seed, nextStream()) : undefined;
+      const { hidden: h, lmHead } = forward(inputs[0], drop);
       if (options.task === "lm") {
         const targets = inputs[1];
         const logits = lmHead(h);

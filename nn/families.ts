@@ -60,7 +60,10 @@ export interface GraphOptions {
   readonly task: "lm" | "classification";
   /** Classes of the classification head (default 2). */
   readonly numClasses?: number;
-  /** Dropout probability (families that support it; default 0). */
+  /**
+   * Dropout probability on each block's attention and MLP outputs before the residual add
+   * (default 0). When > 0 the graph takes a `dropoutSeed` input (u32 scalar).
+   */
   readonly dropout?: number;
 }
 
@@ -145,9 +148,16 @@ export interface ModelFamily {
   readonly defaultTargets: readonly string[];
   /**
    * The forward pass inside a trace: `tokens [B,T]` at absolute `positions [T]` (i32), attention
-   * through `kv`. Generation builds its prefill and cached one-token graphs from it.
+   * through `kv`; `drop` (training with dropout) is applied to each residual branch. Generation
+   * builds its prefill and cached one-token graphs from it.
    */
-  forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvHook): Forward;
+  forward(
+    config: ModelConfig,
+    tokens: Tensor,
+    positions: Tensor,
+    kv: KvHook,
+    drop?: (x: Tensor) => Tensor,
+  ): Forward;
   /** The K/V cache layout of generation. */
   kvLayout(config: ModelConfig): KvLayout;
 }

@@ -76,7 +76,13 @@ function configFromJson(json: unknown, where: string): Gpt2Config {
   };
 }
 
-function forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvHook): Forward {
+function forward(
+  config: ModelConfig,
+  tokens: Tensor,
+  positions: Tensor,
+  kv: KvHook,
+  drop: (x: Tensor) => Tensor = (x) => x,
+): Forward {
   const c = config as Gpt2Config;
   const d = c.hiddenSize;
   const [, t] = tokens.shape;
@@ -95,9 +101,11 @@ function forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvH
           splitHeads(qkv.narrow(2, 2 * d, d), c.heads),
         );
         const a = attend(q, cached.k, cached.v, cached.offset);
-        h = h.add(scope("attn", () => linear(a, "c_proj", d)));
+        h = h.add(drop(scope("attn", () => linear(a, "c_proj", d))));
         const x = layerNorm(h, "ln_2", c.layerNormEps);
-        h = h.add(scope("mlp", () => linear(linear(x, "c_fc", c.innerSize).gelu(), "c_proj", d)));
+        h = h.add(
+          drop(scope("mlp", () => linear(linear(x, "c_fc", c.innerSize).gelu(), "c_proj", d))),
+        );
       });
     }
     const hidden = layerNorm(h, "ln_f", c.layerNormEps);
@@ -134,7 +142,7 @@ export const gpt2Family: ModelFamily = {
     return traceTask(
       options,
       { model: "gpt2", config, shape: { batch: options.batch, seqLen: options.seqLen } },
-      (tokens) => forward(config, tokens, positions(), noCache),
+      (tokens, drop) => forward(config, tokens, positions(), noCache, drop),
     );
   },
   storedLayout: (name) => ({ transposed: CONV1D.test(name) }),

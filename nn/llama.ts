@@ -176,7 +176,13 @@ function rotate(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return x.mul(cos).add(concat([x2.neg(), x1], 3).mul(sin));
 }
 
-function forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvHook): Forward {
+function forward(
+  config: ModelConfig,
+  tokens: Tensor,
+  positions: Tensor,
+  kv: KvHook,
+  drop: (x: Tensor) => Tensor = (x) => x,
+): Forward {
   const c = config as LlamaConfig;
   const d = c.hiddenSize;
   const [, t] = tokens.shape;
@@ -191,7 +197,7 @@ function forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvH
     for (let i = 0; i < c.layers; i++) {
       scope(`layers.${i}`, () => {
         const x = rmsNorm(h, "input_layernorm", c.rmsNormEps);
-        h = h.add(scope("self_attn", () => {
+        h = h.add(drop(scope("self_attn", () => {
           const proj = (name: string, heads: number) =>
             splitHeads(linear(x, name, heads * c.headDim, { bias: c.qkvBias }), heads);
           const q = rotate(proj("q_proj", c.heads), cos, sin);
@@ -199,13 +205,13 @@ function forward(config: ModelConfig, tokens: Tensor, positions: Tensor, kv: KvH
           const cached = kv(i, k, proj("v_proj", c.kvHeads));
           const a = attend(q, cached.k, cached.v, cached.offset);
           return linear(a, "o_proj", d, { bias: c.oBias });
-        }));
+        })));
         const y = rmsNorm(h, "post_attention_layernorm", c.rmsNormEps);
-        h = h.add(scope("mlp", () => {
+        h = h.add(drop(scope("mlp", () => {
           const gate = linear(y, "gate_proj", c.intermediateSize, { bias: c.mlpBias });
           const up = linear(y, "up_proj", c.intermediateSize, { bias: c.mlpBias });
           return linear(gate.mul(gate.sigmoid()).mul(up), "down_proj", d, { bias: c.mlpBias });
-        }));
+        })));
       });
     }
     const hidden = rmsNorm(h, "norm", c.rmsNormEps);
@@ -242,7 +248,7 @@ export const llamaFamily: ModelFamily = {
     return traceTask(
       options,
       { model: "llama", config, shape: { batch: options.batch, seqLen: options.seqLen } },
-      (tokens) => forward(config, tokens, iota([options.seqLen], 0), noCache),
+      (tokens, drop) => forward(config, tokens, iota([options.seqLen], 0), noCache, drop),
     );
   },
   storedLayout: () => ({ transposed: false }),

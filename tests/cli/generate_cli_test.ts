@@ -146,3 +146,29 @@ Deno.test("cli generate --adapter: a PEFT LoRA adapter on a Llama model is appli
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli generate --adapter: adapters made by PEFT give PEFT's greedy tokens", async (t) => {
+  for (
+    const [base, adapter] of [["tiny-gpt2", "tiny-gpt2-lora"], ["tiny-llama", "tiny-llama-lora"]]
+  ) {
+    await t.step(`${adapter} (fan_in_fan_out ${base === "tiny-gpt2"})`, async () => {
+      const ref = JSON.parse(await Deno.readTextFile(`${fixtureDir(adapter)}/reference.json`));
+      const r = await cliProcess([
+        "generate",
+        "--base",
+        fixtureDir(base),
+        "--adapter",
+        fixtureDir(adapter),
+        "--prompt",
+        ref.prompt,
+        "--max-new-tokens",
+        String(ref.greedy.length),
+        "--backend",
+        "cpu",
+        "--json",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).ids, ref.greedy);
+    });
+  }
+});

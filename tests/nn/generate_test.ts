@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { compile } from "../../compiler/compile.ts";
 import { loadModel } from "../../nn/families.ts";
 import { generate, pickToken } from "../../nn/generate.ts";
 import { fixtureDir, FIXTURES, reference } from "./_hf_fixtures.ts";
@@ -83,4 +84,46 @@ Deno.test("generate: streaming, seeds and limits", async (t) => {
       /exceeds the model's 32 positions/,
     );
   });
+});
+
+Deno.test("generate: the wgrad-gpt family's cached decoding equals its training graph", async () => {
+  const model = await loadModel("models/gpt-spam-2L-d64-t128.safetensors");
+  const prompt = [...model.tokenizer.encode("Subject: free money")];
+  const steps = 8;
+  const r = await generate(model, {
+    prompt: "",
+    promptIds: prompt,
+    maxNewTokens: steps,
+    temperature: 0,
+    backend: "cpu",
+  });
+  const seq = [...prompt];
+  for (let i = 0; i < steps; i++) {
+    const g = model.family.graph(model.config, { batch: 1, seqLen: seq.length, task: "lm" });
+    const exe = await compile(g, { backend: "cpu" });
+    exe.setParams(Object.fromEntries(g.params.map((p) => [p.name!, model.weights[p.name!]])));
+    const logits = await (await exe.run({ tokens: seq, targets: seq.map(() => -1) })).read(
+      "logits",
+    );
+    const v = model.config.vocabSize;
+    const last = Array.from(logits.slice((seq.length - 1) * v) as Float32Array);
+    seq.push(last.indexOf(Math.max(...last)));
+  }
+  assert.deepEqual(r.ids, seq.slice(prompt.length));
+});
+
+Deno.test("generate: greedy decoding stops after the end-of-sequence token", async () => {
+  const model = await loadModel(fixtureDir("tiny-gpt2"));
+  const ref = await reference("tiny-gpt2");
+  // Pretend the 3rd greedy token is the end-of-sequence token.
+  const eos = ref.greedy[2];
+  const tokenizer = { ...model.tokenizer, eosId: eos };
+  const r = await generate({ ...model, tokenizer }, {
+    prompt: "",
+    promptIds: ref.logitsInput,
+    maxNewTokens: 16,
+    temperature: 0,
+    backend: "cpu",
+  });
+  assert.deepEqual(r.ids, ref.greedy.slice(0, ref.greedy.indexOf(eos) + 1));
 });

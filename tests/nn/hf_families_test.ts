@@ -90,3 +90,26 @@ Deno.test("HF families: tensor names and layouts are transformers'", async (t) =
     assert.ok(!names.includes("lm_head.weight"));
   });
 });
+
+Deno.test("HF families: dropout on the residual branches takes a dropoutSeed input", async (t) => {
+  for (const name of ["tiny-gpt2", "tiny-llama"]) {
+    await t.step(name, async () => {
+      const model = await loadModel(fixtureDir(name));
+      const ref = await reference(name);
+      const tokens = ref.logitsInput;
+      const options = { batch: 1, seqLen: tokens.length, task: "lm" as const, dropout: 0.3 };
+      const g = model.family.graph(model.config, options);
+      assert.deepEqual(g.inputs.map((i) => i.name), ["tokens", "targets", "dropoutSeed"]);
+      const exe = await compile(g, { backend: "cpu" });
+      exe.setParams(Object.fromEntries(g.params.map((p) => [p.name!, model.weights[p.name!]])));
+      const loss = async (seed: number) =>
+        (await (await exe.run({ tokens, targets: tokens, dropoutSeed: [seed] })).read("loss"))[0];
+      assert.equal(await loss(1), await loss(1));
+      assert.notEqual(await loss(1), await loss(2));
+      assert.throws(
+        () => model.family.graph(model.config, { ...options, dropout: 1 }),
+        /dropout must be in \[0, 1\)/,
+      );
+    });
+  }
+});
