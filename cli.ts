@@ -16,7 +16,10 @@ import {
 } from "./cli/_formats.ts";
 import { BENCH_FLAGS, benchCommand } from "./cli/_bench.ts";
 import { DEMO_FLAGS, demoCommand } from "./cli/_demo.ts";
+import { GENERATE_FLAGS, generateCommand } from "./cli/_generate.ts";
 import { FINETUNE_FLAGS, finetuneCommand, PRETRAIN_FLAGS, pretrainCommand } from "./cli/_train.ts";
+import { PREDICT_FLAGS, predictCommand } from "./cli/_predict.ts";
+import { EVAL_FLAGS, evalCommand } from "./cli/_eval.ts";
 
 interface Command {
   readonly summary: string;
@@ -39,10 +42,23 @@ const COMMANDS: Record<string, Command> = {
     run: (args) => pretrainCommand(args),
   },
   finetune: {
-    summary: "fine-tune a classifier with vera|lora|full|head",
-    usage: "finetune --base FILE --data spam|names --method vera|lora|full|head --out DIR",
+    summary: "fine-tune a classifier or language model with vera|lora|full|head",
+    usage:
+      "finetune --base FILE_OR_DIR --data spam|names|FILE --method vera|lora|full|head --out DIR",
     flags: FINETUNE_FLAGS,
     run: (args) => finetuneCommand(args),
+  },
+  predict: {
+    summary: "label every example of a data file (with probabilities), or score its texts",
+    usage: "predict --base FILE_OR_DIR [--adapter DIR] --data FILE [--json]",
+    flags: PREDICT_FLAGS,
+    run: (args) => predictCommand(args),
+  },
+  eval: {
+    summary: "accuracy, per-class F1 and confusion matrix, or loss and perplexity, on a data file",
+    usage: "eval --base FILE_OR_DIR [--adapter DIR] --data FILE [--json]",
+    flags: EVAL_FLAGS,
+    run: (args) => evalCommand(args),
   },
   merge: {
     summary: "fold an adapter into a base model",
@@ -55,6 +71,13 @@ const COMMANDS: Record<string, Command> = {
     usage: "export --adapter DIR --format peft|compact|zip --out PATH",
     flags: EXPORT_FLAGS,
     run: (args) => exportCommand(args),
+  },
+  generate: {
+    summary: "continue a prompt with a model (KV-cached, streaming)",
+    usage: "generate --base DIR_OR_FILE [--adapter PATH] --prompt TEXT [--max-new-tokens N " +
+      "--temperature T --top-k K --top-p P --seed S --backend webgpu|cpu --json]",
+    flags: GENERATE_FLAGS,
+    run: (args) => generateCommand(args),
   },
   inspect: {
     summary: "summarise a safetensors file, adapter directory or bundle",

@@ -86,6 +86,31 @@ export {
 } from "./nn/layers.ts";
 export { type GptConfig, gptGraph, type GptShape } from "./nn/gpt.ts";
 export {
+  familyNames,
+  type Forward,
+  getFamily,
+  type GraphOptions,
+  type KvHook,
+  type KvLayout,
+  lastNonPadIndex,
+  type LoadedModel,
+  loadModel,
+  type ModelConfig,
+  type ModelFamily,
+  registerFamily,
+} from "./nn/families.ts";
+export { type Gpt2Config, gpt2Family } from "./nn/gpt2.ts";
+export { type LlamaConfig, llamaFamily } from "./nn/llama.ts";
+export { wgradConfig, wgradGptFamily } from "./nn/wgrad_gpt.ts";
+export { generate, type GenerateOptions, type GenerateResult, pickToken } from "./nn/generate.ts";
+export { loadHfModel, readHfWeights } from "./io/hf_model.ts";
+export {
+  byteTokenizer,
+  loadHfTokenizer,
+  type Tokenizer,
+  tokenizerFromJson,
+} from "./data/hf_tokenizer.ts";
+export {
   type ResolvedVeraConfig,
   vera,
   type VeraAdapter,
@@ -184,3 +209,32 @@ export type { AdapterSummary, LayerSummary } from "./adapters/summary.ts";
 export type { PeftAdapterFiles } from "./adapters/peft_import.ts";
 export type { Family, LowerOptions, MatmulShape } from "./compiler/wgsl/lower.ts";
 export type { MatmulTiles } from "./compiler/wgsl/matmul.ts";
+export { loadDataFile, MIN_SPLIT, parseDataFile, splitData } from "./data/files.ts";
+export type {
+  ClassificationData,
+  DataFileOptions,
+  DataSet,
+  DataTask,
+  LmData,
+  LmDocument,
+} from "./data/files.ts";
+export {
+  classificationRows,
+  lmRows,
+  packRows,
+  RowBatcher,
+  rowEvalBatches,
+} from "./data/token_rows.ts";
+export type { RowBatchOptions, RowFeeds, RowTokenizer, TokenRow } from "./data/token_rows.ts";
+export {
+  classificationMetrics,
+  formatClassificationMetrics,
+  softmax,
+} from "./train/metrics_cls.ts";
+export type { ClassificationMetrics, ClassMetrics } from "./train/metrics_cls.ts";
+export { classifierArchitecture, mergeToHfDir, mergeToHfFiles } from "./adapters/merge_hf.ts";
+export type { HfMergeReport } from "./adapters/merge_hf.ts";
+export { downloadModel, hubCacheDir, parseHubRef } from "./io/hub.ts";
+export type { DownloadOptions, HubRef } from "./io/hub.ts";
+export type { BatchState, ClassificationExample } from "./data/batches.ts";
+export type { SplitName, Splits } from "./data/split.ts";

@@ -327,14 +327,19 @@ export function adapterFromCompact(
   bytes: Uint8Array,
   weights: Readonly<Record<string, readonly number[]>>,
   where = "<memory>",
+  options: ResolveOptions = {},
 ): ResolvedAdapter {
   const { kind, config, tensors } = readCompact(bytes, where);
-  return resolveAdapter({
-    kind,
-    config,
-    tensors: Object.fromEntries([...tensors].map(([n, t]) => [n, t.data])),
-    shapes: Object.fromEntries([...tensors].map(([n, t]) => [n, t.shape])),
-    projections: "seed",
-    where: `compact adapter ${where}`,
-  }, weights);
+  return resolveAdapter(
+    {
+      kind,
+      config,
+      tensors: Object.fromEntries([...tensors].map(([n, t]) => [n, t.data])),
+      shapes: Object.fromEntries([...tensors].map(([n, t]) => [n, t.shape])),
+      projections: "seed",
+      where: `compact adapter ${where}`,
+    },
+    weights,
+    options,
+  );
 }

@@ -41,6 +41,15 @@ export interface AdapterSource {
   readonly where: string;
 }
 
+/** Options of {@link resolveAdapter}. */
+export interface ResolveOptions {
+  /**
+   * How the base shapes are given: as stored in the file (`[in, out]` where `fanInFanOut` says so;
+   * the default) or in the graph's `[out, in]` layout (a model loaded into graph layout).
+   */
+  readonly baseLayout?: "stored" | "graph";
+}
+
 /** A checked adapter and the tensors it uses. */
 export interface ResolvedAdapter {
   /** The adapter, with targets resolved against the base (or the file's own modules). */
@@ -112,7 +121,9 @@ function shapesFromFile(source: AdapterSource): Record<string, number[]> {
 export function resolveAdapter(
   source: AdapterSource,
   base?: Readonly<Record<string, readonly number[]>>,
+  options: ResolveOptions = {},
 ): ResolvedAdapter {
+  const flip = options.baseLayout !== "graph";
   const { where } = source;
   const fail = (message: string): never => {
     throw new Error(`${where}: ${message}`);
@@ -120,8 +131,8 @@ export function resolveAdapter(
   let adapter: Adapter;
   try {
     adapter = source.kind === "vera"
-      ? resolveVera(source, base)
-      : resolveLora(source.config as LoraConfig, base ?? shapesFromFile(source));
+      ? resolveVera(source, base, flip)
+      : resolveLora(source.config as LoraConfig, base ?? shapesFromFile(source), flip);
   } catch (e) {
     const message = (e as Error).message;
     throw new Error(message.startsWith(where) ? message : `${where}: ${message}`);
@@ -184,20 +195,23 @@ export function resolveAdapter(
 function resolveLora(
   config: LoraConfig,
   base: Readonly<Record<string, readonly number[]>>,
+  flip: boolean,
 ): LoraAdapter {
   const resolved = resolveLoraConfig({ ...config, dropout: 0 });
-  const targets = findTargets(weightsGraph(logicalShapes(base, resolved.fanInFanOut)), resolved);
+  const shapes = logicalShapes(base, flip && resolved.fanInFanOut);
+  const targets = findTargets(weightsGraph(shapes), resolved);
   return { kind: "lora", config: resolved, targets };
 }
 
 function resolveVera(
   source: AdapterSource,
   base: Readonly<Record<string, readonly number[]>> | undefined,
+  flip: boolean,
 ): VeraAdapter {
   const config = resolveVeraConfig({ ...(source.config as VeraConfig), dropout: 0 });
   const shapes = base ?? shapesFromFile(source);
   const targets: Target[] = findTargets(
-    weightsGraph(logicalShapes(shapes, config.fanInFanOut)),
+    weightsGraph(logicalShapes(shapes, flip && config.fanInFanOut)),
     config,
   );
   const widest = {

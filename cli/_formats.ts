@@ -6,12 +6,14 @@ import { peftSource, readPeft } from "../adapters/peft_import.ts";
 import { exportMerged } from "../adapters/export.ts";
 import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
 import { cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
-import { resolveAdapter, type ResolvedAdapter } from "../adapters/resolve.ts";
+import { resolveAdapter, type ResolvedAdapter, type ResolveOptions } from "../adapters/resolve.ts";
 import { GPT_METADATA_KEY } from "../train/checkpoint.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { type FlagSpec, humanOutput, parseFlags, required, UsageError } from "./_args.ts";
 import { readFileBounded, regularFileSize } from "../io/read_file.ts";
 import { checkOutput } from "./_outputs.ts";
+import { mergeHf } from "./_merge_hf.ts";
+import { loadBase } from "./_task.ts";
 
 /** Where the merge graph runs, by `--backend` name. */
 const MERGE_RUNNERS: Readonly<Record<string, MergeRunner>> = {
@@ -30,9 +32,9 @@ const COMPACT_LIMIT = 1024 ** 3;
 
 /** The flags of `merge`. */
 export const MERGE_FLAGS: Record<string, FlagSpec> = {
-  base: { type: "string", help: "base model safetensors file" },
+  base: { type: "string", help: "base model: safetensors file or Hugging Face directory" },
   adapter: { type: "string", help: "adapter: PEFT directory or compact .safetensors" },
-  out: { type: "string", help: "merged model safetensors file to write" },
+  out: { type: "string", help: "merged model to write (a directory for a Hugging Face base)" },
   force: { type: "boolean", help: "replace an existing --out" },
   backend: BACKEND_FLAG,
   json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
@@ -74,13 +76,14 @@ async function isDirectory(path: string): Promise<boolean> {
 export async function loadAdapter(
   path: string,
   weights?: Record<string, number[]>,
+  options: ResolveOptions = {},
 ): Promise<ResolvedAdapter & { shapes: Record<string, readonly number[]> }> {
   if (await isDirectory(path)) {
     const files = await readPeft(path);
-    return { ...resolveAdapter(peftSource(files, path), weights), shapes: files.shapes };
+    return { ...resolveAdapter(peftSource(files, path), weights, options), shapes: files.shapes };
   }
   const bytes = await readFileBounded(path, COMPACT_LIMIT, "adapter");
-  const resolved = adapterFromCompact(bytes, weights ?? {}, path);
+  const resolved = adapterFromCompact(bytes, weights ?? {}, path, options);
   return { ...resolved, shapes: compactShapes(bytes) };
 }
 
@@ -140,6 +143,13 @@ export async function mergeCommand(args: readonly string[], runner?: MergeRunner
   const out = required(values, "out", "merge");
   const adapterPath = required(values, "adapter", "merge");
   await checkOutput("merge", out, { "--base": base, "--adapter": adapterPath }, !!values.force);
+  if (base.startsWith("hf:") || await isDirectory(base)) {
+    // A Hugging Face directory: the merged model is one too.
+    const hf = await mergeHf(await loadBase(base), adapterPath, out, merger);
+    humanOutput(values)(hf.line);
+    if (values.json) console.log(JSON.stringify(hf.json));
+    return;
+  }
   const { adapter, tensors, shapes } = await loadAdapter(adapterPath, await weightShapes(base));
   const report = await exportMerged({
     base,

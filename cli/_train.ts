@@ -1,31 +1,24 @@
 /** The `finetune` command (and, re-exported, `pretrain`). */
 import type { Graph } from "../compiler/ir.ts";
 import { rewrite } from "../compiler/rewrite.ts";
-import { type GptConfig, gptGraph } from "../nn/gpt.ts";
-import { initValue } from "../nn/init.ts";
 import { freezeRule, vera } from "../adapters/vera.ts";
 import { lora } from "../adapters/lora.ts";
-import { exportPeft } from "../adapters/peft.ts";
-import { type Adapter, isAdapterParam } from "../adapters/merge.ts";
-import {
-  type BatchState,
-  ClassificationBatcher,
-  classificationBatches,
-  type ClassificationExample,
-} from "../data/batches.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
+import { peftFiles } from "../adapters/peft.ts";
+import type { Adapter } from "../adapters/merge.ts";
+import type { BatchState } from "../data/batches.ts";
+import { permutation } from "../data/random.ts";
+import { RowBatcher, rowEvalBatches, type TokenRow } from "../data/token_rows.ts";
+import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
+import type { LoadedModel } from "../nn/families.ts";
+import { parseHubRef } from "../io/hub.ts";
 import { adamw, trainStep } from "../train/optim.ts";
+import { classificationMetrics } from "../train/metrics_cls.ts";
+import { scoreRows } from "./_scoring.ts";
+import { type Json, loadCheckpoint, type LoadedCheckpoint } from "../train/checkpoint.ts";
 import type { StepRunner } from "../train/runner.ts";
-import {
-  type Json,
-  loadBaseModel,
-  loadCheckpoint,
-  type LoadedCheckpoint,
-} from "../train/checkpoint.ts";
 import { openRunDir } from "../train/run_dir.ts";
 import { checkNameLength, checkRunInputs } from "./_outputs.ts";
-import { classificationTask } from "../train/_eval.ts";
-import { classifierEvalBatches, evaluateModel, sourceOf, train } from "../train/trainer.ts";
+import { evaluateModel, train } from "../train/trainer.ts";
 import {
   type FlagSpec,
   humanOutput,
@@ -40,12 +33,20 @@ import {
   backendOf,
   checkRunMemory,
   COMMON_FLAGS,
-  dataFlag,
   flag,
   int,
   schedule,
   type TrainCommandOptions,
 } from "./_train_common.ts";
+import {
+  checkSeq,
+  DATA_FLAGS,
+  initialParams,
+  labelMaps,
+  loadBase,
+  loadTaskData,
+  taskGraph,
+} from "./_task.ts";
 
 export { PRETRAIN_FLAGS, pretrainCommand } from "./_pretrain.ts";
 export type { TrainCommandOptions } from "./_train_common.ts";
@@ -61,12 +62,12 @@ export type { TrainCommandOptions } from "./_train_common.ts";
  * ```
  */
 export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
-  base: flag("base model written by pretrain"),
-  data: flag("spam | names"),
+  base: flag("base model: a file written by pretrain or a Hugging Face directory"),
+  data: flag("spam | names | FILE (.jsonl, .csv, .txt)"),
   method: flag("vera | lora | full | head"),
   out: flag("run directory to write (runs/NAME)"),
   r: flag("rank (default 256 for vera, 8 for lora)"),
-  targets: flag("adapted modules, comma-separated", "q_proj,v_proj"),
+  targets: flag("adapted modules, comma-separated (default: the model family's)"),
   "d-initial": flag("VeRA: initial lambda_d", "0.1"),
   alpha: flag("LoRA: scaling numerator alpha (default r)"),
   seq: flag("tokens per example (default: the base's maxSeqLen)"),
@@ -83,6 +84,7 @@ export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
     type: "boolean",
     help: "start over in an --out that holds a run or other files (files not the run's are kept)",
   },
+  ...DATA_FLAGS,
   ...COMMON_FLAGS,
 };
 
@@ -91,23 +93,18 @@ type Method = typeof METHODS[number];
 // VeRA and LoRA rates picked by validation accuracy on spam (bench/methods_table.ts sweeps, BENCHMARKS.md).
 const DEFAULT_LR: Record<Method, number> = { vera: 3e-2, lora: 1e-2, full: 1e-3, head: 3e-3 };
 
-async function loadBase(path: string) {
-  try {
-    return await loadBaseModel(path);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
-
-/** The model of a method: the classifier GPT with the adapter applied or params frozen. */
+/** The model of a method: the task's graph with the adapter applied or params frozen. */
 function applyMethod(
   model: Graph,
   method: Method,
   values: Record<string, unknown>,
   seed: number,
+  defaults: { targets: readonly string[]; modulesToSave: string[] },
 ): { graph: Graph; adapter?: Adapter } {
-  const targetModules = String(values.targets).split(",").map((t) => t.trim()).filter((t) => t);
-  const modulesToSave = ["classifier"];
+  const targetModules = values.targets === undefined
+    ? [...defaults.targets]
+    : String(values.targets).split(",").map((t) => t.trim()).filter((t) => t);
+  const { modulesToSave } = defaults;
   try {
     if (method === "vera") {
       const r = intFlag(values, "r") ?? 256;
@@ -118,7 +115,7 @@ function applyMethod(
       const r = intFlag(values, "r") ?? 8;
       return lora(model, {
         r,
-        alpha: numberFlag(values, "alpha", { min: 0, minExclusive: true }) ?? r,
+        alpha: numberFlag(values, "alpha") ?? r,
         targetModules,
         modulesToSave,
       });
@@ -130,32 +127,31 @@ function applyMethod(
   return { graph: method === "full" ? model : rewrite(model, [freezeRule(modulesToSave)]) };
 }
 
-/** Initial params: the base weights where the graph has them, the seeded init elsewhere. */
-function initialParams(
+/**
+ * The PEFT adapter directory's files for this base: the task type, GPT-2's
+ * `fan_in_fan_out` (its Conv1D weights are stored [in, out]), and the class
+ * names of a classifier (`id2label`/`label2id`, which PEFT ignores).
+ */
+function adapterFiles(
+  adapter: Adapter,
+  params: Record<string, Float32Array>,
   graph: Graph,
-  base: Record<string, Float32Array>,
+  model: LoadedModel,
   basePath: string,
-  seed: number,
-): Record<string, Float32Array> {
-  const params: Record<string, Float32Array> = {};
-  for (const p of graph.params) {
-    const name = p.name!;
-    const fresh = name.startsWith("classifier.") || isAdapterParam(name);
-    // Only new params are initialised: the rest come from the base, never allocated twice.
-    if (fresh) {
-      params[name] = initValue(p, seed);
-      continue;
-    }
-    const w = base[name];
-    if (w === undefined) throw new UsageError(`${basePath}: the base model has no "${name}"`);
-    if (w.length !== p.shape.reduce((x, y) => x * y, 1)) {
-      throw new UsageError(
-        `${basePath}: "${name}" has ${w.length} values, the model needs [${p.shape}]`,
-      );
-    }
-    params[name] = w;
-  }
-  return params;
+  labels: string[] | undefined,
+): Record<string, Uint8Array | string> {
+  // A Hub model is named as PEFT names it (ORG/NAME), so from_pretrained can fetch it.
+  const baseModel = parseHubRef(basePath)?.repo ?? basePath;
+  const files = peftFiles(adapter, params, { graph, baseModel });
+  const config = JSON.parse(files["adapter_config.json"] as string);
+  const targets = adapter.targets.map((t) => t.weight);
+  config.fan_in_fan_out = targets.some((w) => model.family.storedLayout(w).transposed);
+  config.task_type = model.source.kind === "hf-dir"
+    ? (labels ? "SEQ_CLS" : "CAUSAL_LM")
+    : config.task_type;
+  if (labels) Object.assign(config, labelMaps(labels));
+  const sorted = Object.fromEntries(Object.keys(config).sort().map((k) => [k, config[k]]));
+  return { ...files, "adapter_config.json": JSON.stringify(sorted, null, 2) + "\n" };
 }
 
 async function bytesUnder(dir: string): Promise<number> {
@@ -167,6 +163,12 @@ async function bytesUnder(dir: string): Promise<number> {
 }
 
 const percent = (v: number | undefined) => v === undefined ? "?" : `${(100 * v).toFixed(1)}%`;
+
+/** A fixed random sample of at most `limit` rows (the splits may be sorted or grouped). */
+function sample(rows: TokenRow[], limit: number | undefined): TokenRow[] {
+  if (limit === undefined || limit >= rows.length) return rows;
+  return Array.from(permutation(rows.length, 0).subarray(0, limit), (i) => rows[i]);
+}
 
 /**
  * `finetune`: train a classifier on a base model with VeRA, LoRA, fully or only its head.
@@ -187,7 +189,7 @@ export async function finetuneCommand(
   const { values, positionals } = parseFlags("finetune", args, FINETUNE_FLAGS);
   noPositionals("finetune", positionals);
   const basePath = required(values, "base", "finetune");
-  const data = dataFlag(values, "finetune");
+  const data = required(values, "data", "finetune");
   const out = required(values, "out", "finetune");
   const method = required(values, "method", "finetune") as Method;
   if (!METHODS.includes(method)) {
@@ -205,19 +207,29 @@ export async function finetuneCommand(
   const runner = backendOf(values, options);
   const base = await loadBase(basePath);
   const seq = intFlag(values, "seq") ?? base.config.maxSeqLen;
-  if (seq > base.config.maxSeqLen) {
+  checkSeq(base, seq);
+  const tokenizer = base.tokenizer;
+  const task = await loadTaskData(values, tokenizer, seq);
+  if (task.rows.train.length === 0) throw new UsageError(`finetune: ${data}: no training examples`);
+  if (task.task === "lm" && method === "head") {
     throw new UsageError(
-      `finetune: --seq ${seq} exceeds the base model's maxSeqLen ${base.config.maxSeqLen} (${basePath})`,
+      "finetune: --method head trains a classification head; this data is for --task lm",
     );
   }
-  const config: GptConfig = { ...base.config, head: "classifier", numClasses: 2 };
-  const model = gptGraph(config, { batch, seqLen: seq });
-  const { graph, adapter } = applyMethod(model, method, values, seed);
+  const labels = task.labels;
+  const model = taskGraph(base, task.task, { batch, seqLen: seq, numClasses: labels?.length });
+  const head = base.family.classificationHead;
+  const { graph, adapter } = applyMethod(model, method, values, seed, {
+    targets: base.family.defaultTargets,
+    modulesToSave: labels ? [head] : [],
+  });
   await checkRunMemory("finetune", graph, values, "lower --r, --batch or --seq");
-  const params = initialParams(graph, base.weights, basePath, seed);
+  const params = initialParams(graph, base, seed);
   const checkpointPath = `${out}/checkpoint.safetensors`;
   checkNameLength("finetune", out);
-  await checkRunInputs(out, { "--base": basePath });
+  const dataFile = data === "spam" || data === "names" ? undefined : data;
+  const baseFile = basePath.startsWith("hf:") ? undefined : basePath;
+  await checkRunInputs(out, { "--base": baseFile, "--data": dataFile });
   // Locked before the checkpoint is looked at, so a second run into --out is refused as such.
   const runDir = await openRunDir(out, "finetune", {
     resume: !!values.resume,
@@ -240,6 +252,8 @@ export async function finetuneCommand(
   const runConfig: Json = {
     base: basePath,
     data,
+    task: task.task,
+    labels: labels ?? null,
     method,
     steps,
     batch,
@@ -250,36 +264,46 @@ export async function finetuneCommand(
     adapterConfig,
   };
 
-  const splits = classificationTask(data);
-  const batchOptions = { batchSize: batch, seqLen: seq, seed, epochs: Infinity, dropLast: true };
-  const evalOn = (split: ClassificationExample[]) => () =>
-    classifierEvalBatches(split, { batchSize: batch, seqLen: seq, limit: evalLimit });
+  const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+  const batchOptions = { batchSize: batch, seqLen: seq, seed, padId };
+  const evalOn = (split: TokenRow[]) => () =>
+    rowEvalBatches(sample(split, evalLimit), { batchSize: batch, seqLen: seq, padId });
+  // A small file may leave a split empty: it is then not measured.
+  const measureOn = (split: TokenRow[]) =>
+    split.length === 0 ? Promise.resolve(undefined) : evaluateModel(evaluator, evalOn(split)());
   const measure = async (weights: Record<string, Float32Array>) => {
     await evaluator.setParams(
       Object.fromEntries(graph.params.map((p) => [p.name!, weights[p.name!]])),
     );
     return {
-      validation: await evaluateModel(evaluator, evalOn(splits.validation)()),
-      test: await evaluateModel(evaluator, evalOn(splits.test)()),
+      validation: await measureOn(task.rows.validation),
+      test: await measureOn(task.rows.test),
     };
   };
-  const groups = [{ name: "head", match: ["classifier"] }];
+  const groups = labels ? [{ name: "head", match: [head] }] : [];
   try {
     const before = await measure(params);
     const result = await train({
       step: trainStep(graph, { optimizer: adamw(), groups, clipNorm: 1 }),
       params,
-      data: (state) =>
-        sourceOf(
-          state === undefined
-            ? classificationBatches(splits.train, batchOptions)
-            : ClassificationBatcher.fromState(splits.train, batchOptions, state as BatchState),
-        ),
+      data: (state) => {
+        const it = state === undefined
+          ? new RowBatcher(task.rows.train, batchOptions)
+          : RowBatcher.fromState(task.rows.train, batchOptions, state as BatchState);
+        return {
+          next: () => it.next().value,
+          get state() {
+            return it.state;
+          },
+        };
+      },
       steps,
       lr: { default: schedule(lr, steps), head: schedule(headLr, steps) },
       logEvery: int(values, "log-every"),
       evalEvery,
-      eval: { graph, batches: evalOn(splits.validation) },
+      eval: task.rows.validation.length > 0
+        ? { graph, batches: evalOn(task.rows.validation) }
+        : undefined,
       outDir: out,
       checkpoint: {
         path: checkpointPath,
@@ -294,35 +318,56 @@ export async function finetuneCommand(
     });
     const trained = { ...params, ...result.params };
     const after = await measure(trained);
+    // Per-class metrics of the trained classifier on the test split (evaluator holds its weights).
+    const test = sample(task.rows.test, evalLimit);
+    let testMetrics: Json = null;
+    if (labels && test.length > 0) {
+      const scores = await scoreRows(evaluator, graph, test, padId);
+      const predicted = scores.map((s) => s.probabilities!.indexOf(Math.max(...s.probabilities!)));
+      const m = classificationMetrics(test.map((r) => r.label!), predicted, labels);
+      testMetrics = {
+        accuracy: m.accuracy,
+        macro_f1: m.macroF1,
+        per_class: m.perClass.map((c) => ({ ...c })),
+        confusion: m.confusion,
+      };
+    }
     let adapterBytes: number | null = null;
     if (adapter) {
-      await exportPeft(`${out}/adapter`, adapter, trained, { graph, baseModel: basePath });
+      await writeDirAtomic(
+        `${out}/adapter`,
+        adapterFiles(adapter, trained, graph, base, basePath, labels),
+      );
       adapterBytes = await bytesUnder(`${out}/adapter`);
     }
     const trainable = graph.params.filter((p) => p.attrs.role === "trainable");
+    const at = (
+      split: "validation" | "test",
+      key: "accuracy" | "loss",
+    ) => ({ before: before[split]?.[key] ?? null, after: after[split]?.[key] ?? null });
     const summary = {
       method,
       trainable_params: trainable.reduce((n, p) => n + params[p.name!].length, 0),
       total_params: graph.params.reduce((n, p) => n + params[p.name!].length, 0),
-      accuracy: {
-        validation: { before: before.validation.accuracy, after: after.validation.accuracy },
-        test: { before: before.test.accuracy, after: after.test.accuracy },
-      },
-      loss: {
-        train: result.loss,
-        validation: { before: before.validation.loss, after: after.validation.loss },
-      },
+      accuracy: labels
+        ? { validation: at("validation", "accuracy"), test: at("test", "accuracy") }
+        : null,
+      loss: { train: result.loss, validation: at("validation", "loss"), test: at("test", "loss") },
+      test_metrics: testMetrics,
       adapter_bytes: adapterBytes,
       step_ms: result.stepMs,
       tokens_per_s: result.tokensPerS,
       ...runConfig,
     };
     await writeFileAtomic(`${out}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
+    const change = (key: "accuracy" | "loss", split: "validation" | "test") => {
+      const show = key === "accuracy" ? percent : (v?: number) => v?.toFixed(4) ?? "?";
+      return `${show(before[split]?.[key])} → ${show(after[split]?.[key])}`;
+    };
+    const key = labels ? "accuracy" : "loss";
     humanOutput(values)(
       `finetune ${method}: ${summary.trainable_params.toLocaleString("en-US")} trainable params; ` +
-        `validation accuracy ${percent(before.validation.accuracy)} → ${
-          percent(after.validation.accuracy)
-        }, test ${percent(before.test.accuracy)} → ${percent(after.test.accuracy)}; ` +
+        `validation ${key} ${change(key, "validation")}, test ${change(key, "test")}; ` +
         `${
           Number.isFinite(result.stepMs)
             ? `${result.stepMs.toFixed(1)} ms/step`

@@ -297,12 +297,15 @@ Deno.test("cli pretrain and finetune", async (t) => {
     const plain = `${dir}/plain.safetensors`;
     await writeSafetensors(plain, { w: { dtype: "F32", shape: [1], data: new Float32Array(1) } });
     const cases: [string[], RegExp][] = [
-      [["--base", `${dir}/missing.safetensors`], /cannot read base model .*missing\.safetensors/],
+      [
+        ["--base", `${dir}/missing.safetensors`],
+        /cannot read (base )?model .*missing\.safetensors/,
+      ],
       [["--base", plain], /plain\.safetensors: no "wgrad\.gpt" metadata \(not a base model/],
       [["--method", "dora"], /--method must be vera, lora, full or head, got "dora"/],
       [["--seq", "32"], /--seq 32 exceeds the base model's maxSeqLen 16 \(.*base\.safetensors\)/],
       [["--bogus", "1"], /finetune: unknown flag --bogus \(flags: --base, --data, /],
-      [["--data", "iris"], /--data must be spam or names, got "iris"/],
+      [["--data", "iris"], /--data must be spam, names or a .jsonl, .csv or .txt file, got "iris"/],
       [["--backend", "tpu"], /--backend tpu is not available \(available: cpu, webgpu\)/],
       [["--steps", "0"], /--steps must be an integer ≥ 1, got 0/],
       [["--backend", "toString"], /--backend toString is not available \(available: cpu, webgpu\)/],

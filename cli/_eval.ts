@@ -1,0 +1,99 @@
+/** The `eval` command: loss and perplexity of a language model, or a classifier's metrics. */
+import { intFlag, parseFlags, required, UsageError } from "./_args.ts";
+import { backendOf, type TrainCommandOptions } from "./_train_common.ts";
+import { scoreRows, SCORING_FLAGS, scoringData, scoringModel } from "./_scoring.ts";
+import { classificationMetrics, formatClassificationMetrics } from "../train/metrics_cls.ts";
+
+/**
+ * The flags of `eval`.
+ *
+ * @example
+ * ```ts
+ * import { flagHelp } from "./_args.ts";
+ * import { EVAL_FLAGS } from "./_eval.ts";
+ * console.log(flagHelp(EVAL_FLAGS).includes("--data")); // true
+ * ```
+ */
+export const EVAL_FLAGS = SCORING_FLAGS;
+
+/**
+ * `eval`: measures the base model (with `--adapter`) on `--data`: mean
+ * next-token loss and perplexity for a language model; accuracy, per-class
+ * precision/recall/F1, macro-F1, the confusion matrix and the mean
+ * cross-entropy for a classifier. `--json` prints one JSON document.
+ *
+ * @example
+ * ```ts
+ * import { evalCommand } from "./_eval.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/d.txt`, "Anna and Bob");
+ * await evalCommand(["--base", "models/gpt-spam-2L-d64-t128.safetensors", "--data", `${dir}/d.txt`, "--backend", "cpu", "--json"]);
+ * ```
+ */
+export async function evalCommand(
+  args: readonly string[],
+  options: TrainCommandOptions = {},
+): Promise<void> {
+  const { values } = parseFlags("eval", args, EVAL_FLAGS);
+  required(values, "base", "eval");
+  required(values, "data", "eval");
+  const batch = intFlag(values, "batch")!;
+  const runnerFactory = backendOf(values, options);
+  const model = await scoringModel(values, { batch, seqLen: intFlag(values, "seq") });
+  const seqLen = model.graph.inputs[0].shape[1];
+  const data = await scoringData(values, model, seqLen, false);
+  if (data.texts.length === 0) throw new UsageError(`eval: ${values.data}: no examples`);
+  const runner = await runnerFactory(model.graph);
+  const tokenizer = model.base.tokenizer;
+  let scores;
+  try {
+    await runner.setParams(model.params);
+    scores = await scoreRows(
+      runner,
+      model.graph,
+      data.rows,
+      tokenizer.padId ?? tokenizer.eosId ?? 0,
+    );
+  } finally {
+    runner.dispose();
+  }
+  if (model.labels) {
+    const probabilities = data.spans.map((s) => scores[s.start].probabilities!);
+    const predicted = probabilities.map((p) => p.indexOf(Math.max(...p)));
+    const m = classificationMetrics(data.actual, predicted, model.labels);
+    const loss = probabilities.reduce((n, p, i) => n - Math.log(p[data.actual[i]]), 0) /
+      probabilities.length;
+    if (values.json) {
+      console.log(JSON.stringify({
+        task: "classification",
+        count: m.count,
+        loss,
+        accuracy: m.accuracy,
+        macro_f1: m.macroF1,
+        labels: model.labels,
+        per_class: m.perClass,
+        confusion: m.confusion,
+      }));
+      return;
+    }
+    console.log(`${formatClassificationMetrics(m)}\nloss ${loss.toFixed(4)}`);
+    return;
+  }
+  const tokens = scores.reduce((n, s) => n + s.tokens!, 0);
+  if (tokens === 0) throw new UsageError(`eval: ${values.data}: no tokens to predict`);
+  const loss = scores.reduce((n, s) => n + s.nll!, 0) / tokens;
+  const result = {
+    task: "lm",
+    loss,
+    perplexity: Math.exp(loss),
+    tokens,
+    documents: data.texts.length,
+  };
+  if (values.json) console.log(JSON.stringify(result));
+  else {
+    console.log(
+      `loss ${loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(2)}  ` +
+        `(${tokens} tokens, ${result.documents} documents)`,
+    );
+  }
+}
