@@ -9,6 +9,7 @@ import {
   addBias,
   addResidual,
   MATMUL_TILES_CPU,
+  MATMUL_TILES_CPU_ROWS,
   MATMUL_TILES_CPU_SMALL,
   MATMUL_TILES_GPU,
   matmulKernel,
@@ -213,6 +214,12 @@ Deno.test("matmul presets", gpuTest, async (t) => {
     "MATMUL_TILES_CPU_SMALL",
     () => check({ M: 68, N: 12, K: 24, tiles: MATMUL_TILES_CPU_SMALL }),
   );
+  await t.step("MATMUL_TILES_CPU_ROWS (1 to 4 rows, partial column tiles)", async () => {
+    for (const M of [1, 2, 3, 4]) {
+      await check({ M, N: 70, K: 36, transB: true, tiles: MATMUL_TILES_CPU_ROWS });
+      await check({ M, N: 20, K: 9, transA: true, ldb: 24, tiles: MATMUL_TILES_CPU_ROWS });
+    }
+  });
   // The preset real GPUs get runs here too (seconds to compile on llvmpipe, but
   // it is the code path an NVIDIA adapter takes, so CI must exercise it).
   await t.step(
