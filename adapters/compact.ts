@@ -27,7 +27,7 @@ import { lora, loraAName, loraBName, type LoraConfig, loraRank } from "./lora.ts
 import type { Adapter } from "./merge.ts";
 import { savedModuleParams } from "./peft.ts";
 import { type PeftAdapterFiles, peftSource } from "./peft_import.ts";
-import { resolveAdapter, type ResolvedAdapter } from "./resolve.ts";
+import { resolveAdapter, type ResolvedAdapter, type ResolveOptions } from "./resolve.ts";
 import { kaimingUniformBound, uniformSymmetric } from "../runtime/threefry.ts";
 
 /** Metadata key holding the adapter description. */
