@@ -32,6 +32,9 @@ const IGNORED = new Set([
   "megatron_core",
   "qalora_group_size",
   "save_projection",
+  // Class names of a classifier (wgrad writes them; PEFT ignores them).
+  "id2label",
+  "label2id",
 ]);
 
 /** LoRA options that change the model when set; refused unless at their "off" value. */
