@@ -1,7 +1,27 @@
-/** The loss curve as an SVG: a vega-lite spec rendered headless by vega (no canvas, no DOM). */
-import * as vega from "vega";
-import * as vegaLite from "vega-lite";
+/**
+ * The loss curve as an SVG: a vega-lite spec rendered headless by vega (no
+ * canvas, no DOM). vega and vega-lite are several megabytes of npm packages,
+ * so they are imported only when a plot is drawn, from specifiers held in
+ * variables: `deno cache mod.ts` does not follow those, and a program that
+ * never writes a run directory never downloads them.
+ */
 import type { MetricsRecord } from "./_metrics.ts";
+
+const VEGA = "npm:vega@6.2.0";
+const VEGA_LITE = "npm:vega-lite@6.4.0";
+
+/** The parts of vega this module uses (its types would pull the package into the graph). */
+interface Vega {
+  View: new (runtime: unknown, options: { renderer: string }) => {
+    toSVG(): Promise<string>;
+    finalize(): void;
+  };
+  parse(spec: unknown): unknown;
+}
+/** The part of vega-lite this module uses. */
+interface VegaLite {
+  compile(spec: unknown): { spec: unknown };
+}
 
 /**
  * Renders training loss (and validation loss and accuracy, where logged)
@@ -48,7 +68,9 @@ export async function lossPlotSvg(records: readonly MetricsRecord[]): Promise<st
     vconcat: panels,
     resolve: { scale: { color: "independent" } },
   };
-  const compiled = vegaLite.compile(spec as unknown as vegaLite.TopLevelSpec).spec;
+  const vega: Vega = await import(VEGA);
+  const vegaLite: VegaLite = await import(VEGA_LITE);
+  const compiled = vegaLite.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
     return await view.toSVG();
