@@ -123,6 +123,24 @@ export { type GpuContext, requestGpu } from "./runtime/webgpu.ts";
 export { adamw, hyperparameterFeeds, initOptimizerState, sgd, trainStep } from "./train/optim.ts";
 export { constant as constantSchedule, warmupCosine, warmupLinear } from "./train/schedule.ts";
 export { train, type TrainOptions, type TrainResult } from "./train/trainer.ts";
+export { classifierEvalBatches, lmEvalBatches, NonFiniteError } from "./train/trainer.ts";
+export type {
+  BatchState,
+  ClassificationBatch,
+  ClassificationExample,
+  LmBatch,
+} from "./data/batches.ts";
+export {
+  fit,
+  type FitAdapter,
+  type FitBatch,
+  type FitCallbacks,
+  type FitData,
+  type FitOptions,
+  type FitResult,
+  type FitStep,
+} from "./train/fit.ts";
+export { loadBaseModel } from "./train/checkpoint.ts";
 export { cpuRunner, type RunnerFactory, type StepRunner } from "./train/runner.ts";
 export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
 export {
