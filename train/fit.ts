@@ -7,7 +7,7 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { type Adapter } from "../adapters/merge.ts";
+import type { Adapter } from "../adapters/merge.ts";
 import { vera, type VeraConfig } from "../adapters/vera.ts";
 import { lora, type LoraConfig } from "../adapters/lora.ts";
 import { initParams } from "../nn/init.ts";
@@ -116,7 +116,10 @@ export interface FitOptions {
   readonly data: FitData;
   /** How many steps to run. */
   readonly steps: number;
-  /** Initial values (e.g. pretrained weights); params missing here are initialized from `seed`. */
+  /**
+   * Initial values (e.g. pretrained weights); params missing here are initialized from `seed`,
+   * names the model lacks are skipped (at least one must be the model's).
+   */
   readonly params?: Readonly<Record<string, Float32Array>>;
   /** The update rule (default {@link adamw} with its defaults). */
   readonly optimizer?: Optimizer;
@@ -285,12 +288,25 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   const { graph, adapter } = adapt(options.model, options.adapter);
   if (!("loss" in graph.outputs)) throw new Error("fit: the model has no `loss` output");
   const step = trainStep(graph, { ...options.step, optimizer: options.optimizer ?? adamw() });
-  const initial = { ...initParams(graph, { seed: options.seed ?? 0 }), ...options.params };
-  const unknown = Object.keys(options.params ?? {}).filter((n) =>
-    !graph.params.some((p) => p.name === n)
-  );
-  if (unknown.length > 0) {
-    throw new Error(`fit: params not in the model: ${unknown.slice(0, 5).join(", ")}`);
+  const initial = initParams(graph, { seed: options.seed ?? 0 });
+  // Given params the graph lacks are skipped (a pretrained checkpoint keeps a head the
+  // fine-tuned model replaces), but some must match, and every match must fit.
+  const given = Object.entries(options.params ?? {});
+  const used = given.filter(([name]) => name in initial);
+  if (given.length > 0 && used.length === 0) {
+    throw new Error(
+      `fit: none of the given params is in the model (given ${
+        given.slice(0, 3).map(([n]) => n).join(", ")
+      }; the model has ${Object.keys(initial).slice(0, 3).join(", ")})`,
+    );
+  }
+  for (const [name, value] of used) {
+    if (value.length !== initial[name].length) {
+      throw new Error(
+        `fit: param ${name} has ${value.length} values, the model's has ${initial[name].length}`,
+      );
+    }
+    initial[name] = value;
   }
   const s = options.schedule ?? 1e-3;
   const lr = typeof s === "number" ? constant(s) : s;

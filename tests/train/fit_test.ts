@@ -52,7 +52,7 @@ Deno.test("fit", async (t) => {
         adapter: {
           vera: { r: 4, targetModules: ["q_proj", "v_proj"], modulesToSave: ["classifier"] },
         },
-        params: base,
+        params: { ...base, "lm_head.weight": new Float32Array(4) }, // not this model's: skipped
         data: () =>
           classificationBatches(examples, { batchSize: 2, seqLen: 8, seed: 0, epochs: 1 }),
         steps: 5,
@@ -115,7 +115,11 @@ Deno.test("fit", async (t) => {
   await t.step("bad options are named", async () => {
     await rejects(
       fit({ model: linear(), data: [BATCH], steps: 1, params: { v: new Float32Array(3) } }),
-      /params not in the model: v/,
+      /none of the given params is in the model \(given v; the model has w\)/,
+    );
+    await rejects(
+      fit({ model: linear(), data: [BATCH], steps: 1, params: { w: new Float32Array(2) } }),
+      /param w has 2 values, the model's has 3/,
     );
     await rejects(
       fit({ model: linear(), data: [BATCH], steps: 1, checkpointEvery: 1 }),
