@@ -74,6 +74,7 @@ export function niceTicks(lo: number, hi: number, count: number): number[] {
   const raw = (hi - lo) / Math.max(1, count);
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  if (!(step > 0 && Number.isFinite(step))) return [lo];
   const ticks: number[] = [];
   // Integer multiples of the step, so that no rounding error accumulates.
   const [k0, k1] = [Math.ceil(lo / step - 1e-9), Math.floor(hi / step + 1e-9)];
@@ -112,11 +113,18 @@ function drawPanel(panel: Panel, top: number, xScale: (s: number) => number, xTi
   const values = panel.series.flatMap((s) => s.points.map((p) => p[1]));
   let [lo, hi] = panel.domain ?? [Math.min(...values), Math.max(...values)];
   const log = panel.log === true;
-  if (!log && panel.domain === undefined) {
-    const pad = hi > lo ? (hi - lo) * 0.05 : Math.abs(hi) * 0.1 || 1;
-    [lo, hi] = [lo - pad, hi + pad];
+  // A flat (or subnormal-width) range gets a width of its own, so that scales never divide by 0.
+  const flat = !(hi - lo > Math.max(Math.abs(lo), Math.abs(hi)) * 1e-9);
+  if (!log && panel.domain === undefined && flat) {
+    const r = Math.max(Math.abs(hi) * 0.1, 1e-6);
+    [lo, hi] = [hi - r, hi + r];
   }
-  if (log) [lo, hi] = [lo / 1.1, hi * 1.1];
+  // Headroom at the top keeps the legend off the data.
+  if (!log && panel.domain === undefined) {
+    const pad = (hi - lo) * 0.05;
+    [lo, hi] = [lo - pad, hi + 3 * pad];
+  }
+  if (log) [lo, hi] = [lo / 1.1, hi * 1.6];
   const ticks = log ? logTicks(lo, hi) : niceTicks(lo, hi, Math.max(2, Math.round(h / 45)));
   const tf = (v: number) => log ? Math.log10(v) : v;
   const y = (v: number) => top + h - ((tf(v) - tf(lo)) / (tf(hi) - tf(lo))) * h;
