@@ -148,6 +148,24 @@ export { type GpuContext, requestGpu } from "./runtime/webgpu.ts";
 export { adamw, hyperparameterFeeds, initOptimizerState, sgd, trainStep } from "./train/optim.ts";
 export { constant as constantSchedule, warmupCosine, warmupLinear } from "./train/schedule.ts";
 export { train, type TrainOptions, type TrainResult } from "./train/trainer.ts";
+export { classifierEvalBatches, lmEvalBatches, NonFiniteError } from "./train/trainer.ts";
+export type {
+  BatchState,
+  ClassificationBatch,
+  ClassificationExample,
+  LmBatch,
+} from "./data/batches.ts";
+export {
+  fit,
+  type FitAdapter,
+  type FitBatch,
+  type FitCallbacks,
+  type FitData,
+  type FitOptions,
+  type FitResult,
+  type FitStep,
+} from "./train/fit.ts";
+export { loadBaseModel } from "./train/checkpoint.ts";
 export { cpuRunner, type RunnerFactory, type StepRunner } from "./train/runner.ts";
 export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
 export {
@@ -236,5 +254,4 @@ export { classifierArchitecture, mergeToHfDir, mergeToHfFiles } from "./adapters
 export type { HfMergeReport } from "./adapters/merge_hf.ts";
 export { downloadModel, hubCacheDir, parseHubRef } from "./io/hub.ts";
 export type { DownloadOptions, HubRef } from "./io/hub.ts";
-export type { BatchState, ClassificationExample } from "./data/batches.ts";
 export type { SplitName, Splits } from "./data/split.ts";

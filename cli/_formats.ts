@@ -1,5 +1,5 @@
 /** The `merge`, `export` and `inspect` commands. */
-import { decodeSafetensors, openSafetensors, readSafetensors } from "../io/safetensors.ts";
+import { decodeSafetensors, openSafetensors } from "../io/safetensors.ts";
 import { readBundle, writeBundle } from "../io/bundle.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import { peftSource, readPeft } from "../adapters/peft_import.ts";

@@ -7,7 +7,7 @@ import { lmBatches } from "../data/batches.ts";
 import { vocabSize } from "../data/tokenizer.ts";
 import { adamw, trainStep } from "../train/optim.ts";
 import { saveBaseModel } from "../train/checkpoint.ts";
-import { lmTexts } from "../train/_eval.ts";
+import { lmTexts } from "../data/datasets.ts";
 import { lmEvalBatches, sourceOf, train } from "../train/trainer.ts";
 import { checkNameLength, checkOutput } from "./_outputs.ts";
 import { lockOutputFile } from "../train/run_dir.ts";

@@ -1,5 +1,8 @@
 /** What `pretrain` and `finetune` share: flags, the backend choice, the data flag, the schedule. */
 import type { Graph } from "../compiler/ir.ts";
+// The training commands read the built-in data sets through data/registry.ts;
+// importing them here registers them (the library entry point does not).
+import "../data/datasets.ts";
 import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
 import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";

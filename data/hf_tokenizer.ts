@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import {
   BOS,
   decode as byteDecode,

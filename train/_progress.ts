@@ -4,7 +4,16 @@
  * (logs and CI), or nothing.
  */
 import process from "node:process";
-import cliProgress from "cli-progress";
+
+// cli-progress is loaded only when a bar is shown (a terminal), from a
+// specifier in a variable so that `deno cache mod.ts` does not download it.
+const CLI_PROGRESS = "npm:cli-progress@3.12.0";
+
+interface Bar {
+  start(total: number, start: number, payload: Record<string, string>): void;
+  update(value: number, payload: Record<string, string>): void;
+  stop(): void;
+}
 
 /**
  * How progress is shown: `auto` picks `bar` on a terminal, `lines` elsewhere.
@@ -127,20 +136,39 @@ export function createProgress(options: ProgressOptions): Progress {
       stop() {},
     };
   }
-  const bar = new cliProgress.SingleBar({
-    format: "{bar} {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}",
-    stream: process.stderr,
-    hideCursor: true,
-    etaBuffer: 50,
-  }, cliProgress.Presets.shades_classic);
   const payload = (info?: ProgressInfo) => ({
     loss: formatNumber(info?.loss, 4),
     lr: info === undefined ? "-" : info.lr.toExponential(2),
     tps: formatNumber(info?.tokensPerS, 0),
   });
-  bar.start(total, start, payload());
+  // The bar appears once its module has loaded (a few milliseconds, or a
+  // download on first use); until then only the latest state is kept.
+  let bar: Bar | undefined;
+  let latest: [number, ProgressInfo] | undefined;
+  let stopped = false;
+  import(CLI_PROGRESS).then((mod) => {
+    if (stopped) return;
+    const cliProgress = mod.default ?? mod;
+    bar = new cliProgress.SingleBar({
+      format: "{bar} {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}",
+      stream: process.stderr,
+      hideCursor: true,
+      etaBuffer: 50,
+    }, cliProgress.Presets.shades_classic) as Bar;
+    bar.start(total, start, payload());
+    if (latest !== undefined) bar.update(latest[0], payload(latest[1]));
+  }, () => {
+    // Without the package (offline) progress falls back to nothing rather than failing the run.
+    stopped = true;
+  });
   return {
-    update: (step, info) => bar.update(step, payload(info)),
-    stop: () => bar.stop(),
+    update: (step, info) => {
+      latest = [step, info];
+      bar?.update(step, payload(info));
+    },
+    stop: () => {
+      stopped = true;
+      bar?.stop();
+    },
   };
 }

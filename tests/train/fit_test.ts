@@ -1,0 +1,140 @@
+import { deepEqual, equal, notDeepEqual, ok, rejects } from "node:assert/strict";
+import { param, trace } from "../../compiler/trace.ts";
+import { gptGraph } from "../../nn/gpt.ts";
+import { initParams } from "../../nn/init.ts";
+import { fit, type FitStep } from "../../train/fit.ts";
+import { NonFiniteError } from "../../train/trainer.ts";
+import { readSafetensors } from "../../io/safetensors.ts";
+import { classificationBatches } from "../../data/batches.ts";
+
+const linear = () =>
+  trace(
+    (x, y) => ({ loss: x.matmul(param("w", [3, 1])).sub(y).square().mean() }),
+    [{ name: "x", shape: [4, 3] }, { name: "y", shape: [4, 1] }],
+  );
+const BATCH = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
+
+const CONFIG = { vocabSize: 260, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1 } as const;
+
+Deno.test("fit", async (t) => {
+  await t.step("trains a model with no adapter and returns its history and params", async () => {
+    const { history, params, graph } = await fit({
+      model: linear(),
+      data: [BATCH],
+      steps: 200,
+      schedule: 0.05,
+      logEvery: 10,
+    });
+    equal(history.at(-1)!.step, 200);
+    ok(history.at(-1)!.loss < history[0].loss / 100);
+    deepEqual(Array.from(params.w, Math.round), [1, 2, 3]);
+    deepEqual(Object.keys(params), graph.params.map((p) => p.name));
+  });
+
+  await t.step(
+    "VeRA: only the adapter and saved modules train, the base stays as given",
+    async () => {
+      const model = gptGraph({ ...CONFIG, head: "classifier", numClasses: 2 }, {
+        batch: 2,
+        seqLen: 8,
+      });
+      const base = initParams(model, { seed: 3 });
+      const examples = [
+        { text: "ham ham", label: 0 },
+        { text: "spam!!", label: 1 },
+        { text: "hello", label: 0 },
+        { text: "WIN $$$", label: 1 },
+      ];
+      const steps: FitStep[] = [];
+      let ended = 0;
+      const result = await fit({
+        model,
+        adapter: {
+          vera: { r: 4, targetModules: ["q_proj", "v_proj"], modulesToSave: ["classifier"] },
+        },
+        params: { ...base, "lm_head.weight": new Float32Array(4) }, // not this model's: skipped
+        data: () =>
+          classificationBatches(examples, { batchSize: 2, seqLen: 8, seed: 0, epochs: 1 }),
+        steps: 5,
+        schedule: 1e-2,
+        logEvery: 2,
+        callbacks: { onStep: (s) => void steps.push(s), onEnd: () => void ended++ },
+        eval: {
+          batches: () => [{ feeds: classificationFeeds(examples.slice(0, 2)), rows: 2 }],
+          every: 5,
+        },
+      });
+      ok(result.adapter !== undefined);
+      deepEqual(steps.map((s) => s.step), [1, 2, 3, 4, 5]);
+      deepEqual(steps.filter((s) => s.loss !== undefined).map((s) => s.step), [1, 2, 4, 5]);
+      ok(steps.every((s) => s.lr === 1e-2));
+      equal(ended, 1);
+      ok(result.eval !== undefined && result.eval.accuracy !== undefined);
+      equal(typeof result.history.at(-1)!.eval_loss, "number");
+      for (const [name, value] of Object.entries(base)) {
+        const trained = name.startsWith("classifier.");
+        if (trained) notDeepEqual(result.params[name], value, name);
+        else deepEqual(result.params[name], value, name);
+      }
+      const lambdas = Object.keys(result.params).filter((n) => n.includes("vera_lambda"));
+      ok(lambdas.length === 4, lambdas.join());
+    },
+  );
+
+  await t.step("an outDir gets metrics, a plot and a checkpoint", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await fit({ model: linear(), data: [BATCH], steps: 4, schedule: 0.05, outDir: dir });
+      const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n");
+      equal(JSON.parse(lines.at(-1)!).step, 4);
+      ok((await Deno.readTextFile(`${dir}/loss.svg`)).startsWith("<svg"));
+      ok((await readSafetensors(`${dir}/checkpoint.safetensors`)).tensors.has("w"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  await t.step("data: arrays and functions cycle, a single iterable runs out", async () => {
+    const once = [BATCH, BATCH].values();
+    await rejects(
+      fit({ model: linear(), data: once, steps: 3 }),
+      /data ran out before step 3/,
+    );
+    let calls = 0;
+    await fit({ model: linear(), data: () => (calls++, [BATCH]), steps: 3 });
+    equal(calls, 3);
+  });
+
+  await t.step("divergence stops the run with the trainer's NaN guard", async () => {
+    await rejects(
+      fit({ model: linear(), data: [BATCH], steps: 50, schedule: 1e30, optimizer: undefined }),
+      (e) => e instanceof NonFiniteError,
+    );
+  });
+
+  await t.step("bad options are named", async () => {
+    await rejects(
+      fit({ model: linear(), data: [BATCH], steps: 1, params: { v: new Float32Array(3) } }),
+      /none of the given params is in the model \(given v; the model has w\)/,
+    );
+    await rejects(
+      fit({ model: linear(), data: [BATCH], steps: 1, params: { w: new Float32Array(2) } }),
+      /param w has 2 values, the model's has 3/,
+    );
+    await rejects(
+      fit({ model: linear(), data: [BATCH], steps: 1, checkpointEvery: 1 }),
+      /checkpointEvery needs outDir/,
+    );
+  });
+});
+
+function classificationFeeds(examples: { text: string; label: number }[]) {
+  const [batch] = classificationBatches(examples, {
+    batchSize: examples.length,
+    seqLen: 8,
+    seed: 0,
+    epochs: 1,
+    shuffle: false,
+  });
+  return { tokens: batch.tokens, labels: batch.labels, lastIndex: batch.lastIndex };
+}

@@ -1,0 +1,362 @@
+/**
+ * `fit`: the short way to train. It takes a traced model (a graph with a
+ * `loss` output), optionally rewrites it with an adapter (VeRA, LoRA or your
+ * own rewrite), builds the train step, and runs {@link train} — so a run gets
+ * the same metrics log, plot, checkpoints and NaN guard as the CLI's.
+ *
+ * @module
+ */
+import type { Graph } from "../compiler/ir.ts";
+import type { Adapter } from "../adapters/merge.ts";
+import { vera, type VeraConfig } from "../adapters/vera.ts";
+import { lora, type LoraConfig } from "../adapters/lora.ts";
+import { initParams } from "../nn/init.ts";
+import { adamw, initOptimizerState, trainStep, type TrainStepOptions } from "./optim.ts";
+import { constant, type Schedule } from "./schedule.ts";
+import { train, type TrainResult } from "./trainer.ts";
+import { cpuRunner, type Feed, type RunnerFactory } from "./runner.ts";
+import { webgpuRunnerFactory } from "./gpu_runner.ts";
+import type { Optimizer } from "./_rules.ts";
+import { type BatchSource, type EvalBatch, type EvalMetrics, feedsOf } from "./_eval.ts";
+import type { MetricsRecord } from "./_metrics.ts";
+import type { ProgressMode } from "./_progress.ts";
+import type { ClassificationBatch, LmBatch } from "../data/batches.ts";
+
+/**
+ * One batch: named feeds, or a batch from `data/` (`classificationBatches`, `lmBatches`).
+ *
+ * @example
+ * ```ts
+ * import type { FitBatch } from "./fit.ts";
+ * const batch: FitBatch = { x: new Float32Array([1, 2]) };
+ * ```
+ */
+export type FitBatch = Readonly<Record<string, Feed>> | ClassificationBatch | LmBatch;
+
+/**
+ * Training data: an array (cycled through as epochs), a function returning a
+ * fresh iterable (called again whenever one runs out), or one iterable (a
+ * single pass; running out before `steps` is an error).
+ *
+ * @example
+ * ```ts
+ * import type { FitData } from "./fit.ts";
+ * const data: FitData = [{ x: [1, 2] }, { x: [3, 4] }];
+ * ```
+ */
+export type FitData = readonly FitBatch[] | (() => Iterable<FitBatch>) | Iterable<FitBatch>;
+
+/**
+ * The adapter to train: VeRA or LoRA by config, or a rewrite of your own
+ * returning the adapted graph (and its adapter, to export or merge later).
+ *
+ * @example
+ * ```ts
+ * import type { FitAdapter } from "./fit.ts";
+ * const adapter: FitAdapter = { vera: { r: 16, targetModules: ["q_proj", "v_proj"] } };
+ * ```
+ */
+export type FitAdapter =
+  | { readonly vera: VeraConfig }
+  | { readonly lora: LoraConfig }
+  | ((model: Graph) => { graph: Graph; adapter?: Adapter });
+
+/**
+ * What a callback hears after each step.
+ *
+ * @example
+ * ```ts
+ * import type { FitStep } from "./fit.ts";
+ * const s: FitStep = { step: 3, lr: 1e-3, loss: 0.7, gradNorm: 1.2 };
+ * ```
+ */
+export interface FitStep {
+  /** The step just run (1-based). */
+  readonly step: number;
+  /** Its learning rate (default group). */
+  readonly lr: number;
+  /** Its loss, on logged steps only (reading it back costs a device sync). */
+  readonly loss?: number;
+  /** Its gradient norm, on logged steps only. */
+  readonly gradNorm?: number;
+}
+
+/**
+ * Hooks into a run.
+ *
+ * @example
+ * ```ts
+ * import type { FitCallbacks } from "./fit.ts";
+ * const losses: number[] = [];
+ * const callbacks: FitCallbacks = { onStep: (s) => void (s.loss !== undefined && losses.push(s.loss)) };
+ * ```
+ */
+export interface FitCallbacks {
+  /** After every step (its loss on logged steps), before that step's evaluation. */
+  onStep?(step: FitStep): void;
+  /** Once the run has finished. */
+  onEnd?(result: FitResult): void;
+}
+
+/**
+ * Options of {@link fit}.
+ *
+ * @example
+ * ```ts
+ * import type { FitOptions } from "./fit.ts";
+ * const common: Partial<FitOptions> = { steps: 100, schedule: 1e-3, backend: "cpu" };
+ * ```
+ */
+export interface FitOptions {
+  /** The model: a traced graph with a scalar `loss` output. */
+  readonly model: Graph;
+  /** The adapter; without one every trainable param of the model trains. */
+  readonly adapter?: FitAdapter;
+  /** Training batches. */
+  readonly data: FitData;
+  /** How many steps to run. */
+  readonly steps: number;
+  /**
+   * Initial values (e.g. pretrained weights); params missing here are initialized from `seed`,
+   * names the model lacks are skipped (at least one must be the model's).
+   */
+  readonly params?: Readonly<Record<string, Float32Array>>;
+  /** The update rule (default {@link adamw} with its defaults). */
+  readonly optimizer?: Optimizer;
+  /** Learning rate: a number, a schedule, or one schedule per param group (default 1e-3). */
+  readonly schedule?: number | Schedule | Readonly<Record<string, Schedule>>;
+  /** Param groups and gradient clipping, as {@link trainStep} takes them. */
+  readonly step?: Omit<TrainStepOptions, "optimizer">;
+  /** Evaluate the adapted model on these batches every `every` steps (default: after the last). */
+  readonly eval?: {
+    readonly batches: readonly EvalBatch[] | (() => Iterable<EvalBatch>);
+    readonly every?: number;
+  };
+  /** Called as the run goes. */
+  readonly callbacks?: FitCallbacks;
+  /** Run directory: `metrics.jsonl`, `loss.svg` and `checkpoint.safetensors` go here. */
+  readonly outDir?: string;
+  /** Write a checkpoint every this many steps (default: at the last step); needs `outDir`. */
+  readonly checkpointEvery?: number;
+  /** `cpu` (default; the float64 reference), `webgpu`, or a runner factory of your own. */
+  readonly backend?: "cpu" | "webgpu" | RunnerFactory;
+  /** Read back and log the loss every this many steps (default 25, and the first and last). */
+  readonly logEvery?: number;
+  /** Progress on stderr (default `none`, as a library should be quiet; `auto` for a bar). */
+  readonly progress?: ProgressMode;
+  /** Seed of fresh params (default 0). */
+  readonly seed?: number;
+}
+
+/**
+ * What {@link fit} returns.
+ *
+ * @example
+ * ```ts
+ * import type { FitResult } from "./fit.ts";
+ * const last = (r: FitResult) => r.history.at(-1)?.loss;
+ * ```
+ */
+export interface FitResult {
+  /** Every logged step's record (`step`, `loss`, `lr`, `grad_norm`, `eval_loss`, ...). */
+  readonly history: readonly MetricsRecord[];
+  /** Every param of the trained graph after training (frozen ones as given). */
+  readonly params: Record<string, Float32Array>;
+  /** The graph that was trained (the model, rewritten by the adapter if any). */
+  readonly graph: Graph;
+  /** The adapter, to export (`exportPeft`) or merge. */
+  readonly adapter?: Adapter;
+  /** The last evaluation, if any. */
+  readonly eval?: EvalMetrics;
+  /** Everything {@link train} returned. */
+  readonly result: TrainResult;
+}
+
+function adapt(model: Graph, adapter: FitAdapter | undefined): { graph: Graph; adapter?: Adapter } {
+  if (adapter === undefined) return { graph: model };
+  if (typeof adapter === "function") return adapter(model);
+  if ("vera" in adapter) return vera(model, adapter.vera);
+  if ("lora" in adapter) return lora(model, adapter.lora);
+  throw new Error("fit: adapter must be { vera: config }, { lora: config } or a function");
+}
+
+function toFeeds(batch: FitBatch): Readonly<Record<string, Feed>> {
+  // Batches from data/ carry their size and text alongside the tensors; feedsOf keeps the tensors.
+  const b = batch as Record<string, unknown>;
+  return typeof b.batchSize === "number" && b.tokens instanceof Int32Array
+    ? feedsOf(batch as ClassificationBatch | LmBatch)
+    : batch as Readonly<Record<string, Feed>>;
+}
+
+/** The data as the trainer's batch source; its state counts the batches taken. */
+function sourceOfData(data: FitData): BatchSource {
+  const fresh: () => Iterable<FitBatch> = typeof data === "function"
+    ? data
+    : Array.isArray(data)
+    ? () => data
+    : (() => {
+      let used = false;
+      return () => {
+        if (used) return [];
+        used = true;
+        return data as Iterable<FitBatch>;
+      };
+    })();
+  const cycles = typeof data === "function" || Array.isArray(data);
+  let iterator = fresh()[Symbol.iterator]();
+  let taken = 0;
+  return {
+    next() {
+      let r = iterator.next();
+      if (r.done && cycles) {
+        iterator = fresh()[Symbol.iterator]();
+        r = iterator.next();
+      }
+      if (r.done) return undefined;
+      taken++;
+      return toFeeds(r.value);
+    },
+    get state() {
+      return { batches: taken };
+    },
+  };
+}
+
+function runnerFactory(backend: FitOptions["backend"]): RunnerFactory | undefined {
+  if (backend === undefined || backend === "cpu") return undefined;
+  if (backend === "webgpu") return webgpuRunnerFactory;
+  if (typeof backend === "function") return backend;
+  throw new Error(`fit: backend must be "cpu", "webgpu" or a runner factory, got ${backend}`);
+}
+
+/**
+ * Wraps the factory so that the step graph's runs report each step to `onStep`. The trainer makes
+ * the step runner before any eval runner and runs it once per step, so its runs count the steps.
+ */
+function watchSteps(
+  factory: RunnerFactory,
+  stepGraph: (g: Graph) => boolean,
+  lr: (step: number) => number,
+  onStep: (s: FitStep) => void,
+): RunnerFactory {
+  return async (graph) => {
+    const runner = await factory(graph);
+    if (!stepGraph(graph)) return runner;
+    let step = 0;
+    return {
+      graph: runner.graph,
+      setParams: (values) => runner.setParams(values),
+      readParams: (names) => runner.readParams(names),
+      dispose: () => runner.dispose(),
+      async run(inputs, options) {
+        const out = await runner.run(inputs, options);
+        step++;
+        const loss = out.loss?.[0], gradNorm = out.grad_norm?.[0];
+        onStep({
+          step,
+          lr: lr(step),
+          ...(loss === undefined ? {} : { loss }),
+          ...(gradNorm === undefined ? {} : { gradNorm }),
+        });
+        return out;
+      },
+    };
+  };
+}
+
+/**
+ * Trains `model` (through `adapter`, if given) on `data` for `steps` steps
+ * and returns the logged history and the trained params.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { param, trace } from "../compiler/trace.ts";
+ * import { fit } from "./fit.ts";
+ * // Learn w so that x · w ≈ y: the answer is w = [1, 2, 3].
+ * const model = trace(
+ *   (x, y) => ({ loss: x.matmul(param("w", [3, 1])).sub(y).square().mean() }),
+ *   [{ name: "x", shape: [4, 3] }, { name: "y", shape: [4, 1] }],
+ * );
+ * const batch = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
+ * const { history, params } = await fit({ model, data: [batch], steps: 300, schedule: 0.05 });
+ * assert.ok(history.at(-1)!.loss < 1e-3);
+ * assert.deepEqual(Array.from(params.w, Math.round), [1, 2, 3]);
+ * ```
+ */
+export async function fit(options: FitOptions): Promise<FitResult> {
+  const { graph, adapter } = adapt(options.model, options.adapter);
+  if (!("loss" in graph.outputs)) throw new Error("fit: the model has no `loss` output");
+  const step = trainStep(graph, { ...options.step, optimizer: options.optimizer ?? adamw() });
+  const initial = initParams(graph, { seed: options.seed ?? 0 });
+  // Given params the graph lacks are skipped (a pretrained checkpoint keeps a head the
+  // fine-tuned model replaces), but some must match, and every match must fit.
+  const given = Object.entries(options.params ?? {});
+  const used = given.filter(([name]) => name in initial);
+  if (given.length > 0 && used.length === 0) {
+    throw new Error(
+      `fit: none of the given params is in the model (given ${
+        given.slice(0, 3).map(([n]) => n).join(", ")
+      }; the model has ${Object.keys(initial).slice(0, 3).join(", ")})`,
+    );
+  }
+  for (const [name, value] of used) {
+    if (value.length !== initial[name].length) {
+      throw new Error(
+        `fit: param ${name} has ${value.length} values, the model's has ${initial[name].length}`,
+      );
+    }
+    initial[name] = value;
+  }
+  const s = options.schedule ?? 1e-3;
+  const lr = typeof s === "number" ? constant(s) : s;
+  const defaultLr: Schedule = typeof lr === "function" ? lr : (lr.default ?? (() => NaN));
+  const base = runnerFactory(options.backend);
+  const onStep = options.callbacks?.onStep;
+  const runner = onStep === undefined ? base : watchSteps(
+    base ?? ((g: Graph) => cpuRunner(g)),
+    (g) => "grad_norm" in g.outputs,
+    defaultLr,
+    onStep,
+  );
+  if (options.checkpointEvery !== undefined && options.outDir === undefined) {
+    throw new Error("fit: checkpointEvery needs outDir (where the checkpoint goes)");
+  }
+  const evalBatches = options.eval?.batches;
+  const result = await train({
+    step,
+    params: { ...initial, ...initOptimizerState(step) },
+    data: () => sourceOfData(options.data),
+    steps: options.steps,
+    lr,
+    ...(options.logEvery === undefined ? {} : { logEvery: options.logEvery }),
+    ...(evalBatches === undefined ? {} : {
+      eval: {
+        graph,
+        batches: typeof evalBatches === "function" ? evalBatches : () => evalBatches,
+      },
+      ...(options.eval?.every === undefined ? {} : { evalEvery: options.eval.every }),
+    }),
+    ...(options.outDir === undefined ? {} : {
+      outDir: options.outDir,
+      checkpoint: {
+        path: `${options.outDir}/checkpoint.safetensors`,
+        ...(options.checkpointEvery === undefined ? {} : { every: options.checkpointEvery }),
+      },
+    }),
+    ...(runner === undefined ? {} : { runner }),
+    progress: options.progress ?? "none",
+  });
+  const params: Record<string, Float32Array> = {};
+  for (const p of graph.params) params[p.name!] = result.params[p.name!] ?? initial[p.name!];
+  const fitResult: FitResult = {
+    history: result.records,
+    params,
+    graph,
+    ...(adapter === undefined ? {} : { adapter }),
+    ...(result.eval === undefined ? {} : { eval: result.eval }),
+    result,
+  };
+  options.callbacks?.onEnd?.(fitResult);
+  return fitResult;
+}
