@@ -9,7 +9,28 @@
  *
  * @module
  */
-import { HubApiError, modelInfo } from "npm:@huggingface/hub@2.17.5";
+// @huggingface/hub (about 5 MB with its dependencies) is loaded only when a model is downloaded,
+// from a specifier in a variable, so that importing mod.ts does not fetch it.
+const HUB_PACKAGE = "npm:@huggingface/hub@2.17.5";
+
+/** The two things used from @huggingface/hub (typed here: a type import would fetch it too). */
+interface HubModule {
+  modelInfo(params: {
+    name: string;
+    revision?: string;
+    hubUrl?: string;
+    accessToken?: string;
+    additionalFields?: string[];
+  }): Promise<{ sha?: unknown; filePaths?: unknown }>;
+  HubApiError: new (...args: never[]) => Error & { statusCode?: number };
+}
+let hubModule: Promise<HubModule> | undefined;
+const loadHub = () => hubModule ??= import(HUB_PACKAGE) as Promise<HubModule>;
+
+/** An HTTP error answered by the Hub (its status code), as opposed to a network failure. */
+function hubStatus(e: unknown, hub: HubModule): number | undefined {
+  return e instanceof hub.HubApiError ? e.statusCode : undefined;
+}
 import { dirname } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
 
@@ -102,8 +123,9 @@ async function repoInfo(
   hubUrl: string,
   credentials: { accessToken?: string },
 ): Promise<{ commit?: string; paths?: string[] }> {
+  const hub = await loadHub();
   try {
-    const info = await modelInfo({
+    const info = await hub.modelInfo({
       name: ref.repo,
       revision: ref.revision,
       hubUrl,
@@ -117,7 +139,8 @@ async function repoInfo(
     };
   } catch (e) {
     // An HTTP error: the server answered; try the resolve endpoint alone. Network errors propagate.
-    if (e instanceof HubApiError && e.statusCode !== 401 && e.statusCode !== 403) return {};
+    const status = hubStatus(e, hub);
+    if (status !== undefined && status !== 401 && status !== 403) return {};
     throw e;
   }
 }
@@ -159,8 +182,8 @@ export async function downloadModel(ref: HubRef, options: DownloadOptions = {}):
   try {
     info = await repoInfo(ref, hubUrl, credentials);
   } catch (e) {
-    if (e instanceof HubApiError) {
-      throw new Error(`${where}: ${hubUrl} refused access (${e.message})`);
+    if (hubStatus(e, await loadHub()) !== undefined) {
+      throw new Error(`${where}: ${hubUrl} refused access (${(e as Error).message})`);
     }
     return await offline(e as Error);
   }
