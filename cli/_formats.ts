@@ -1,6 +1,6 @@
 /** The `merge`, `export` and `inspect` commands. */
 import { decodeSafetensors, openSafetensors } from "../io/safetensors.ts";
-import { readBundle, writeBundle } from "../io/bundle.ts";
+import { listBundle, writeBundle } from "../io/bundle.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import { peftSource, readPeft } from "../adapters/peft_import.ts";
 import { exportMerged } from "../adapters/export.ts";
@@ -277,16 +277,15 @@ export async function inspectCommand(args: readonly string[]): Promise<void> {
       values: params,
     };
   } else if (path.endsWith(".zip")) {
-    const bundle = await readBundle(path);
+    // The directory and the manifest only: entry data is never read to list a bundle.
+    const bundle = await listBundle(path);
     say(`${path}: bundle, manifest ${JSON.stringify(bundle.manifest)}`);
-    for (const [name, bytes] of Object.entries(bundle.files).sort()) {
-      say(`  ${name.padEnd(48)} ${bytes.length} bytes`);
-    }
+    for (const { name, bytes } of bundle.entries) say(`  ${name.padEnd(48)} ${bytes} bytes`);
     summary = {
       path,
       type: "bundle",
       manifest: bundle.manifest,
-      entries: Object.keys(bundle.files).length,
+      entries: bundle.entries.length,
     };
   } else {
     // The header alone: names, dtypes and shapes never need the data, however large the file.

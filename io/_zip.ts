@@ -32,7 +32,65 @@ function fail(message: string): never {
   throw new Error(`bundle: ${message}`);
 }
 
-function findEndRecord(view: DataView): number {
+/**
+ * What the listing reads from: a whole archive in memory, or the parts of a
+ * file that were read (`SparseZip`). Offsets are archive offsets.
+ */
+export interface ZipView {
+  readonly byteLength: number;
+  getUint16(at: number, littleEndian: true): number;
+  getUint32(at: number, littleEndian: true): number;
+  subarray(begin: number, end: number): Uint8Array;
+}
+
+function memoryView(bytes: Uint8Array): ZipView {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    byteLength: bytes.byteLength,
+    getUint16: (at) => view.getUint16(at, true),
+    getUint32: (at) => view.getUint32(at, true),
+    subarray: (begin, end) => bytes.subarray(begin, end),
+  };
+}
+
+/**
+ * The parts of a zip file read so far, at their offsets. Reading a range
+ * that was not read is a bug in the caller, reported as such, never a
+ * silent zero.
+ */
+export class SparseZip implements ZipView {
+  readonly byteLength: number;
+  #parts: { at: number; bytes: Uint8Array }[] = [];
+
+  constructor(size: number) {
+    this.byteLength = size;
+  }
+
+  /** Records `bytes` as the content at offset `at`. */
+  add(at: number, bytes: Uint8Array): void {
+    this.#parts.push({ at, bytes });
+  }
+
+  subarray(begin: number, end: number): Uint8Array {
+    for (const { at, bytes } of this.#parts) {
+      if (begin >= at && end <= at + bytes.length) return bytes.subarray(begin - at, end - at);
+    }
+    throw new Error(`bundle: internal: bytes [${begin}, ${end}) were not read`);
+  }
+
+  getUint16(at: number): number {
+    const b = this.subarray(at, at + 2);
+    return b[0] | (b[1] << 8);
+  }
+
+  getUint32(at: number): number {
+    const b = this.subarray(at, at + 4);
+    return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  }
+}
+
+/** Where the end-of-central-directory record starts; `view` must hold the last 64 KiB + 22 bytes. */
+export function findEndRecord(view: ZipView): number {
   const last = view.byteLength - 22;
   for (let at = last; at >= 0 && at >= last - 0xffff; at--) {
     if (
@@ -49,8 +107,8 @@ function findEndRecord(view: DataView): number {
  * List and validate the entries of a zip archive without inflating anything.
  * Directory entries (names ending in "/", empty) are skipped.
  */
-export function listZip(bytes: Uint8Array, limits: ZipLimits): ZipEntry[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+export function listZip(bytes: Uint8Array | ZipView, limits: ZipLimits): ZipEntry[] {
+  const view = bytes instanceof Uint8Array ? memoryView(bytes) : bytes;
   const eocd = findEndRecord(view);
   const count = view.getUint16(eocd + 10, true);
   const cdSize = view.getUint32(eocd + 12, true);
@@ -92,7 +150,7 @@ export function listZip(bytes: Uint8Array, limits: ZipLimits): ZipEntry[] {
     const nameAt = at + 46;
     let name: string;
     try {
-      name = nameDecoder.decode(bytes.subarray(nameAt, nameAt + nameLength));
+      name = nameDecoder.decode(view.subarray(nameAt, nameAt + nameLength));
     } catch {
       return fail(`entry ${i} at byte ${at} has a name that is not valid UTF-8`);
     }
@@ -131,8 +189,9 @@ export function listZip(bytes: Uint8Array, limits: ZipLimits): ZipEntry[] {
     const localName = localOffset + 30;
     const localNameLength = view.getUint16(localOffset + 26, true);
     const dataStart = localName + localNameLength + view.getUint16(localOffset + 28, true);
+    const centralName = view.subarray(nameAt, nameAt + nameLength);
     const sameName = localNameLength === nameLength &&
-      bytes.subarray(localName, localName + nameLength).every((b, k) => b === bytes[nameAt + k]);
+      view.subarray(localName, localName + nameLength).every((b, k) => b === centralName[k]);
     if (!sameName) fail(`${where}: local header at byte ${localOffset} names a different file`);
     if (dataStart + compressedSize > cdOffset) {
       fail(`${where}: data runs past the central directory`);
@@ -171,7 +230,7 @@ export function crc32(bytes: Uint8Array): number {
  * size (plus one byte to detect streams that lie and inflate further), and
  * the result must match the declared size and CRC.
  */
-export function extractEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+export function extractEntry(bytes: Uint8Array | ZipView, entry: ZipEntry): Uint8Array {
   const where = `entry ${JSON.stringify(entry.name)}`;
   const raw = bytes.subarray(entry.dataStart, entry.dataStart + entry.compressedSize);
   let out: Uint8Array;

@@ -18,10 +18,11 @@
 
 import { zipSync } from "npm:fflate@0.8.3";
 import { writeFileAtomic } from "./atomic.ts";
-import { readFileBounded } from "./read_file.ts";
+import { readFileBounded, regularFileSize } from "./read_file.ts";
 import { parseJsonStrict, toPlainJson } from "./_json_strict.ts";
 import { checkRelativePath } from "./_paths.ts";
-import { extractEntry, listZip } from "./_zip.ts";
+import { extractEntry, listZip, type ZipEntry, type ZipView } from "./_zip.ts";
+import { listZipFile, readEntryData } from "./_zip_file.ts";
 
 const MANIFEST = "manifest.json";
 const GIB = 1024 ** 3;
@@ -194,16 +195,26 @@ function resolveLimits(limits: BundleLimits = {}) {
  * console.log(decodeBundle(zip, { maxEntries: 2 }).manifest); // { ok: true }
  * ```
  */
-export function decodeBundle(bytes: Uint8Array, limits?: BundleLimits): Bundle {
-  const entries = listZip(bytes, resolveLimits(limits));
-  const manifestEntry = entries.find((e) => e.name === MANIFEST);
-  if (!manifestEntry) throw new Error(`bundle: no ${MANIFEST} in the archive`);
+function manifestEntryOf(entries: readonly ZipEntry[]): ZipEntry {
+  const entry = entries.find((e) => e.name === MANIFEST);
+  if (!entry) throw new Error(`bundle: no ${MANIFEST} in the archive`);
+  return entry;
+}
+
+function parseManifest(bytes: Uint8Array | ZipView, entry: ZipEntry): Record<string, unknown> {
   const manifest = toPlainJson(
-    parseJsonStrict(extractEntry(bytes, manifestEntry), { label: `bundle: ${MANIFEST}` }),
+    parseJsonStrict(extractEntry(bytes, entry), { label: `bundle: ${MANIFEST}` }),
   );
   if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
     throw new Error(`bundle: ${MANIFEST} must hold a JSON object`);
   }
+  return manifest as Record<string, unknown>;
+}
+
+export function decodeBundle(bytes: Uint8Array, limits?: BundleLimits): Bundle {
+  const entries = listZip(bytes, resolveLimits(limits));
+  const manifestEntry = manifestEntryOf(entries);
+  const manifest = parseManifest(bytes, manifestEntry);
   const files: Record<string, Uint8Array> = {};
   for (const entry of entries) {
     if (entry === manifestEntry) continue;
@@ -214,7 +225,68 @@ export function decodeBundle(bytes: Uint8Array, limits?: BundleLimits): Bundle {
       configurable: true,
     });
   }
-  return { files, manifest: manifest as Record<string, unknown> };
+  return { files, manifest };
+}
+
+/**
+ * What {@linkcode listBundle} reports: the manifest and each other entry's
+ * name and declared size, in name order.
+ *
+ * @example A listing
+ * ```ts
+ * import type { BundleListing } from "./bundle.ts";
+ * const listing: BundleListing = { manifest: {}, entries: [{ name: "w.bin", bytes: 8 }] };
+ * ```
+ */
+export interface BundleListing {
+  /** The parsed `manifest.json`. */
+  manifest: Record<string, unknown>;
+  /** Every entry except the manifest, by name, with its uncompressed size. */
+  entries: { name: string; bytes: number }[];
+}
+
+/**
+ * List a bundle file without reading its entries' data: only the central
+ * directory (found from the end of the file), the local headers and the
+ * manifest are read, each read bounded, so listing a large bundle costs
+ * about the size of its directory. The directory and the manifest are
+ * checked as {@linkcode decodeBundle} checks them; other entries' data is not
+ * read, so their CRCs are not checked. Only regular files are read.
+ *
+ * @example List a bundle
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listBundle, writeBundle } from "./bundle.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".zip" });
+ * await writeBundle(path, { files: { "w.bin": new Uint8Array(8) }, manifest: { kind: "demo" } });
+ * const listing = await listBundle(path);
+ * assert.deepEqual(listing, { manifest: { kind: "demo" }, entries: [{ name: "w.bin", bytes: 8 }] });
+ * ```
+ */
+export async function listBundle(
+  path: string | URL,
+  limits?: BundleLimits,
+): Promise<BundleListing> {
+  const size = await regularFileSize(path, "bundle");
+  const file = await Deno.open(path, { read: true });
+  try {
+    const { entries, parts } = await listZipFile(file, size, resolveLimits(limits));
+    const manifestEntry = manifestEntryOf(entries);
+    await readEntryData(file, parts, manifestEntry);
+    return {
+      manifest: parseManifest(parts, manifestEntry),
+      entries: entries.filter((e) => e !== manifestEntry)
+        .map((e) => ({ name: e.name, bytes: e.size }))
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    };
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith("bundle:")) {
+      throw new Error(`${e.message} (in ${path})`, { cause: e });
+    }
+    throw e;
+  } finally {
+    file.close();
+  }
 }
 
 /**

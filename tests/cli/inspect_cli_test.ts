@@ -3,6 +3,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { runCli } from "./_capture.ts";
 import { encodeSafetensors } from "../../io/safetensors.ts";
+import { writeStoredZip } from "../io/_zip_fixtures.ts";
 
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -83,5 +84,28 @@ Deno.test("inspect --json prints the value count, and only JSON on stdout", asyn
   equal(run.out.length, 1);
   equal(JSON.parse(run.out[0]).values, 6);
   ok(run.err.some((l) => l.includes("a") && l.includes("[2, 3]")), "human lines on stderr");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("inspect of a large bundle reads its directory only", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/big.zip`;
+  // A 900 MB stored entry that is a hole in a sparse file: reading the archive would take 900 MB.
+  const big = 900_000_000;
+  await writeStoredZip(path, [
+    { name: "weights.bin", hole: big },
+    { name: "manifest.json", data: new TextEncoder().encode('{"kind":"big"}') },
+  ]);
+  const before = Deno.memoryUsage().rss;
+  const run = await withTimeout(runCli(["inspect", path, "--json"]), 10000, "inspect");
+  equal(run.code, 0, run.err.join("\n"));
+  ok(Deno.memoryUsage().rss - before < 128 * 1024 ** 2, "did not read the entry's data");
+  deepEqual(JSON.parse(run.out[0]), {
+    path,
+    type: "bundle",
+    manifest: { kind: "big" },
+    entries: 1,
+  });
+  ok(run.err.some((l) => l.includes("weights.bin") && l.includes(`${big} bytes`)), run.err.join());
   await Deno.remove(dir, { recursive: true });
 });
