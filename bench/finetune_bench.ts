@@ -14,33 +14,11 @@ import { mulberry32 } from "../data/random.ts";
 import { getFamily, loadModel, type ModelConfig } from "../nn/families.ts";
 import { initParams } from "../nn/init.ts";
 import { vera } from "../adapters/vera.ts";
-import { trainStep } from "../train/optim.ts";
-import { adamw } from "../train/optim.ts";
+import { adamw, hyperparameterFeeds, trainStep } from "../train/optim.ts";
 import { webgpuRunner } from "../train/gpu_runner.ts";
-import { hyperparameterFeeds } from "../train/optim.ts";
 import { requestGpu } from "../runtime/webgpu.ts";
+import { SHAPES } from "./_shapes.ts";
 
-const LARGE: Record<string, Record<string, unknown>> = {
-  "gpt2-small-v40k": {
-    model_type: "gpt2",
-    vocab_size: 40000,
-    n_positions: 1024,
-    n_embd: 768,
-    n_layer: 12,
-    n_head: 12,
-  },
-  "llama-100m": {
-    model_type: "llama",
-    vocab_size: 32000,
-    max_position_embeddings: 2048,
-    hidden_size: 768,
-    intermediate_size: 2048,
-    num_hidden_layers: 10,
-    num_attention_heads: 12,
-    num_key_value_heads: 4,
-    tie_word_embeddings: true,
-  },
-};
 const FIXTURES = ["tiny-gpt2", "tiny-llama", "tiny-qwen2"];
 
 interface Row {
@@ -127,9 +105,9 @@ if (import.meta.main) {
       );
     }
   } else {
-    const json = LARGE[only];
+    const json = SHAPES[only];
     if (json === undefined) {
-      throw new Error(`unknown shape ${only} (${Object.keys(LARGE).join(", ")})`);
+      throw new Error(`unknown shape ${only} (${Object.keys(SHAPES).join(", ")})`);
     }
     const family = getFamily(String(json.model_type));
     const config = family.configFromJson(json, only);

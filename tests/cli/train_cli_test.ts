@@ -23,6 +23,25 @@ async function quietly(run: () => Promise<void>): Promise<string[]> {
   }
 }
 
+/** Options whose CPU backend fails the `n`-th training step, like a process killed there. */
+function crashingAtRun(n: number): TrainCommandOptions {
+  let runs = 0;
+  return {
+    progress: "none",
+    backends: {
+      cpu: (graph) => {
+        const inner = cpuRunner(graph);
+        if (graph.meta.updates === undefined) return inner;
+        return {
+          ...inner,
+          run: (inputs, o) =>
+            ++runs === n ? Promise.reject(new Error("crash")) : inner.run(inputs, o),
+        };
+      },
+    },
+  };
+}
+
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
@@ -131,21 +150,7 @@ Deno.test("cli pretrain and finetune", async (t) => {
 
   await t.step("--resume after a crash gives the uninterrupted run's metrics", async () => {
     await finetune("lora", "lora");
-    let runs = 0;
-    const crashing: TrainCommandOptions = {
-      progress: "none",
-      backends: {
-        cpu: (graph) => {
-          const inner = cpuRunner(graph);
-          if (graph.meta.updates === undefined) return inner;
-          return {
-            ...inner,
-            run: (inputs, o) =>
-              ++runs === 5 ? Promise.reject(new Error("crash")) : inner.run(inputs, o),
-          };
-        },
-      },
-    };
+    const crashing = crashingAtRun(5);
     await rejects(finetune("lora2", "lora", [], crashing), /crash/);
     await rejects(finetune("lora2", "lora"), /already holds a run; pass --resume/);
     await finetune("lora2", "lora", ["--resume"]);
@@ -185,21 +190,7 @@ Deno.test("cli pretrain and finetune", async (t) => {
   });
 
   await t.step("a torn last metrics line is dropped with a warning on --resume", async () => {
-    let runs = 0;
-    const crashing: TrainCommandOptions = {
-      progress: "none",
-      backends: {
-        cpu: (graph) => {
-          const inner = cpuRunner(graph);
-          if (graph.meta.updates === undefined) return inner;
-          return {
-            ...inner,
-            run: (inputs, o) =>
-              ++runs === 5 ? Promise.reject(new Error("crash")) : inner.run(inputs, o),
-          };
-        },
-      },
-    };
+    const crashing = crashingAtRun(5);
     await rejects(finetune("torn", "lora", [], crashing), /crash/);
     await Deno.writeTextFile(`${dir}/torn/metrics.jsonl`, '{"step":5,"lo', { append: true });
     await finetune("torn", "lora", ["--resume"]);
