@@ -23,6 +23,7 @@ import {
 } from "./_args.ts";
 import {
   backendOf,
+  checkConfigMemory,
   checkRunMemory,
   COMMON_FLAGS,
   dataFlag,
@@ -86,6 +87,9 @@ export async function pretrainCommand(
     layers: int(values, "layers"),
     head: "lm",
   };
+  // Before the graph is traced (its node count grows with --layers): a size that cannot fit in
+  // memory is refused from the config alone.
+  checkConfigMemory("pretrain", config, batch, seq);
   let model: Graph;
   try {
     model = gptGraph(config, { batch, seqLen: seq });

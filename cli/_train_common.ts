@@ -8,7 +8,7 @@ import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
-import { checkMemory, estimateTrainingMemory } from "../train/memory.ts";
+import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
 import { requestGpu } from "../runtime/webgpu.ts";
 
 /** A string flag with its help text and default. */
@@ -94,5 +94,38 @@ export async function checkRunMemory(
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+}
+
+/**
+ * Refuses, from the config alone and before a graph is traced, a GPT that cannot fit in host
+ * memory: its weights with gradients and AdamW state (4 copies of about `12·L·D² + (V + T)·D`
+ * values), or one step's activations (about `B·T·(V + 16·D·L)` values), in words naming the
+ * flags to lower.
+ */
+export function checkConfigMemory(
+  command: string,
+  config: { vocabSize: number; maxSeqLen: number; dModel: number; layers: number },
+  batch: number,
+  seq: number,
+): void {
+  const { vocabSize, maxSeqLen, dModel: d, layers } = config;
+  const host = 0.9 * Deno.systemMemoryInfo().total;
+  const params = layers * 12 * d * d + (vocabSize + maxSeqLen) * d;
+  if (4 * 4 * params > host) {
+    throw new UsageError(
+      `${command}: a model with ${layers} layers, d_model ${d} and ${maxSeqLen} positions has about ` +
+        `${params.toExponential(1)} parameters, needing ${formatBytes(16 * params)} with its ` +
+        `gradients and optimizer state, more than the ${formatBytes(host)} of memory available; ` +
+        `lower --layers, --d-model or --seq`,
+    );
+  }
+  const activations = batch * seq * (vocabSize + 16 * d * layers);
+  if (4 * activations > host) {
+    throw new UsageError(
+      `${command}: --batch ${batch} × --seq ${seq} needs about ${activations.toExponential(1)} ` +
+        `activation values per step (${formatBytes(4 * activations)}), more than the ` +
+        `${formatBytes(host)} of memory available; lower --batch or --seq`,
+    );
   }
 }
