@@ -33,6 +33,7 @@ import {
   backendOf,
   checkRunMemory,
   COMMON_FLAGS,
+  extendedResume,
   flag,
   int,
   schedule,
@@ -379,40 +380,4 @@ export async function finetuneCommand(
     evaluator.dispose();
     runDir.release();
   }
-}
-
-/**
- * A checkpoint to resume with `--steps`: the run's own total, or a larger one (the run is
- * extended, its schedule recomputed for the new total, and the change noted in the metrics).
- */
-function extendedResume(
-  loaded: LoadedCheckpoint | undefined,
-  steps: number,
-  path: string,
-): { resume?: LoadedCheckpoint; resumeNote?: Record<string, number> } {
-  if (loaded === undefined) return {};
-  const config = loaded.config;
-  if (config === null || typeof config !== "object" || Array.isArray(config)) {
-    throw new UsageError(
-      `finetune: --resume: ${path} is incomplete: its "config" field is empty (the run's settings)`,
-    );
-  }
-  const before = config.steps;
-  if (typeof before !== "number" || !Number.isSafeInteger(before) || before < 1) {
-    throw new UsageError(
-      `finetune: --resume: ${path}: its "config.steps" field must be an integer ≥ 1, got ` +
-        JSON.stringify(before ?? null),
-    );
-  }
-  if (steps < before) {
-    throw new UsageError(
-      `finetune: --steps ${steps} is less than the run's ${before} steps (${path} is at step ` +
-        `${loaded.step}); a resumed run continues to its own total or is extended with a larger one`,
-    );
-  }
-  if (steps === before) return { resume: loaded };
-  return {
-    resume: { ...loaded, config: { ...config, steps } },
-    resumeNote: { steps_before: before, steps },
-  };
 }

@@ -8,6 +8,7 @@ import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
+import type { LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
 import { requestGpu } from "../runtime/webgpu.ts";
 
@@ -128,4 +129,40 @@ export function checkConfigMemory(
         `${formatBytes(host)} of memory available; lower --batch or --seq`,
     );
   }
+}
+
+/**
+ * A checkpoint to resume with `--steps`: the run's own total, or a larger one (the run is
+ * extended, its schedule recomputed for the new total, and the change noted in the metrics).
+ */
+export function extendedResume(
+  loaded: LoadedCheckpoint | undefined,
+  steps: number,
+  path: string,
+): { resume?: LoadedCheckpoint; resumeNote?: Record<string, number> } {
+  if (loaded === undefined) return {};
+  const config = loaded.config;
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new UsageError(
+      `finetune: --resume: ${path} is incomplete: its "config" field is empty (the run's settings)`,
+    );
+  }
+  const before = config.steps;
+  if (typeof before !== "number" || !Number.isSafeInteger(before) || before < 1) {
+    throw new UsageError(
+      `finetune: --resume: ${path}: its "config.steps" field must be an integer ≥ 1, got ` +
+        JSON.stringify(before ?? null),
+    );
+  }
+  if (steps < before) {
+    throw new UsageError(
+      `finetune: --steps ${steps} is less than the run's ${before} steps (${path} is at step ` +
+        `${loaded.step}); a resumed run continues to its own total or is extended with a larger one`,
+    );
+  }
+  if (steps === before) return { resume: loaded };
+  return {
+    resume: { ...loaded, config: { ...config, steps } },
+    resumeNote: { steps_before: before, steps },
+  };
 }
