@@ -1,7 +1,7 @@
 /** The `eval` command: loss and perplexity of a language model, or a classifier's metrics. */
-import { intFlag, parseFlags, required, UsageError } from "./_args.ts";
-import { backendOf, type TrainCommandOptions } from "./_train_common.ts";
-import { scoreRows, SCORING_FLAGS, scoringData, scoringModel } from "./_scoring.ts";
+import type { TrainCommandOptions } from "./_train_common.ts";
+import { UsageError } from "./_args.ts";
+import { scoreDataFile, SCORING_FLAGS } from "./_scoring.ts";
 import { classificationMetrics, formatClassificationMetrics } from "../train/metrics_cls.ts";
 
 /**
@@ -34,29 +34,10 @@ export async function evalCommand(
   args: readonly string[],
   options: TrainCommandOptions = {},
 ): Promise<void> {
-  const { values } = parseFlags("eval", args, EVAL_FLAGS);
-  required(values, "base", "eval");
-  required(values, "data", "eval");
-  const batch = intFlag(values, "batch")!;
-  const runnerFactory = backendOf(values, options);
-  const model = await scoringModel(values, { batch, seqLen: intFlag(values, "seq") });
-  const seqLen = model.graph.inputs[0].shape[1];
-  const data = await scoringData(values, model, seqLen, false);
-  if (data.texts.length === 0) throw new UsageError(`eval: ${values.data}: no examples`);
-  const runner = await runnerFactory(model.graph);
-  const tokenizer = model.base.tokenizer;
-  let scores;
-  try {
-    await runner.setParams(model.params);
-    scores = await scoreRows(
-      runner,
-      model.graph,
-      data.rows,
-      tokenizer.padId ?? tokenizer.eosId ?? 0,
-    );
-  } finally {
-    runner.dispose();
-  }
+  const { values, model, data, scores } = await scoreDataFile("eval", args, EVAL_FLAGS, {
+    ...options,
+    unlabelled: false,
+  });
   if (model.labels) {
     const probabilities = data.spans.map((s) => scores[s.start].probabilities!);
     const predicted = probabilities.map((p) => p.indexOf(Math.max(...p)));

@@ -1,7 +1,6 @@
 /** The `predict` command: one line per example with its label and probabilities. */
-import { intFlag, parseFlags, required, UsageError } from "./_args.ts";
-import { backendOf, type TrainCommandOptions } from "./_train_common.ts";
-import { scoreRows, SCORING_FLAGS, scoringData, scoringModel } from "./_scoring.ts";
+import type { TrainCommandOptions } from "./_train_common.ts";
+import { scoreDataFile, SCORING_FLAGS } from "./_scoring.ts";
 
 /**
  * The flags of `predict`.
@@ -38,29 +37,10 @@ export async function predictCommand(
   args: readonly string[],
   options: TrainCommandOptions = {},
 ): Promise<void> {
-  const { values } = parseFlags("predict", args, PREDICT_FLAGS);
-  required(values, "base", "predict");
-  required(values, "data", "predict");
-  const batch = intFlag(values, "batch")!;
-  const runnerFactory = backendOf(values, options);
-  const model = await scoringModel(values, { batch, seqLen: intFlag(values, "seq") });
-  const seqLen = model.graph.inputs[0].shape[1];
-  const data = await scoringData(values, model, seqLen, true);
-  if (data.texts.length === 0) throw new UsageError(`predict: ${values.data}: no examples`);
-  const runner = await runnerFactory(model.graph);
-  const tokenizer = model.base.tokenizer;
-  let scores;
-  try {
-    await runner.setParams(model.params);
-    scores = await scoreRows(
-      runner,
-      model.graph,
-      data.rows,
-      tokenizer.padId ?? tokenizer.eosId ?? 0,
-    );
-  } finally {
-    runner.dispose();
-  }
+  const { values, model, data, scores } = await scoreDataFile("predict", args, PREDICT_FLAGS, {
+    ...options,
+    unlabelled: true,
+  });
   const predictions = data.texts.map((text, i) => {
     const { start, count } = data.spans[i];
     if (model.labels) {

@@ -12,8 +12,8 @@ import { loadDataFile } from "../data/files.ts";
 import { classificationTask, lmTexts } from "../train/_eval.ts";
 import type { StepRunner } from "../train/runner.ts";
 import { softmax } from "../train/metrics_cls.ts";
-import { type FlagSpec, UsageError } from "./_args.ts";
-import { flag } from "./_train_common.ts";
+import { type FlagSpec, intFlag, parseFlags, required, UsageError } from "./_args.ts";
+import { backendOf, flag, type TrainCommandOptions } from "./_train_common.ts";
 import { DATA_FLAGS, initialParams, loadBase, taskGraph } from "./_task.ts";
 
 /** Flags of `predict` and `eval`. */
@@ -225,4 +225,39 @@ export async function scoringData(
     actual: documents.map(() => -1),
     spans,
   };
+}
+
+/**
+ * What `predict` and `eval` share: parse the flags, load the model (and adapter) and the data
+ * file, and score every row on `--backend`. `unlabelled` allows rows without a label.
+ */
+export async function scoreDataFile(
+  command: string,
+  args: readonly string[],
+  flags: Readonly<Record<string, FlagSpec>>,
+  options: TrainCommandOptions & { readonly unlabelled: boolean },
+): Promise<{
+  values: Record<string, string | boolean | undefined>;
+  model: ScoringModel;
+  data: ScoringData;
+  scores: RowScore[];
+}> {
+  const { values } = parseFlags(command, args, flags);
+  required(values, "base", command);
+  required(values, "data", command);
+  const batch = intFlag(values, "batch")!;
+  const runnerFactory = backendOf(values, options);
+  const model = await scoringModel(values, { batch, seqLen: intFlag(values, "seq") });
+  const seqLen = model.graph.inputs[0].shape[1];
+  const data = await scoringData(values, model, seqLen, options.unlabelled);
+  if (data.texts.length === 0) throw new UsageError(`${command}: ${values.data}: no examples`);
+  const runner = await runnerFactory(model.graph);
+  const tokenizer = model.base.tokenizer;
+  try {
+    await runner.setParams(model.params);
+    const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+    return { values, model, data, scores: await scoreRows(runner, model.graph, data.rows, padId) };
+  } finally {
+    runner.dispose();
+  }
 }
