@@ -45,10 +45,31 @@ async function jobs(filters: readonly string[]): Promise<string[][]> {
   for (const path of sources) {
     const rel = relative(path);
     if (!rel.endsWith(".ts") || !wanted(rel)) continue;
-    if (!(await Deno.readTextFile(path)).includes("```ts")) continue;
-    out.push(["test", "-A", "--doc", rel]);
+    const blocks = exampleBlocks(await Deno.readTextFile(path));
+    // Deno runs each example as its own module (a worker of its own): one example per process.
+    if (blocks.length === 1) out.push(["test", "-A", "--doc", rel]);
+    for (const name of blocks.length > 1 ? blocks : []) {
+      out.push(["test", "-A", "--doc", "--filter", name, rel]);
+    }
   }
   return out;
+}
+
+/**
+ * The names Deno gives the `ts` examples of a source file (`#59-64.ts`: the fence's first line and
+ * the line after its last), so that `--filter` runs one of them.
+ */
+function exampleBlocks(text: string): string[] {
+  const lines = text.split("\n");
+  const names: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^\s*\*\s*```ts\b/.test(lines[i])) continue;
+    let j = i + 1;
+    while (j < lines.length && !/^\s*\*\s*```\s*$/.test(lines[j])) j++;
+    names.push(`#${i + 1}-${j + 2}.ts`);
+    i = j;
+  }
+  return names;
 }
 
 interface Outcome {
@@ -58,6 +79,12 @@ interface Outcome {
   readonly steps: number;
   readonly failed: number;
   readonly output: string;
+}
+
+/** glibc's heap-corruption abort after every test of the process passed. */
+function knownAbort(o: Outcome): boolean {
+  return o.code !== 0 && o.failed === 0 && o.passed > 0 &&
+    /corrupted size|double free|malloc_consolidate|free\(\): invalid|malloc\(\)/.test(o.output);
 }
 
 async function run(args: string[]): Promise<Outcome> {
@@ -86,11 +113,20 @@ if (import.meta.main) {
   const started = performance.now();
   const queue = await jobs(Deno.args.map((a) => a.replace(/^\.\//, "")));
   const outcomes: Outcome[] = [];
-  let next = 0;
+  let next = 0, aborts = 0;
   const worker = async () => {
     while (next < queue.length) {
       const args = queue[next++];
-      const o = await run(args);
+      let o = await run(args);
+      if (knownAbort(o)) {
+        // The reproduced Deno/wgpu teardown abort (tests/README.md) after a clean summary: the
+        // file is run once more and the abort is reported, never hidden.
+        console.log(
+          `note: ${args.at(-1)} aborted after its tests passed (${o.code}); running it again`,
+        );
+        aborts++;
+        o = await run(args);
+      }
       outcomes.push(o);
       const name = args.at(-1)!;
       const ok = o.code === 0 && o.failed === 0;
@@ -112,7 +148,8 @@ if (import.meta.main) {
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
   console.log(
     `\n${failed === 0 ? "ok" : "FAILED"} | ${total("passed")} passed (${total("steps")} steps) | ` +
-      `${failed} failed (${seconds}s, ${outcomes.length} processes)`,
+      `${failed} failed (${seconds}s, ${outcomes.length} processes` +
+      `${aborts > 0 ? `, ${aborts} teardown abort(s) rerun` : ""})`,
   );
   Deno.exit(failed === 0 ? 0 : 1);
 }
