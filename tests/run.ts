@@ -4,9 +4,11 @@
  *
  * Why not one `deno test --parallel`: with several WebGPU workers in one Deno process, the process
  * can abort with heap corruption after all its tests passed (reproduced without wgrad, see
- * tests/README.md). One file per process never did. Each process's summary is read and summed;
- * the last line has Deno's own format (`ok | N passed (S steps) | F failed`), and a process that
- * exits non-zero without a failed test (a crash) counts as a failure.
+ * tests/README.md); it needs two WebGPU workers, and a process per file leaves only files with two
+ * GPU examples (each example is a worker) exposed. Each process's summary is read and summed; the
+ * last line has Deno's own format (`ok | N passed (S steps) | F failed`). A process that exits
+ * non-zero without a failed test (a crash) counts as a failure, except that this reproduced abort,
+ * after every test of the process passed, is rerun once and reported in the summary line.
  *
  *   deno run -A tests/run.ts                 # everything
  *   deno run -A tests/run.ts tests/io        # the test files and sources under these paths
