@@ -7,22 +7,9 @@ import { classifierArchitecture } from "../../adapters/merge_hf.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
 import { loadModel } from "../../nn/families.ts";
 import { threeClassJsonl } from "../cli/_data_fixtures.ts";
+import { quietly as stdout } from "../cli/_capture.ts";
 
 const fixture = (name: string) => new URL(`../fixtures/hf/${name}`, import.meta.url).pathname;
-
-async function stdout(run: () => Promise<unknown>): Promise<string[]> {
-  const out: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = () => {};
-  try {
-    await run();
-    return out;
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 const finetune = (base: string, data: string, out: string, method: string) =>
   stdout(() =>

@@ -24,3 +24,18 @@ export async function runCli(args: string[]): Promise<CliRun> {
     console.error = error;
   }
 }
+
+/** Runs `run` with stderr silenced; resolves to the lines it printed on stdout. */
+export async function quietly(run: () => Promise<unknown>): Promise<string[]> {
+  const out: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = () => {};
+  try {
+    await run();
+    return out;
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}

@@ -2,22 +2,9 @@ import assert from "node:assert/strict";
 import { finetuneCommand, type TrainCommandOptions } from "../../cli/_train.ts";
 import { readPeft } from "../../adapters/peft_import.ts";
 import { threeClassJsonl, tinyBase } from "./_data_fixtures.ts";
+import { quietly } from "./_capture.ts";
 
 const QUIET: TrainCommandOptions = { progress: "none" };
-
-async function quietly(run: () => Promise<void>): Promise<string[]> {
-  const out: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = () => {};
-  try {
-    await run();
-    return out;
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("finetune on your own data files", async (t) => {
   const dir = await Deno.makeTempDir();

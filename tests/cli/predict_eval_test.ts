@@ -4,20 +4,7 @@ import { predictCommand } from "../../cli/_predict.ts";
 import { evalCommand } from "../../cli/_eval.ts";
 import { main } from "../../cli.ts";
 import { threeClassJsonl, tinyBase } from "./_data_fixtures.ts";
-
-async function stdout(run: () => Promise<unknown>): Promise<string[]> {
-  const out: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = () => {};
-  try {
-    await run();
-    return out;
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { quietly as stdout } from "./_capture.ts";
 
 const GPT2 = "tests/fixtures/hf/tiny-gpt2";
 

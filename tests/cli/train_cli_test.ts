@@ -5,23 +5,11 @@ import { GPT_METADATA_KEY } from "../../train/checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../../io/safetensors.ts";
 import { readPeft } from "../../adapters/peft_import.ts";
 import { cpuRunner } from "../../train/runner.ts";
+import { quietly } from "./_capture.ts";
 
 const QUIET: TrainCommandOptions = { progress: "none" };
 
 /** Runs a command with console.log/error captured; resolves to the printed stdout lines. */
-async function quietly(run: () => Promise<void>): Promise<string[]> {
-  const out: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = () => {};
-  try {
-    await run();
-    return out;
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 /** Options whose CPU backend fails the `n`-th training step, like a process killed there. */
 function crashingAtRun(n: number): TrainCommandOptions {
