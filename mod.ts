@@ -31,12 +31,12 @@ export {
   makeNode,
   type Node,
   type ParamRole,
-  print,
   type Shape,
   type TensorType,
   trainableParams,
-  validate,
 } from "./compiler/ir.ts";
+export { print } from "./compiler/print.ts";
+export { validate } from "./compiler/validate.ts";
 export {
   concat,
   constant,
@@ -53,6 +53,7 @@ export {
   type TraceResult,
   where,
 } from "./compiler/trace.ts";
+export { wrap } from "./compiler/tensor.ts";
 export { grad, gradName, type GradOptions, valueAndGrad } from "./compiler/autodiff.ts";
 export {
   type Match,
@@ -65,16 +66,23 @@ export {
 export { simplify, simplifyRules } from "./compiler/passes/simplify.ts";
 export { constantFold, cse, dce } from "./compiler/passes/cleanup.ts";
 export {
-  allOps,
   type CpuContext,
   type CpuData,
   type CpuTensor,
+  definedOps,
   defineOp,
-  getOp,
+  type IndexOperand,
+  type Lowering,
   type OpDef,
-  type WgslRule,
-} from "./ops/mod.ts";
-export { evaluate, type EvaluateOptions, type Feeds, type TensorData } from "./runtime/cpu.ts";
+} from "./compiler/ir.ts";
+export * as ops from "./ops/mod.ts";
+export { builtinOps } from "./ops/mod.ts";
+export {
+  evaluate,
+  type EvaluateOptions,
+  type Feeds,
+  type TensorData,
+} from "./backends/cpu/interpreter.ts";
 export { initParams } from "./nn/init.ts";
 export {
   type AttentionOptions,
@@ -136,15 +144,18 @@ export {
   unmerge,
 } from "./adapters/merge.ts";
 export { findTargets, type Target, type TargetConfig } from "./adapters/targets.ts";
-export {
-  compile,
-  type CompileOptions,
-  DEFAULT_PIPELINE,
-  PASSES,
-  runPipeline,
-} from "./compiler/compile.ts";
-export type { Executable, ExecutableStats, HostArray, RunResult } from "./runtime/executable.ts";
-export { type GpuContext, requestGpu } from "./runtime/webgpu.ts";
+export { DEFAULT_PIPELINE, PASSES, runPipeline } from "./compiler/compile.ts";
+export { compile, type CompileOptions } from "./backends/compile.ts";
+export type {
+  Backend,
+  BackendCapabilities,
+  BackendCompileOptions,
+  BackendName,
+} from "./backends/backend.ts";
+export { cpuBackend } from "./backends/cpu/backend.ts";
+export { webgpuBackend, type WebGpuBackendOptions } from "./backends/webgpu/backend.ts";
+export type { Executable, ExecutableStats, HostArray, RunResult } from "./backends/executable.ts";
+export { type GpuContext, requestGpu } from "./backends/webgpu/device.ts";
 export { adamw, hyperparameterFeeds, initOptimizerState, sgd, trainStep } from "./train/optim.ts";
 export { constant as constantSchedule, warmupCosine, warmupLinear } from "./train/schedule.ts";
 export { train, type TrainOptions, type TrainResult } from "./train/trainer.ts";
@@ -180,21 +191,25 @@ export { decodeCompact, encodeCompact } from "./adapters/compact.ts";
 export { formatSummary, summary } from "./adapters/summary.ts";
 export { exportMerged } from "./adapters/export.ts";
 export { webgpuMergeRunner } from "./adapters/gpu_merge.ts";
-export type { Kernel, KernelBinding } from "./compiler/wgsl/kernel.ts";
-export type { FusionPlan, KernelGroup, RandomProjections } from "./compiler/passes/fuse.ts";
+export type { Kernel, KernelBinding } from "./backends/webgpu/wgsl/kernel.ts";
+export type { RandomProjections } from "./compiler/fusion/fuse.ts";
+export type { FusionPlan, KernelGroup } from "./compiler/fusion/plan.ts";
 export type {
   Program,
   ScheduleOptions,
   Step,
   TensorInfo as ProgramTensorInfo,
   TensorRole,
-} from "./compiler/schedule.ts";
+} from "./backends/webgpu/schedule.ts";
 export type { Pass, PassContext, PassState, RunPipelineOptions } from "./compiler/compile.ts";
-export type { RunOptions } from "./runtime/executable.ts";
-export type { BindingSizeCheck, BufferPool } from "./runtime/_buffer_pool.ts";
-export type { DeviceHealth } from "./runtime/_errors.ts";
-export type { PipelineCache } from "./runtime/_pipeline_cache.ts";
-export type { RequestGpuOptions } from "./runtime/webgpu.ts";
+export type { RunOptions } from "./backends/executable.ts";
+export type {
+  BindingSizeCheck,
+  BufferPool,
+  DeviceHealth,
+  PipelineCache,
+} from "./backends/webgpu/device.ts";
+export type { RequestGpuOptions } from "./backends/webgpu/device.ts";
 export type {
   CpuRunnerOptions,
   Feed,
@@ -225,8 +240,8 @@ export type {
 export type { ExportMergedOptions } from "./adapters/export.ts";
 export type { AdapterSummary, LayerSummary } from "./adapters/summary.ts";
 export type { PeftAdapterFiles } from "./adapters/peft_import.ts";
-export type { Family, LowerOptions, MatmulShape } from "./compiler/wgsl/lower.ts";
-export type { MatmulTiles } from "./compiler/wgsl/matmul.ts";
+export type { Family, LowerOptions, MatmulShape } from "./backends/webgpu/wgsl/lower.ts";
+export type { MatmulTiles } from "./backends/webgpu/wgsl/matmul.ts";
 export { loadDataFile, MIN_SPLIT, parseDataFile, splitData } from "./data/files.ts";
 export type {
   ClassificationData,

@@ -6,6 +6,7 @@
 import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
 import { rewrite, type Rule } from "../compiler/rewrite.ts";
 import { matchesModule, type Target } from "./targets.ts";
+import * as ops from "../ops/mod.ts";
 
 /**
  * True for VeRA's and LoRA's own params (`<module>.vera_lambda_b`,
@@ -42,7 +43,7 @@ export function freezeRule(modulesToSave: readonly string[]): Rule {
   return {
     name: "freeze-base",
     pattern: { op: "param", where: (n) => isTrainableBase(n, modulesToSave) },
-    rewrite: ({ node }) => makeNode("param", [], { ...node.attrs, role: "frozen" }, node.name),
+    rewrite: ({ node }) => makeNode(ops.param, [], { ...node.attrs, role: "frozen" }, node.name),
   };
 }
 
@@ -50,7 +51,7 @@ export function freezeRule(modulesToSave: readonly string[]): Rule {
 export function dropoutSeedInput(graph: Graph): { node: Node; inputs: Node[] } {
   const existing = graph.inputs.find((n) => n.name === "dropoutSeed");
   if (existing !== undefined) return { node: existing, inputs: [...graph.inputs] };
-  const node = makeNode("input", [], { shape: [], dtype: "u32" }, "dropoutSeed");
+  const node = makeNode(ops.input, [], { shape: [], dtype: "u32" }, "dropoutSeed");
   return { node, inputs: [...graph.inputs, node] };
 }
 
@@ -98,7 +99,7 @@ export function adaptLinears(graph: Graph, spec: AdaptSpec): Graph {
       rewritten.add(target.weight);
       const replaced = spec.replace?.(target, captures.x, captures.w);
       if (replaced !== undefined) return replaced;
-      return makeNode("add", [node, spec.branch(target, captures.x, seed?.node)], {});
+      return makeNode(ops.add, [node, spec.branch(target, captures.x, seed?.node)], {});
     },
   };
   const out = rewrite(graph, [freezeRule(spec.modulesToSave), adaptRule]);

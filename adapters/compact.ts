@@ -28,7 +28,7 @@ import type { Adapter } from "./merge.ts";
 import { savedModuleParams } from "./peft.ts";
 import { type PeftAdapterFiles, peftSource } from "./peft_import.ts";
 import { resolveAdapter, type ResolvedAdapter, type ResolveOptions } from "./resolve.ts";
-import { kaimingUniformBound, uniformSymmetric } from "../runtime/threefry.ts";
+import { kaimingUniformBound, uniformSymmetric } from "../prng/threefry.ts";
 
 /** Metadata key holding the adapter description. */
 export const COMPACT_METADATA_KEY = "wgrad.adapter";

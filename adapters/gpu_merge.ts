@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { compile } from "../compiler/compile.ts";
+import { compile } from "../backends/compile.ts";
 import type { MergeRunner } from "./merge.ts";
 
 /**

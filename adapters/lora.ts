@@ -7,9 +7,10 @@
  * @module
  */
 import { type Graph, makeNode, type Node } from "../compiler/ir.ts";
-import { fill, mul } from "../ops/_build.ts";
+import { fill, mul } from "../ops/build.ts";
 import { findTargets, pythonRegex, type Target, type TargetConfig } from "./targets.ts";
 import { adaptLinears, checkFanInFanOut } from "./_adapt.ts";
+import * as ops from "../ops/mod.ts";
 
 /** LoRA's configuration (PEFT's `LoraConfig`, camel-cased; the fields this project supports). */
 export interface LoraConfig extends TargetConfig {
@@ -199,26 +200,26 @@ export function loraBranch(
 ): Node {
   const { dropout } = adapter.config;
   const r = loraRank(adapter.config, target.module);
-  const a = makeNode("param", [], {
+  const a = makeNode(ops.param, [], {
     shape: [r, target.inFeatures],
     dtype: "f32",
     role: "trainable",
     init: { kind: "uniform", bound: 1 / Math.sqrt(target.inFeatures) },
   }, loraAName(target.module));
-  const b = makeNode("param", [], {
+  const b = makeNode(ops.param, [], {
     shape: [target.outFeatures, r],
     dtype: "f32",
     role: "trainable",
     init: { kind: "zeros" },
   }, loraBName(target.module));
   const input = dropout > 0 && dropoutSeed !== undefined
-    ? makeNode("dropout", [x, dropoutSeed], {
+    ? makeNode(ops.dropout, [x, dropoutSeed], {
       p: dropout,
       stream: 2000 + adapter.targets.indexOf(target),
     })
     : x;
-  const down = makeNode("matmul", [input, makeNode("permute", [a], { perm: [1, 0] })], {});
-  const up = makeNode("matmul", [down, makeNode("permute", [b], { perm: [1, 0] })], {});
+  const down = makeNode(ops.matmul, [input, makeNode(ops.permute, [a], { perm: [1, 0] })], {});
+  const up = makeNode(ops.matmul, [down, makeNode(ops.permute, [b], { perm: [1, 0] })], {});
   return mul(up, fill(loraScale(adapter.config, target.module), []));
 }
 

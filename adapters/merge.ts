@@ -9,18 +9,19 @@
  * @module
  */
 import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
-import { bcast, fill, mul, reshape } from "../ops/_build.ts";
+import { bcast, fill, mul, reshape } from "../ops/build.ts";
 import type { Target } from "./targets.ts";
 import { lambdaBName, lambdaDName, slicedProjections, type VeraAdapter } from "./vera.ts";
 import { type LoraAdapter, loraAName, loraBName, loraRank, loraScale } from "./lora.ts";
-import { evaluate } from "../runtime/cpu.ts";
+import { evaluate } from "../backends/cpu/interpreter.ts";
 import { isAdapterParam } from "./_adapt.ts";
+import * as ops from "../ops/mod.ts";
 
 /** Either adapter kind. */
 export type Adapter = VeraAdapter | LoraAdapter;
 
 function vector(name: string, length: number): Node {
-  return makeNode("param", [], {
+  return makeNode(ops.param, [], {
     shape: [length],
     dtype: "f32",
     role: "frozen",
@@ -29,7 +30,7 @@ function vector(name: string, length: number): Node {
 }
 
 function matrix(name: string, shape: readonly number[]): Node {
-  return makeNode("param", [], {
+  return makeNode(ops.param, [], {
     shape: [...shape],
     dtype: "f32",
     role: "frozen",
@@ -49,12 +50,12 @@ export function deltaWeight(adapter: Adapter, target: Target): Node {
     ]);
     const scaledB = mul(bSlice, bcast(lambdaB, bSlice.shape));
     const scaledA = mul(aSlice, bcast(lambdaD, aSlice.shape));
-    return makeNode("matmul", [scaledB, scaledA], {});
+    return makeNode(ops.matmul, [scaledB, scaledA], {});
   }
   const r = loraRank(adapter.config, target.module);
   const a = matrix(loraAName(target.module), [r, target.inFeatures]);
   const b = matrix(loraBName(target.module), [target.outFeatures, r]);
-  return mul(makeNode("matmul", [b, a], {}), fill(loraScale(adapter.config, target.module), []));
+  return mul(makeNode(ops.matmul, [b, a], {}), fill(loraScale(adapter.config, target.module), []));
 }
 
 /**
@@ -75,7 +76,7 @@ export function mergeGraph(adapter: Adapter, sign: 1 | -1 = 1): Graph {
   const outputs: Record<string, Node> = {};
   for (const t of adapter.targets) {
     const w = matrix(t.weight, [t.outFeatures, t.inFeatures]);
-    outputs[t.weight] = makeNode(sign > 0 ? "add" : "sub", [w, deltaWeight(adapter, t)], {});
+    outputs[t.weight] = makeNode(sign > 0 ? ops.add : ops.sub, [w, deltaWeight(adapter, t)], {});
   }
   return makeGraph({ inputs: [], outputs, meta: { merge: adapter.kind, sign } });
 }

@@ -15,7 +15,7 @@
 import type { Graph } from "../compiler/ir.ts";
 import { encodeSafetensors, type TensorInput } from "../io/safetensors.ts";
 import { writeDirAtomic } from "../io/atomic.ts";
-import { uniformSymmetric } from "../runtime/threefry.ts";
+import { uniformSymmetric } from "../prng/threefry.ts";
 import {
   lambdaBName,
   lambdaDName,

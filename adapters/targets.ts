@@ -8,6 +8,7 @@
  * @module
  */
 import { type Graph, makeGraph, makeNode, type Node } from "../compiler/ir.ts";
+import * as ops from "../ops/mod.ts";
 
 /** The targeting part of an adapter config (PEFT's fields, camel-cased). */
 export interface TargetConfig {
@@ -233,7 +234,7 @@ export function findTargets(graph: Graph, config: TargetConfig): Target[] {
  */
 export function weightsGraph(weights: Readonly<Record<string, readonly number[]>>): Graph {
   const params = Object.entries(weights).map(([name, shape]) =>
-    makeNode("param", [], {
+    makeNode(ops.param, [], {
       shape: [...shape],
       dtype: "f32",
       role: "frozen",

@@ -12,10 +12,11 @@
  * @module
  */
 import { type Graph, makeNode, type Node } from "../compiler/ir.ts";
-import { kaimingUniformBound } from "../runtime/threefry.ts";
-import { mul } from "../ops/_build.ts";
+import { kaimingUniformBound } from "../prng/threefry.ts";
+import { mul } from "../ops/build.ts";
 import { findTargets, type Target, type TargetConfig } from "./targets.ts";
 import { adaptLinears, checkFanInFanOut } from "./_adapt.ts";
+import * as ops from "../ops/mod.ts";
 
 /** VeRA's configuration (PEFT's `VeraConfig`, camel-cased). */
 export interface VeraConfig extends TargetConfig {
@@ -125,20 +126,25 @@ export function veraProjections(
   const { r, projectionPrngKey: seed } = adapter.config;
   if (adapter.projections === "stored") {
     const frozen = (name: string, shape: number[]) =>
-      makeNode("param", [], { shape, dtype: "f32", role: "frozen", init: { kind: "zeros" } }, name);
+      makeNode(
+        ops.param,
+        [],
+        { shape, dtype: "f32", role: "frozen", init: { kind: "zeros" } },
+        name,
+      );
     return {
       a: frozen(VERA_A_NAME, [r, adapter.maxIn]),
       b: frozen(VERA_B_NAME, [adapter.maxOut, r]),
     };
   }
-  const a = makeNode("random", [], {
+  const a = makeNode(ops.random, [], {
     shape: [r, adapter.maxIn],
     seed,
     stream: VERA_STREAM_A,
     bound: kaimingUniformBound(adapter.maxIn),
     distribution: "uniformSymmetric",
   });
-  const b = makeNode("random", [], {
+  const b = makeNode(ops.random, [], {
     shape: [adapter.maxOut, r],
     seed,
     stream: VERA_STREAM_B,
@@ -156,8 +162,8 @@ export function slicedProjections(
   const { a, b } = veraProjections(adapter);
   const r = adapter.config.r;
   return {
-    aSlice: makeNode("slice", [a], { starts: [0, 0], ends: [r, target.inFeatures] }),
-    bSlice: makeNode("slice", [b], { starts: [0, 0], ends: [target.outFeatures, r] }),
+    aSlice: makeNode(ops.slice, [a], { starts: [0, 0], ends: [r, target.inFeatures] }),
+    bSlice: makeNode(ops.slice, [b], { starts: [0, 0], ends: [target.outFeatures, r] }),
   };
 }
 
@@ -194,12 +200,12 @@ export function veraMergedLinear(adapter: VeraAdapter, target: Target, x: Node, 
   const { aSlice, bSlice } = slicedProjections(adapter, target);
   const { lambdaD, lambdaB } = veraParams(adapter, target);
   const out = target.outFeatures;
-  const scaledB = mul(bSlice, makeNode("reshape", [lambdaB], { shape: [out, 1] }));
-  const scaledA = mul(aSlice, makeNode("reshape", [lambdaD], { shape: [r, 1] }));
-  const delta = makeNode("matmul", [scaledB, scaledA], {});
-  return makeNode("matmul", [
+  const scaledB = mul(bSlice, makeNode(ops.reshape, [lambdaB], { shape: [out, 1] }));
+  const scaledA = mul(aSlice, makeNode(ops.reshape, [lambdaD], { shape: [r, 1] }));
+  const delta = makeNode(ops.matmul, [scaledB, scaledA], {});
+  return makeNode(ops.matmul, [
     x,
-    makeNode("permute", [makeNode("add", [w, delta], {})], { perm: [1, 0] }),
+    makeNode(ops.permute, [makeNode(ops.add, [w, delta], {})], { perm: [1, 0] }),
   ], {});
 }
 
@@ -262,15 +268,15 @@ export function veraBranch(
   const { aSlice, bSlice } = slicedProjections(adapter, target);
   const { lambdaD, lambdaB } = veraParams(adapter, target);
   const input = dropout > 0 && dropoutSeed !== undefined
-    ? makeNode("dropout", [x, dropoutSeed], {
+    ? makeNode(ops.dropout, [x, dropoutSeed], {
       p: dropout,
       stream: 1000 + adapter.targets.indexOf(target),
     })
     : x;
-  const down = makeNode("matmul", [input, makeNode("permute", [aSlice], { perm: [1, 0] })], {});
-  const up = makeNode("matmul", [
+  const down = makeNode(ops.matmul, [input, makeNode(ops.permute, [aSlice], { perm: [1, 0] })], {});
+  const up = makeNode(ops.matmul, [
     mul(down, lambdaD),
-    makeNode("permute", [bSlice], { perm: [1, 0] }),
+    makeNode(ops.permute, [bSlice], { perm: [1, 0] }),
   ], {});
   return mul(up, lambdaB);
 }
@@ -278,13 +284,13 @@ export function veraBranch(
 /** A target's trainable `lambdaD [r]` (init `dInitial`) and `lambdaB [out]` (init 0). */
 export function veraParams(adapter: VeraAdapter, target: Target): { lambdaD: Node; lambdaB: Node } {
   const { r, dInitial } = adapter.config;
-  const lambdaD = makeNode("param", [], {
+  const lambdaD = makeNode(ops.param, [], {
     shape: [r],
     dtype: "f32",
     role: "trainable",
     init: { kind: "constant", value: dInitial },
   }, lambdaDName(target.module));
-  const lambdaB = makeNode("param", [], {
+  const lambdaB = makeNode(ops.param, [], {
     shape: [target.outFeatures],
     dtype: "f32",
     role: "trainable",

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { compile } from "../compiler/compile.ts";
+import { compile } from "../backends/compile.ts";
 import { trace } from "../compiler/trace.ts";
 import {
   bindKernel,
@@ -17,7 +17,7 @@ import {
   type KernelDispatch,
   readBuffer,
   requestGpu,
-} from "../runtime/webgpu.ts";
+} from "../backends/webgpu/device.ts";
 
 /**
  * A GPU context plus whether its device can write timestamps.

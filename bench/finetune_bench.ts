@@ -16,7 +16,7 @@ import { initParams } from "../nn/init.ts";
 import { vera } from "../adapters/vera.ts";
 import { adamw, hyperparameterFeeds, trainStep } from "../train/optim.ts";
 import { webgpuRunner } from "../train/gpu_runner.ts";
-import { requestGpu } from "../runtime/webgpu.ts";
+import { requestGpu } from "../backends/webgpu/device.ts";
 import { SHAPES } from "./_shapes.ts";
 
 const FIXTURES = ["tiny-gpt2", "tiny-llama", "tiny-qwen2"];

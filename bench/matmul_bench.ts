@@ -18,7 +18,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
-import { matmulKernel, type MatmulTiles, matmulTilesFor } from "../compiler/wgsl/matmul.ts";
+import { matmulKernel, type MatmulTiles, matmulTilesFor } from "../backends/webgpu/wgsl/matmul.ts";
 import {
   encodeKernels,
   type GpuContext,
@@ -26,7 +26,7 @@ import {
   readFloat32,
   requestGpu,
   uploadFloat32,
-} from "../runtime/webgpu.ts";
+} from "../backends/webgpu/device.ts";
 
 const SIZES = [256, 512, 1024];
 /** Matmuls per timed iteration, so the ~10 ms readback floor does not swamp small sizes. */

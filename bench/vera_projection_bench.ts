@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { compile, type CompileOptions } from "../compiler/compile.ts";
-import type { Executable } from "../runtime/executable.ts";
+import { compile, type CompileOptions } from "../backends/compile.ts";
+import type { Executable } from "../backends/executable.ts";
 import { vera, type VeraConfig } from "../adapters/vera.ts";
 import { type GptConfig, gptGraph, type GptShape } from "../nn/gpt.ts";
 import { initParams } from "../nn/init.ts";

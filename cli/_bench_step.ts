@@ -6,9 +6,9 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { compile } from "../compiler/compile.ts";
-import type { Executable, RunResult } from "../runtime/executable.ts";
-import { type GpuContext, requestGpu } from "../runtime/webgpu.ts";
+import { compile } from "../backends/compile.ts";
+import type { Executable, RunResult } from "../backends/executable.ts";
+import { type GpuContext, requestGpu } from "../backends/webgpu/device.ts";
 import { gptGraph } from "../nn/gpt.ts";
 import { initParams } from "../nn/init.ts";
 import { vera } from "../adapters/vera.ts";

@@ -19,7 +19,7 @@ import { classificationTask } from "../data/datasets.ts";
 import { webgpuRunner } from "../train/gpu_runner.ts";
 import type { Graph } from "../compiler/ir.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
-import { requestGpu } from "../runtime/webgpu.ts";
+import { requestGpu } from "../backends/webgpu/device.ts";
 import { finetuneCommand } from "./_train.ts";
 import { type FlagSpec, intFlag, noPositionals, parseFlags, UsageError } from "./_args.ts";
 

@@ -10,7 +10,7 @@ import type { ProgressMode } from "../train/trainer.ts";
 import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
 import type { LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
-import { requestGpu } from "../runtime/webgpu.ts";
+import { requestGpu } from "../backends/webgpu/device.ts";
 
 /** A string flag with its help text and default. */
 export const flag = (help: string, fallback?: string): FlagSpec => ({

@@ -7,8 +7,7 @@
  */
 import { formatType, type Graph, makeGraph, type Node, topoSort } from "./ir.ts";
 import "../ops/mod.ts";
-import { add, fill } from "../ops/_build.ts";
-import { getOp } from "../ops/registry.ts";
+import { add, fill } from "../ops/build.ts";
 
 /** Options of {@link grad} and {@link valueAndGrad}. */
 export interface GradOptions {
@@ -76,7 +75,7 @@ export function gradients(out: Node, leaves: readonly Node[]): Node[] {
     const node = order[k];
     const g = cotangents.get(node.id);
     if (g === undefined || node.inputs.length === 0 || !needs.has(node.id)) continue;
-    const def = getOp(node.op);
+    const def = node.def;
     if (def.vjp === undefined) {
       throw new Error(
         `grad: op ${node.op} has no gradient rule (${def.noGradient}); node ${formatType(node)}`,

@@ -1,49 +1,29 @@
 /**
- * The compiler driver: a visible list of named passes from a Graph to a
- * Program, and {@link compile}, which runs them and binds the result to a
- * backend (`webgpu` or the `cpu` reference) behind one Executable interface.
+ * The compiler driver: a visible list of named, backend-neutral passes from a
+ * Graph to a fusion plan. `compile` (backends/compile.ts) runs them with the
+ * capabilities of the chosen backend and hands the result to that backend.
  *
  * @example
  * ```ts
- * import { compile } from "./compile.ts";
- * import { param, trace } from "./trace.ts";
- * const g = trace((x) => x.matmul(param("w", [3, 2])).sum(), [{ name: "x", shape: [4, 3] }]);
- * const exe = await compile(g, { backend: "webgpu" });
- * exe.setParams({ w: new Float32Array(6).fill(1) });
- * const run = await exe.run({ x: new Float32Array(12).fill(1) }, { read: ["out"] });
- * console.log(await run.read("out")); // Float32Array [24]
+ * import { runPipeline } from "./compile.ts";
+ * import { trace } from "./trace.ts";
+ * const g = trace((x) => x.exp().mul(2).sum(), [{ name: "x", shape: [4, 3] }]);
+ * console.log(runPipeline(g).plan?.groups.length); // 1
  * ```
  *
  * @module
  */
-import { type Graph, graphNodes, print, validate } from "./ir.ts";
-import "../ops/mod.ts";
+import { type Graph, graphNodes } from "./ir.ts";
+import { validate } from "./validate.ts";
+import { describeNode, print } from "./print.ts";
 import { constantFold, cse, dce } from "./passes/cleanup.ts";
-import {
-  DEFAULT_RANDOM_PROJECTIONS,
-  fuse,
-  type FusionPlan,
-  type RandomProjections,
-} from "./passes/fuse.ts";
+import { fuse, type RandomProjections } from "./fusion/fuse.ts";
+import type { FusionPlan } from "./fusion/plan.ts";
 import { simplify } from "./passes/simplify.ts";
-import {
-  describeNode,
-  printProgram,
-  type Program,
-  schedule,
-  type ScheduleOptions,
-} from "./schedule.ts";
-import { familyOf } from "./wgsl/_families.ts";
-import type { Kernel } from "./wgsl/kernel.ts";
-import type { MatmulShape } from "./wgsl/lower.ts";
-import { matmulTilesFor } from "./wgsl/matmul.ts";
-import { SHAPE_OPS } from "./wgsl/_values.ts";
-import { createWebGpuExecutable, type Executable } from "../runtime/executable.ts";
-import { createCpuExecutable } from "../runtime/cpu_executable.ts";
-import { type GpuContext, requestGpu } from "../runtime/webgpu.ts";
+import { familyOf } from "./fusion/families.ts";
 
 /**
- * What flows through the pipeline: the graph, then its fusion plan, then the program.
+ * What flows through the pipeline: the graph, then its fusion plan.
  *
  * @example
  * ```ts
@@ -58,8 +38,6 @@ export interface PassState {
   readonly graph: Graph;
   /** Set by `fuse`: which nodes get buffers, grouped into kernels. */
   readonly plan?: FusionPlan;
-  /** Set by `schedule`: the kernels and tensors for the runtime. */
-  readonly program?: Program;
 }
 
 /**
@@ -74,10 +52,10 @@ export interface PassState {
  * console.log(runPipeline(g, ["fuse"], { context }).plan?.groups.length); // 2: 5 buffers do not fit in 4
  * ```
  */
-export interface PassContext extends ScheduleOptions {
-  /** Storage buffers a kernel may bind (the device's `maxStorageBuffersPerShaderStage`). */
+export interface PassContext {
+  /** The most buffers one kernel may bind (fusion splits wider regions). */
   readonly maxBindings?: number;
-  /** Where `random` nodes are computed (see {@link CompileOptions.randomProjections}). */
+  /** Whether VeRA's projections get a buffer (`shared`) or are recomputed where read (`fused`). */
   readonly randomProjections?: RandomProjections;
 }
 
@@ -96,7 +74,7 @@ export interface PassContext extends ScheduleOptions {
 export interface Pass {
   /** The name pipelines list it by. */
   readonly name: string;
-  /** Graph passes return a new graph; `fuse` adds the plan, `schedule` the program. */
+  /** Graph passes return a new graph; `fuse` adds the plan. */
   run(state: PassState, context: PassContext): PassState;
 }
 
@@ -111,7 +89,7 @@ const graphPass = (name: string, f: (g: Graph) => Graph): Pass => ({
  * @example
  * ```ts
  * import { PASSES } from "./compile.ts";
- * console.log(Object.keys(PASSES)); // ["simplify", "constantFold", "cse", "dce", "fuse", "schedule"]
+ * console.log(Object.keys(PASSES)); // ["simplify", "constantFold", "cse", "dce", "fuse"]
  * ```
  */
 export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
@@ -127,15 +105,6 @@ export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
       return { graph: plan.graph, plan };
     },
   },
-  schedule: {
-    name: "schedule",
-    run: (state, context) => {
-      if (state.plan === undefined) {
-        throw new Error(`pass "schedule" needs the plan of pass "fuse" before it`);
-      }
-      return { ...state, program: schedule(state.plan, context) };
-    },
-  },
 });
 
 /**
@@ -143,7 +112,8 @@ export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
  *
  * @example Skip constant folding
  * ```ts
- * import { compile, DEFAULT_PIPELINE } from "./compile.ts";
+ * import { DEFAULT_PIPELINE } from "./compile.ts";
+ * import { compile } from "../backends/compile.ts";
  * import { trace } from "./trace.ts";
  * const passes = DEFAULT_PIPELINE.filter((p) => p !== "constantFold");
  * const exe = await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), { passes });
@@ -155,7 +125,6 @@ export const DEFAULT_PIPELINE: readonly string[] = Object.freeze([
   "cse",
   "dce",
   "fuse",
-  "schedule",
 ]);
 
 /**
@@ -171,7 +140,6 @@ export const DEFAULT_PIPELINE: readonly string[] = Object.freeze([
  * ```
  */
 export function dumpState(state: PassState): string {
-  if (state.program) return printProgram(state.program);
   if (state.plan) {
     const groups = state.plan.groups.map((g, i) =>
       `${String(i).padStart(3)} ${g.kind}${g.direct ? " (direct)" : ""}${
@@ -213,8 +181,8 @@ export interface RunPipelineOptions {
  * import { runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const g = trace((x) => x.mul(1).exp(), [{ name: "x", shape: [2] }]);
- * const state = runPipeline(g, ["simplify", "fuse", "schedule"]);
- * console.log(state.program?.steps.length); // 1
+ * const state = runPipeline(g, ["simplify", "fuse"]);
+ * console.log(state.plan?.groups.length); // 1
  * ```
  */
 export function runPipeline(
@@ -239,54 +207,6 @@ export function runPipeline(
 }
 
 /**
- * Options of {@link compile}.
- *
- * @example Dump the graph after every pass
- * ```ts
- * import { compile, type CompileOptions } from "./compile.ts";
- * import { trace } from "./trace.ts";
- * const options: CompileOptions = { backend: "webgpu", debug: true };
- * await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), options);
- * ```
- */
-export interface CompileOptions {
-  /** `webgpu` (default) or the `cpu` reference interpreter (f32 precision). */
-  readonly backend?: "webgpu" | "cpu";
-  /** The GPU context to use (default: the shared `requestGpu()` one). */
-  readonly device?: GpuContext;
-  /** Pass names (default {@link DEFAULT_PIPELINE}); the cpu backend stops before `fuse`. */
-  readonly passes?: readonly string[];
-  /** `true` prints each pass's dump; a function receives it instead. */
-  readonly debug?: boolean | ((pass: string, dump: string) => void);
-  /** Rewrites each kernel after lowering (instrumentation; tests use it to break one). */
-  readonly mapKernel?: (kernel: Kernel) => Kernel;
-  /**
-   * VeRA's projections (`random` nodes) on webgpu: `"shared"` generates each
-   * once per run into a buffer every matmul reads; `"fused"` generates the
-   * elements inside each matmul's operand loads and allocates nothing. Same
-   * bits either way. Default {@link DEFAULT_RANDOM_PROJECTIONS}, the faster
-   * on the measured adapter (BENCHMARKS.md).
-   */
-  readonly randomProjections?: RandomProjections;
-}
-
-/** On software adapters, products under 64³ multiply-adds get 4×4 register blocks: they compile twice as fast. */
-const TINY_MATMUL_TILES = {
-  staging: "registers",
-  tileM: 32,
-  tileN: 32,
-  tileK: 4,
-  threadM: 4,
-  threadN: 4,
-} as const;
-
-function tilesFor(gpu: GpuContext, shape: MatmulShape) {
-  const tiles = matmulTilesFor(gpu, shape);
-  const tiny = shape.batch * shape.M * shape.N * shape.K < 64 ** 3;
-  return tiny && tiles.staging === "registers" ? TINY_MATMUL_TILES : tiles;
-}
-
-/**
  * The unfused op count of a graph: its non-leaf, non-shape nodes (what an
  * interpreter without fusion would dispatch).
  *
@@ -299,67 +219,6 @@ function tilesFor(gpu: GpuContext, shape: MatmulShape) {
  */
 export function unfusedKernelCount(graph: Graph): number {
   return graphNodes(graph).filter((n) =>
-    n.inputs.length > 0 && !SHAPE_OPS.has(n.op) && familyOf(n) !== "storage"
+    n.inputs.length > 0 && n.def.kind !== "shape" && familyOf(n) !== "storage"
   ).length;
-}
-
-/**
- * Compiles a graph for a backend and returns its Executable. On webgpu every
- * kernel is compiled (cached by key) and every buffer allocated here, so runs
- * only write inputs and submit; a tensor too large to bind, or a kernel that
- * fails to compile, is an error now, naming the node and the kernel key.
- *
- * @example A training step whose new weights replace the old ones on the device
- * ```ts
- * import { compile } from "./compile.ts";
- * import { makeGraph } from "./ir.ts";
- * import { param, trace } from "./trace.ts";
- * import { valueAndGrad } from "./autodiff.ts";
- * import { scale, sub } from "../ops/_build.ts";
- * const g = valueAndGrad(trace((x) => ({ loss: x.mul(param("w", [2])).square().sum() }), [
- *   { name: "x", shape: [2] },
- * ]));
- * const w = g.params[0];
- * const step = makeGraph({
- *   inputs: g.inputs,
- *   outputs: { loss: g.outputs.loss, w: sub(w, scale(g.outputs["grad:w"], 0.1)) },
- *   meta: { updates: { w: "w" } },
- * });
- * const exe = await compile(step, { backend: "webgpu" });
- * exe.setParams({ w: [1, 1] });
- * for (let i = 1; i <= 20; i++) {
- *   // Queue steps without waiting; read the loss every 10th.
- *   const run = await exe.run({ x: [1, 2] }, { read: i % 10 === 0 ? ["loss"] : [] });
- *   if (i % 10 === 0) console.log(i, await run.read("loss"));
- * }
- * ```
- */
-export async function compile(graph: Graph, options: CompileOptions = {}): Promise<Executable> {
-  const debug = options.debug === true
-    ? (pass: string, dump: string) => console.log(`--- after ${pass} ---\n${dump}`)
-    : options.debug || undefined;
-  const passes = options.passes ?? DEFAULT_PIPELINE;
-  if (options.backend === "cpu") {
-    const cut = passes.indexOf("fuse");
-    const state = runPipeline(graph, cut < 0 ? passes : passes.slice(0, cut), { debug });
-    return createCpuExecutable(state.graph, { kernelsPerRun: unfusedKernelCount(state.graph) });
-  }
-  const gpu = options.device ?? await requestGpu();
-  const context: PassContext = {
-    maxBindings: gpu.limits.maxStorageBuffersPerShaderStage,
-    tiles: (shape) => tilesFor(gpu, shape),
-    checkSize: gpu.checkBindingSize,
-    mapKernel: options.mapKernel,
-    randomProjections: options.randomProjections ?? DEFAULT_RANDOM_PROJECTIONS,
-  };
-  const state = runPipeline(graph, passes, { context, debug });
-  if (state.program === undefined) {
-    throw new Error(`the webgpu backend needs the passes "fuse" and "schedule"`);
-  }
-  const before = gpu.pipelines.pipelinesCreated;
-  // One at a time: concurrent compilations would interleave their error scopes.
-  for (const step of state.program.steps) await gpu.pipelines.get(step.kernel);
-  return await createWebGpuExecutable(gpu, state.program, {
-    pipelinesCreated: gpu.pipelines.pipelinesCreated - before,
-  });
 }

@@ -8,10 +8,6 @@
  *
  * @module
  */
-import { getOp } from "../ops/registry.ts";
-// Registers every op, so any module that builds nodes works on its own. The
-// cycle (ops import this file) is safe: ops use it only when rules run.
-import "../ops/mod.ts";
 
 /** Element types a tensor can hold. `bool` is stored as one byte (0 or 1) on the CPU. */
 export type DType = "f32" | "i32" | "u32" | "bool";
@@ -46,8 +42,10 @@ export interface TensorType {
 export interface Node extends TensorType {
   /** Process-unique id; creation order, so inputs always have smaller ids. */
   readonly id: number;
-  /** The op name, a key of the op registry. */
+  /** The op's name (`def.name`): what `print` shows and rewrite patterns match. */
   readonly op: string;
+  /** The op itself, with all its rules. */
+  readonly def: OpDef;
   /** Operand nodes. */
   readonly inputs: readonly Node[];
   /** Static attributes (axes, perm, eps, leaf names, ...). */
@@ -72,6 +70,147 @@ export interface Graph {
   readonly outputs: Readonly<Record<string, Node>>;
   /** Free-form metadata carried through passes (e.g. which outputs update which params). */
   readonly meta: Readonly<Record<string, unknown>>;
+}
+
+/** A tensor value on the CPU: float dtypes are held in float64, the rest in their own arrays. */
+export interface CpuTensor {
+  /** Static shape. */
+  readonly shape: Shape;
+  /** Element type. */
+  readonly dtype: DType;
+  /** Row-major elements: Float64Array for f32, Int32Array, Uint32Array, Uint8Array for bool. */
+  readonly data: CpuData;
+}
+
+/** The typed arrays the CPU interpreter uses. */
+export type CpuData = Float64Array | Int32Array | Uint32Array | Uint8Array;
+
+/** What the CPU rule of an op receives besides its operands. */
+export interface CpuContext {
+  /** The node being evaluated (for attrs, shape and error messages). */
+  readonly node: Node;
+}
+
+/**
+ * How a backend computes an op:
+ * - `leaf`: an input, param or generated fill (no operands);
+ * - `inline`: computed inside whichever kernel reads it (elementwise math,
+ *   shape ops as index arithmetic, random, dropout);
+ * - a kernel family: `matmul`, `reduce`, `rowwise`, `gather`, `scatterAdd`.
+ */
+export type Lowering =
+  | "leaf"
+  | "inline"
+  | "matmul"
+  | "reduce"
+  | "rowwise"
+  | "gather"
+  | "scatterAdd";
+
+/** The declaration of one op: every rule each stage needs. */
+export interface OpDef {
+  /** Unique op name (what `print` shows and rewrite patterns match). */
+  readonly name: string;
+  /** Broad category, used by passes (`shape` ops are views; `elementwise` ops fuse). */
+  readonly kind:
+    | "leaf"
+    | "elementwise"
+    | "shape"
+    | "reduce"
+    | "matmul"
+    | "fused"
+    | "index"
+    | "random";
+  /** How backends compute it (see {@link Lowering}). */
+  readonly lowering: Lowering;
+  /** Computes shape and dtype, or throws an error naming the op and what it got. */
+  infer(inputs: readonly TensorType[], attrs: Attrs): TensorType;
+  /** The reference implementation; returns the result's data (length = size of shape). */
+  cpu(inputs: readonly CpuTensor[], ctx: CpuContext): CpuData;
+  /**
+   * Cotangents of the inputs given the output's cotangent, built from other
+   * ops; `null` where an input gets no gradient. `wants[i]` says whether the
+   * caller needs input i, so unneeded work is never built.
+   */
+  vjp?(node: Node, cotangent: Node, wants: readonly boolean[]): readonly (Node | null)[];
+  /** Why the op has no vjp (integer-valued, a backward op itself, ...). Required when `vjp` is absent. */
+  readonly noGradient?: string;
+  /**
+   * The op's scalar expression for fused elementwise kernels, in WGSL (the
+   * WebGPU backend's language): operands are WGSL expressions. Only
+   * `inline` ops that compute one element from the same element of each
+   * operand have it.
+   */
+  readonly wgsl?: (args: readonly string[], node: Node) => string;
+  /**
+   * Operands that index (gather's ids, cross-entropy's labels): a kernel
+   * cannot throw, so executables check fed values against these bounds on
+   * the host before a run.
+   */
+  readonly indexOperands?: (node: Node) => readonly IndexOperand[];
+}
+
+/** An operand whose values index something, and their valid range. */
+export interface IndexOperand {
+  /** Which operand. */
+  readonly input: number;
+  /** Values must be below this. */
+  readonly limit: number;
+  /** Negative values are allowed (cross-entropy's ignored labels). */
+  readonly allowNegative: boolean;
+  /** What the values index, for the error message. */
+  readonly what: string;
+}
+
+const defined = new Map<string, OpDef>();
+
+/**
+ * Declares an op and returns it. Throws if the name is taken or the
+ * declaration is incomplete.
+ *
+ * @example
+ * ```ts
+ * import { defineOp, makeNode } from "./ir.ts";
+ * import { input } from "../ops/leaf.ts";
+ * const twice = defineOp({
+ *   name: "example_twice",
+ *   kind: "elementwise",
+ *   lowering: "inline",
+ *   infer: ([x]) => x,
+ *   cpu: ([x]) => x.data.map((v) => 2 * v),
+ *   vjp: (_node, g) => [makeNode(twice, [g])],
+ *   wgsl: ([x]) => `(2.0 * ${x})`,
+ * });
+ * const x = makeNode(input, [], { shape: [3], dtype: "f32" }, "x");
+ * console.log(makeNode(twice, [x]).op); // "example_twice"
+ * ```
+ */
+export function defineOp(def: OpDef): OpDef {
+  if (defined.has(def.name)) throw new Error(`op ${def.name} is defined twice`);
+  if (def.vjp === undefined && def.noGradient === undefined) {
+    throw new Error(`op ${def.name} needs a vjp rule or a noGradient reason`);
+  }
+  if (def.wgsl !== undefined && def.lowering !== "inline") {
+    throw new Error(`op ${def.name}: only inline ops have a scalar expression`);
+  }
+  const frozen = Object.freeze({ ...def });
+  defined.set(def.name, frozen);
+  return frozen;
+}
+
+/**
+ * Every op defined so far in this process, in definition order (the ops of
+ * `ops/mod.ts` once it is imported, plus any defined by the program).
+ *
+ * @example
+ * ```ts
+ * import { definedOps } from "./ir.ts";
+ * import "../ops/mod.ts";
+ * console.log(definedOps().some((op) => op.name === "matmul")); // true
+ * ```
+ */
+export function definedOps(): OpDef[] {
+  return [...defined.values()];
 }
 
 let nextId = 1;
@@ -141,19 +280,20 @@ function deepFreeze<T>(value: T): T {
  * @example
  * ```ts
  * import { makeNode } from "./ir.ts";
- * import "../ops/mod.ts";
- * const x = makeNode("input", [], { shape: [2, 3], dtype: "f32" }, "x");
- * const y = makeNode("exp", [x], {});
+ * import { input } from "../ops/leaf.ts";
+ * import { exp } from "../ops/elementwise.ts";
+ * const x = makeNode(input, [], { shape: [2, 3], dtype: "f32" }, "x");
+ * const y = makeNode(exp, [x]);
  * console.log(y.shape); // [2, 3]
  * ```
  */
 export function makeNode(
-  op: string,
+  def: OpDef,
   inputs: readonly Node[],
   attrs: Attrs = {},
   name?: string,
 ): Node {
-  const def = getOp(op);
+  const op = def.name;
   // A private deep copy: freezing must not reach into the caller's arrays.
   const frozenAttrs = deepFreeze(structuredClone(attrs) as Attrs);
   const type = def.infer(inputs, frozenAttrs);
@@ -164,6 +304,7 @@ export function makeNode(
   const node: Node = Object.freeze({
     id: nextId++,
     op,
+    def,
     inputs: Object.freeze([...inputs]),
     attrs: frozenAttrs,
     shape: checkShape(type.shape, `op ${op}`),
@@ -181,9 +322,10 @@ export function makeNode(
  * @example
  * ```ts
  * import { makeNode, topoSort } from "./ir.ts";
- * import "../ops/mod.ts";
- * const x = makeNode("input", [], { shape: [2], dtype: "f32" }, "x");
- * console.log(topoSort([makeNode("neg", [x], {})]).length); // 2
+ * import { input } from "../ops/leaf.ts";
+ * import { neg } from "../ops/elementwise.ts";
+ * const x = makeNode(input, [], { shape: [2], dtype: "f32" }, "x");
+ * console.log(topoSort([makeNode(neg, [x])]).length); // 2
  * ```
  */
 export function topoSort(roots: Iterable<Node>): Node[] {
@@ -217,9 +359,10 @@ export function topoSort(roots: Iterable<Node>): Node[] {
  * @example
  * ```ts
  * import { makeGraph, makeNode } from "./ir.ts";
- * import "../ops/mod.ts";
- * const x = makeNode("input", [], { shape: [2], dtype: "f32" }, "x");
- * const g = makeGraph({ inputs: [x], outputs: { y: makeNode("exp", [x], {}) } });
+ * import { input } from "../ops/leaf.ts";
+ * import { exp } from "../ops/elementwise.ts";
+ * const x = makeNode(input, [], { shape: [2], dtype: "f32" }, "x");
+ * const g = makeGraph({ inputs: [x], outputs: { y: makeNode(exp, [x]) } });
  * console.log(Object.keys(g.outputs)); // ["y"]
  * ```
  */
@@ -253,6 +396,3 @@ export function paramRole(node: Node): ParamRole {
 export function trainableParams(graph: Graph): Node[] {
   return graph.params.filter((p) => p.attrs.role === "trainable");
 }
-
-export { print, printAround, printNode } from "./_print.ts";
-export { validate } from "./_validate.ts";

@@ -123,7 +123,7 @@ export function match(pattern: Pattern, node: Node): Match | undefined {
 /** Rebuilds `node` on new operands (hash-consed: identical operands give the same node). */
 export function rebuild(node: Node, inputs: readonly Node[]): Node {
   if (inputs.every((n, i) => n === node.inputs[i])) return node;
-  return makeNode(node.op, inputs, node.attrs, node.name);
+  return makeNode(node.def, inputs, node.attrs, node.name);
 }
 
 /**

@@ -13,13 +13,14 @@ import {
   type DType,
   makeNode,
   type Node,
+  type OpDef,
   type Shape,
   sizeOf,
 } from "./ir.ts";
-import "../ops/mod.ts";
-import { bcast, broadcastShapes, fill } from "../ops/_build.ts";
+import { bcast, broadcastShapes, fill } from "../ops/build.ts";
 import { keptShape } from "../ops/reduce.ts";
-import { normAxis } from "../ops/registry.ts";
+import { normAxis } from "../ops/rules.ts";
+import * as ops from "../ops/mod.ts";
 
 /** A number or a tensor: arithmetic accepts either. */
 export type TensorLike = Tensor | number;
@@ -77,92 +78,92 @@ export class Tensor {
 
   /** `this + other`, broadcasting. */
   add(other: TensorLike): Tensor {
-    return this.#binary("add", other);
+    return this.#binary(ops.add, other);
   }
   /** `this - other`, broadcasting. */
   sub(other: TensorLike): Tensor {
-    return this.#binary("sub", other);
+    return this.#binary(ops.sub, other);
   }
   /** `this * other`, broadcasting. */
   mul(other: TensorLike): Tensor {
-    return this.#binary("mul", other);
+    return this.#binary(ops.mul, other);
   }
   /** `this / other`, broadcasting. */
   div(other: TensorLike): Tensor {
-    return this.#binary("div", other);
+    return this.#binary(ops.div, other);
   }
   /** `this ** other`, broadcasting. */
   pow(other: TensorLike): Tensor {
-    return this.#binary("pow", other);
+    return this.#binary(ops.pow, other);
   }
   /** Elementwise maximum, broadcasting. */
   maximum(other: TensorLike): Tensor {
-    return this.#binary("maximum", other);
+    return this.#binary(ops.maximum, other);
   }
   /** Elementwise minimum, broadcasting. */
   minimum(other: TensorLike): Tensor {
-    return this.#binary("minimum", other);
+    return this.#binary(ops.minimum, other);
   }
   /** `this == other` → bool. */
   eq(other: TensorLike): Tensor {
-    return this.#binary("eq", other);
+    return this.#binary(ops.eq, other);
   }
   /** `this != other` → bool. */
   ne(other: TensorLike): Tensor {
-    return this.#binary("ne", other);
+    return this.#binary(ops.ne, other);
   }
   /** `this < other` → bool. */
   lt(other: TensorLike): Tensor {
-    return this.#binary("lt", other);
+    return this.#binary(ops.lt, other);
   }
   /** `this <= other` → bool. */
   le(other: TensorLike): Tensor {
-    return this.#binary("le", other);
+    return this.#binary(ops.le, other);
   }
   /** `this > other` → bool. */
   gt(other: TensorLike): Tensor {
-    return this.#binary("gt", other);
+    return this.#binary(ops.gt, other);
   }
   /** `this >= other` → bool. */
   ge(other: TensorLike): Tensor {
-    return this.#binary("ge", other);
+    return this.#binary(ops.ge, other);
   }
 
   /** `-this`. */
   neg(): Tensor {
-    return this.#unary("neg");
+    return this.#unary(ops.neg);
   }
   /** `e^this`. */
   exp(): Tensor {
-    return this.#unary("exp");
+    return this.#unary(ops.exp);
   }
   /** Natural logarithm. */
   log(): Tensor {
-    return this.#unary("log");
+    return this.#unary(ops.log);
   }
   /** Square root. */
   sqrt(): Tensor {
-    return this.#unary("sqrt");
+    return this.#unary(ops.sqrt);
   }
   /** `1 / sqrt(this)`. */
   rsqrt(): Tensor {
-    return this.#unary("rsqrt");
+    return this.#unary(ops.rsqrt);
   }
   /** Hyperbolic tangent. */
   tanh(): Tensor {
-    return this.#unary("tanh");
+    return this.#unary(ops.tanh);
   }
   /** GELU, tanh approximation (PyTorch's `approximate="tanh"`). */
   gelu(): Tensor {
-    return this.#unary("gelu");
+    return this.#unary(ops.gelu);
   }
   /** `max(this, 0)`. */
   relu(): Tensor {
-    return this.#unary("relu");
+    return this.#unary(ops.relu);
   }
   /** Absolute value. */
   abs(): Tensor {
-    return this.#unary("abs");
+    return this.#unary(ops.abs);
   }
   /** `1 / (1 + e^-this)`. */
   sigmoid(): Tensor {
@@ -179,7 +180,7 @@ export class Tensor {
   /** Converts the element type. */
   cast(dtype: DType): Tensor {
     checkDType(dtype, "cast");
-    return dtype === this.dtype ? this : wrap(makeNode("cast", [this.node], { dtype }));
+    return dtype === this.dtype ? this : wrap(makeNode(ops.cast, [this.node], { dtype }));
   }
 
   /** Reshapes; one dimension may be -1 and is inferred. */
@@ -192,11 +193,11 @@ export class Tensor {
     if (inferred === 1 && !Number.isInteger(full[shape.indexOf(-1)])) {
       throw new Error(`reshape: cannot reshape ${this.size} elements to [${shape}]`);
     }
-    return wrap(makeNode("reshape", [this.node], { shape: full }));
+    return wrap(makeNode(ops.reshape, [this.node], { shape: full }));
   }
   /** Reorders axes: `perm[i]` is the input axis that becomes output axis `i`. */
   permute(perm: readonly number[]): Tensor {
-    return wrap(makeNode("permute", [this.node], { perm: [...perm] }));
+    return wrap(makeNode(ops.permute, [this.node], { perm: [...perm] }));
   }
   /** Swaps two axes. */
   transpose(a: number, b: number): Tensor {
@@ -212,7 +213,7 @@ export class Tensor {
   }
   /** The sub-tensor `[starts, ends)` on every axis. */
   slice(starts: readonly number[], ends: readonly number[]): Tensor {
-    return wrap(makeNode("slice", [this.node], { starts: [...starts], ends: [...ends] }));
+    return wrap(makeNode(ops.slice, [this.node], { starts: [...starts], ends: [...ends] }));
   }
   /** `length` elements from `start` along `axis`. */
   narrow(axis: number, start: number, length: number): Tensor {
@@ -223,7 +224,7 @@ export class Tensor {
   }
   /** Zero padding: `before[i]` and `after[i]` elements on axis `i`. */
   pad(before: readonly number[], after: readonly number[]): Tensor {
-    return wrap(makeNode("pad", [this.node], { before: [...before], after: [...after] }));
+    return wrap(makeNode(ops.pad, [this.node], { before: [...before], after: [...after] }));
   }
 
   /**
@@ -244,16 +245,16 @@ export class Tensor {
     const batch = broadcastShapes(this.shape.slice(0, -2), other.shape.slice(0, -2), "matmul");
     const a = this.broadcastTo([...batch, ...this.shape.slice(-2)]);
     const b = other.broadcastTo([...batch, ...other.shape.slice(-2)]);
-    return wrap(makeNode("matmul", [a.node, b.node], {}));
+    return wrap(makeNode(ops.matmul, [a.node, b.node], {}));
   }
 
   /** Sum over `axes` (default all). */
   sum(axes?: number | readonly number[], keepdims = false): Tensor {
-    return this.#reduce("sum", axes, keepdims);
+    return this.#reduce(ops.sum, axes, keepdims);
   }
   /** Maximum over `axes` (default all). */
   max(axes?: number | readonly number[], keepdims = false): Tensor {
-    return this.#reduce("max", axes, keepdims);
+    return this.#reduce(ops.max, axes, keepdims);
   }
   /** Mean over `axes` (default all). */
   mean(axes?: number | readonly number[], keepdims = false): Tensor {
@@ -263,36 +264,36 @@ export class Tensor {
   }
   /** Softmax along `axis` (default the last). */
   softmax(axis = -1): Tensor {
-    return this.#lastAxis("softmax", axis);
+    return this.#lastAxis(ops.softmax, axis);
   }
   /** Log-softmax along `axis` (default the last). */
   logSoftmax(axis = -1): Tensor {
-    return this.#lastAxis("logSoftmax", axis);
+    return this.#lastAxis(ops.logSoftmax, axis);
   }
   /** Normalises the last axis to zero mean and unit variance (no scale or shift). */
   normalize(eps = 1e-5): Tensor {
-    return wrap(makeNode("layerNorm", [this.node], { eps }));
+    return wrap(makeNode(ops.layerNorm, [this.node], { eps }));
   }
   /** Rows of this table picked by integer `indices`: shape `[...indices, ...this.shape[1:]]`. */
   gather(indices: Tensor): Tensor {
-    return wrap(makeNode("gather", [this.node, indices.node], {}));
+    return wrap(makeNode(ops.gather, [this.node, indices.node], {}));
   }
   /** Per-row cross-entropy of logits `[..., C]` against i32 `labels [...]`; negative labels cost 0. */
   crossEntropy(labels: Tensor): Tensor {
-    return wrap(makeNode("crossEntropy", [this.node, labels.node], {}));
+    return wrap(makeNode(ops.crossEntropy, [this.node, labels.node], {}));
   }
   /** Seeded inverted dropout: drops with probability `p`, scales the rest by 1/(1-p). */
   dropout(p: number, seed: Tensor, stream: number): Tensor {
     if (p === 0) return this;
-    return wrap(makeNode("dropout", [this.node, seed.node], { p, stream }));
+    return wrap(makeNode(ops.dropout, [this.node, seed.node], { p, stream }));
   }
 
-  #unary(op: string): Tensor {
+  #unary(op: OpDef): Tensor {
     return wrap(makeNode(op, [this.node], {}));
   }
-  #binary(op: string, other: TensorLike): Tensor {
+  #binary(op: OpDef, other: TensorLike): Tensor {
     const b = lift(other, this.dtype);
-    const shape = broadcastShapes(this.shape, b.shape, op);
+    const shape = broadcastShapes(this.shape, b.shape, op.name);
     return wrap(makeNode(op, [bcast(this.node, shape), bcast(b.node, shape)], {}));
   }
   #axes(axes?: number | readonly number[], op = "reduce"): number[] {
@@ -303,19 +304,32 @@ export class Tensor {
       : [...axes];
     return list.map((a) => normAxis(op, a, this.rank)).sort((x, y) => x - y);
   }
-  #reduce(op: string, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
-    const list = this.#axes(axes, op);
+  #reduce(op: OpDef, axes: number | readonly number[] | undefined, keepdims: boolean): Tensor {
+    const list = this.#axes(axes, op.name);
     const reduced = wrap(makeNode(op, [this.node], { axes: list }));
     return keepdims ? reduced.reshape(keptShape(this.shape, list)) : reduced;
   }
-  #lastAxis(op: string, axis: number): Tensor {
-    const a = normAxis(op, axis, this.rank);
+  #lastAxis(op: OpDef, axis: number): Tensor {
+    const a = normAxis(op.name, axis, this.rank);
     if (a === this.rank - 1) return wrap(makeNode(op, [this.node], {}));
     return this.transpose(a, -1).#lastAxis(op, -1).transpose(a, -1);
   }
 }
 
-/** Wraps a node as a Tensor (for code that builds nodes directly). */
+/**
+ * Wraps a node as a Tensor, for code that builds nodes directly (an op of
+ * your own, see `defineOp`).
+ *
+ * @example
+ * ```ts
+ * import { wrap } from "./tensor.ts";
+ * import { trace } from "./trace.ts";
+ * import { makeNode } from "./ir.ts";
+ * import * as ops from "../ops/mod.ts";
+ * const g = trace((x) => wrap(makeNode(ops.tanh, [x.node])).sum(), [{ name: "x", shape: [3] }]);
+ * console.log(g.outputs.out.op); // "sum"
+ * ```
+ */
 export function wrap(node: Node): Tensor {
   return new Tensor(node);
 }
@@ -340,12 +354,12 @@ export function constant(
   const attrs: Record<string, AttrValue> = { shape: [...checkShape(shape, "constant")], dtype };
   if (typeof value === "number") attrs.value = value;
   else attrs.data = [...value];
-  return wrap(makeNode("const", [], attrs));
+  return wrap(makeNode(ops.const, [], attrs));
 }
 
 /** Integer indices along `axis` of `shape` (i32). */
 export function iota(shape: readonly number[], axis: number): Tensor {
-  return wrap(makeNode("iota", [], { shape: [...shape], axis, dtype: "i32" }));
+  return wrap(makeNode(ops.iota, [], { shape: [...shape], axis, dtype: "i32" }));
 }
 
 /** `cond ? a : b` elementwise, broadcasting all three. */
@@ -354,13 +368,17 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const tb = lift(b, ta.dtype);
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, "where"), tb.shape, "where");
   return wrap(
-    makeNode("where", [bcast(cond.node, shape), bcast(ta.node, shape), bcast(tb.node, shape)], {}),
+    makeNode(
+      ops.where,
+      [bcast(cond.node, shape), bcast(ta.node, shape), bcast(tb.node, shape)],
+      {},
+    ),
   );
 }
 
 /** Concatenates tensors along `axis`. */
 export function concat(tensors: readonly Tensor[], axis: number): Tensor {
-  return wrap(makeNode("concat", tensors.map((t) => t.node), { axis }));
+  return wrap(makeNode(ops.concat, tensors.map((t) => t.node), { axis }));
 }
 
 /** A frozen tensor defined by a seed and a stream: uniform in `[-bound, bound)`, never stored. */
@@ -369,6 +387,6 @@ export function randomUniform(
   options: { seed: number; stream: number; bound: number },
 ): Tensor {
   return wrap(
-    makeNode("random", [], { shape: [...shape], distribution: "uniformSymmetric", ...options }),
+    makeNode(ops.random, [], { shape: [...shape], distribution: "uniformSymmetric", ...options }),
   );
 }

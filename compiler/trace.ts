@@ -17,6 +17,7 @@ import {
   type ParamRole,
 } from "./ir.ts";
 import { type ParamInit, Tensor, wrap } from "./tensor.ts";
+import * as ops from "../ops/mod.ts";
 
 export {
   concat,
@@ -73,7 +74,7 @@ export function param(name: string, shape: readonly number[], options: ParamOpti
   const ctx = context("param()");
   const path = scopedName(ctx, name);
   if (ctx.params.has(path)) throw new Error(`param "${path}" is declared twice`);
-  const node = makeNode("param", [], {
+  const node = makeNode(ops.param, [], {
     shape: [...checkShape(shape, `param "${path}"`)],
     dtype: checkDType(options.dtype ?? "f32", `param "${path}"`),
     role: options.role ?? "trainable",
@@ -124,7 +125,7 @@ export function trace(
     if (names.has(spec.name)) throw new Error(`input "${spec.name}" is declared twice`);
     names.add(spec.name);
     const dtype = checkDType(spec.dtype ?? "f32", `input "${spec.name}"`);
-    return makeNode("input", [], {
+    return makeNode(ops.input, [], {
       shape: [...checkShape(spec.shape, `input "${spec.name}"`)],
       dtype,
     }, spec.name);

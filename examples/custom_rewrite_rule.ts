@@ -8,6 +8,7 @@
  */
 import { type Graph, graphNodes, makeNode, rewrite, type Rule, validate } from "../mod.ts";
 import { gptGraph } from "../nn/gpt.ts";
+import * as ops from "../ops/mod.ts";
 
 const training = gptGraph(
   { vocabSize: 64, maxSeqLen: 16, dModel: 32, heads: 4, layers: 2, head: "lm", dropout: 0.1 },
@@ -25,7 +26,7 @@ const stripDropout: Rule = {
 const freezeLayerNorms: Rule = {
   name: "freeze-layernorm",
   pattern: { op: "param", name: /(^|\.)ln(1|2|_f)\./, attrs: { role: "trainable" } },
-  rewrite: ({ node }) => makeNode("param", [], { ...node.attrs, role: "frozen" }, node.name),
+  rewrite: ({ node }) => makeNode(ops.param, [], { ...node.attrs, role: "frozen" }, node.name),
 };
 
 let applied = 0;

@@ -4,7 +4,7 @@
  *
  *   deno run -A examples/vera_rewrite.ts
  */
-import { printAround } from "../compiler/ir.ts";
+import { printAround } from "../compiler/print.ts";
 import { gptGraph } from "../nn/gpt.ts";
 import { vera } from "../adapters/vera.ts";
 import { formatSummary, summary } from "../adapters/summary.ts";

@@ -28,7 +28,7 @@ import {
   initOptimizerState,
   trainStep,
 } from "../train/optim.ts";
-import { evaluate, type TensorData } from "../runtime/cpu.ts";
+import { evaluate, type TensorData } from "../backends/cpu/interpreter.ts";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");

@@ -82,70 +82,106 @@ export function utf8ErrorOffset(bytes: Uint8Array): number {
  * surrogates, nesting deeper than `maxDepth` or trailing data.
  */
 export function parseJsonStrict(bytes: Uint8Array, options: StrictJsonOptions = {}): JsonValue {
-  const maxDepth = options.maxDepth ?? 64;
-  const base = options.baseOffset ?? 0;
-  const label = options.label ?? "JSON";
-  const fail = (message: string, at: number): never => {
-    throw new Error(`${label}: ${message} at byte ${base + at}`);
-  };
+  const parser = new StrictParser(bytes, options);
   const bad = utf8ErrorOffset(bytes);
-  if (bad >= 0) fail("invalid UTF-8", bad);
-  let pos = 0;
+  if (bad >= 0) parser.fail("invalid UTF-8", bad);
+  return parser.document();
+}
 
-  const skipWhitespace = () => {
-    while (pos < bytes.length) {
-      const c = bytes[pos];
-      if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
-      pos++;
+/** A recursive-descent parser over the bytes; `pos` is the next byte to read. */
+class StrictParser {
+  pos = 0;
+  readonly #bytes: Uint8Array;
+  readonly #maxDepth: number;
+  readonly #base: number;
+  readonly #label: string;
+
+  constructor(bytes: Uint8Array, options: StrictJsonOptions) {
+    this.#bytes = bytes;
+    this.#maxDepth = options.maxDepth ?? 64;
+    this.#base = options.baseOffset ?? 0;
+    this.#label = options.label ?? "JSON";
+  }
+
+  fail(message: string, at: number): never {
+    throw new Error(`${this.#label}: ${message} at byte ${this.#base + at}`);
+  }
+
+  /** The whole text: one value, surrounded by whitespace only. */
+  document(): JsonValue {
+    this.#skipWhitespace();
+    if (this.pos >= this.#bytes.length) this.fail("empty JSON text", this.pos);
+    const value = this.#value(0, "");
+    this.#skipWhitespace();
+    if (this.pos < this.#bytes.length) {
+      this.fail(`unexpected ${this.#describe(this.pos)} after the JSON value`, this.pos);
     }
-  };
-  const describe = (at: number) => {
-    if (at >= bytes.length) return "end of input";
-    const c = bytes[at];
+    return value;
+  }
+
+  #skipWhitespace(): void {
+    const bytes = this.#bytes;
+    while (this.pos < bytes.length) {
+      const c = bytes[this.pos];
+      if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
+      this.pos++;
+    }
+  }
+
+  #describe(at: number): string {
+    if (at >= this.#bytes.length) return "end of input";
+    const c = this.#bytes[at];
     return c >= 0x21 && c < 0x7f
       ? `'${String.fromCharCode(c)}'`
       : `byte 0x${c.toString(16).padStart(2, "0")}`;
-  };
+  }
 
-  const parseLiteral = <T>(word: string, value: T): T => {
+  #literal<T>(word: string, value: T): T {
     for (let k = 0; k < word.length; k++) {
-      if (bytes[pos + k] !== word.charCodeAt(k)) fail(`invalid literal, expected '${word}'`, pos);
-    }
-    pos += word.length;
-    return value;
-  };
-
-  const parseNumber = (): JsonNumber => {
-    const start = pos;
-    const digits = () => {
-      const from = pos;
-      while (bytes[pos] >= 0x30 && bytes[pos] <= 0x39) pos++;
-      if (pos === from) fail(`expected a digit, found ${describe(pos)}`, pos);
-    };
-    if (bytes[pos] === 0x2d) pos++;
-    if (bytes[pos] === 0x49) fail("Infinity is not valid JSON", start);
-    if (bytes[pos] === 0x30) {
-      pos++;
-      if (bytes[pos] >= 0x30 && bytes[pos] <= 0x39) {
-        fail("numbers must not have leading zeros", start);
+      if (this.#bytes[this.pos + k] !== word.charCodeAt(k)) {
+        this.fail(`invalid literal, expected '${word}'`, this.pos);
       }
-    } else digits();
-    if (bytes[pos] === 0x2e) {
-      pos++;
-      digits();
     }
-    if (bytes[pos] === 0x65 || bytes[pos] === 0x45) {
-      pos++;
-      if (bytes[pos] === 0x2b || bytes[pos] === 0x2d) pos++;
-      digits();
-    }
-    return new JsonNumber(decoder.decode(bytes.subarray(start, pos)));
-  };
+    this.pos += word.length;
+    return value;
+  }
 
-  const hex4 = (at: number): number => {
+  #digits(): void {
+    const bytes = this.#bytes;
+    const from = this.pos;
+    while (bytes[this.pos] >= 0x30 && bytes[this.pos] <= 0x39) this.pos++;
+    if (this.pos === from) {
+      this.fail(`expected a digit, found ${this.#describe(this.pos)}`, this.pos);
+    }
+  }
+
+  #number(): JsonNumber {
+    const bytes = this.#bytes;
+    const start = this.pos;
+    if (bytes[this.pos] === 0x2d) this.pos++;
+    if (bytes[this.pos] === 0x49) this.fail("Infinity is not valid JSON", start);
+    if (bytes[this.pos] === 0x30) {
+      this.pos++;
+      if (bytes[this.pos] >= 0x30 && bytes[this.pos] <= 0x39) {
+        this.fail("numbers must not have leading zeros", start);
+      }
+    } else this.#digits();
+    if (bytes[this.pos] === 0x2e) {
+      this.pos++;
+      this.#digits();
+    }
+    if (bytes[this.pos] === 0x65 || bytes[this.pos] === 0x45) {
+      this.pos++;
+      if (bytes[this.pos] === 0x2b || bytes[this.pos] === 0x2d) this.pos++;
+      this.#digits();
+    }
+    return new JsonNumber(decoder.decode(bytes.subarray(start, this.pos)));
+  }
+
+  #hex4(at: number): number {
     let v = 0;
     for (let k = 0; k < 4; k++) {
-      const c = bytes[at + k];
+      const c = this.#bytes[at + k];
       const d = c >= 0x30 && c <= 0x39
         ? c - 0x30
         : c >= 0x61 && c <= 0x66
@@ -153,120 +189,133 @@ export function parseJsonStrict(bytes: Uint8Array, options: StrictJsonOptions = 
         : c >= 0x41 && c <= 0x46
         ? c - 0x37
         : -1;
-      if (d < 0) fail("invalid \\u escape, expected 4 hex digits", at - 2);
+      if (d < 0) this.fail("invalid \\u escape, expected 4 hex digits", at - 2);
       v = v * 16 + d;
     }
     return v;
-  };
+  }
 
-  const parseString = (): string => {
-    pos++; // opening quote
+  /** A `\u` escape at `pos` (with its low surrogate when it starts a pair). */
+  #unicodeEscape(): string {
+    const bytes = this.#bytes;
+    const at = this.pos;
+    const unit = this.#hex4(at + 2);
+    if (unit >= 0xdc00 && unit <= 0xdfff) this.fail("lone low surrogate in \\u escape", at);
+    if (unit < 0xd800 || unit > 0xdbff) {
+      this.pos += 6;
+      return String.fromCharCode(unit);
+    }
+    if (bytes[at + 6] !== 0x5c || bytes[at + 7] !== 0x75) {
+      this.fail("lone high surrogate in \\u escape", at);
+    }
+    const low = this.#hex4(at + 8);
+    if (low < 0xdc00 || low > 0xdfff) this.fail("lone high surrogate in \\u escape", at);
+    this.pos += 12;
+    return String.fromCharCode(unit, low);
+  }
+
+  #string(): string {
+    const bytes = this.#bytes;
+    this.pos++; // opening quote
     let out = "";
-    let chunkStart = pos;
+    let chunkStart = this.pos;
     for (;;) {
-      if (pos >= bytes.length) fail("unterminated string", chunkStart - 1);
-      const c = bytes[pos];
+      if (this.pos >= bytes.length) this.fail("unterminated string", chunkStart - 1);
+      const c = bytes[this.pos];
       if (c === 0x22) break;
-      if (c < 0x20) fail("unescaped control character in string", pos);
+      if (c < 0x20) this.fail("unescaped control character in string", this.pos);
       if (c !== 0x5c) {
-        pos++;
+        this.pos++;
         continue;
       }
-      out += decoder.decode(bytes.subarray(chunkStart, pos));
-      const e = bytes[pos + 1];
+      out += decoder.decode(bytes.subarray(chunkStart, this.pos));
+      const e = bytes[this.pos + 1];
       if (e in SIMPLE_ESCAPES) {
         out += SIMPLE_ESCAPES[e];
-        pos += 2;
+        this.pos += 2;
       } else if (e === 0x75) {
-        const unit = hex4(pos + 2);
-        if (unit >= 0xdc00 && unit <= 0xdfff) fail("lone low surrogate in \\u escape", pos);
-        if (unit >= 0xd800 && unit <= 0xdbff) {
-          if (bytes[pos + 6] !== 0x5c || bytes[pos + 7] !== 0x75) {
-            fail("lone high surrogate in \\u escape", pos);
-          }
-          const low = hex4(pos + 8);
-          if (low < 0xdc00 || low > 0xdfff) fail("lone high surrogate in \\u escape", pos);
-          out += String.fromCharCode(unit, low);
-          pos += 12;
-        } else {
-          out += String.fromCharCode(unit);
-          pos += 6;
-        }
-      } else fail(`invalid escape, backslash followed by ${describe(pos + 1)}`, pos);
-      chunkStart = pos;
+        out += this.#unicodeEscape();
+      } else {
+        this.fail(
+          `invalid escape, backslash followed by ${this.#describe(this.pos + 1)}`,
+          this.pos,
+        );
+      }
+      chunkStart = this.pos;
     }
-    out += decoder.decode(bytes.subarray(chunkStart, pos));
-    pos++; // closing quote
+    out += decoder.decode(bytes.subarray(chunkStart, this.pos));
+    this.pos++; // closing quote
     return out;
-  };
+  }
 
-  const parseValue = (depth: number, path: string): JsonValue => {
-    skipWhitespace();
-    const c = bytes[pos];
+  #value(depth: number, path: string): JsonValue {
+    this.#skipWhitespace();
+    const c = this.#bytes[this.pos];
     if (c === 0x7b || c === 0x5b) {
-      if (depth >= maxDepth) fail(`nesting deeper than ${maxDepth} levels`, pos);
-      return c === 0x7b ? parseObject(depth + 1, path) : parseArray(depth + 1, path);
+      if (depth >= this.#maxDepth) {
+        this.fail(`nesting deeper than ${this.#maxDepth} levels`, this.pos);
+      }
+      return c === 0x7b ? this.#object(depth + 1, path) : this.#array(depth + 1, path);
     }
-    if (c === 0x22) return parseString();
-    if (c === 0x74) return parseLiteral("true", true);
-    if (c === 0x66) return parseLiteral("false", false);
-    if (c === 0x6e) return parseLiteral("null", null);
-    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return parseNumber();
-    if (c === 0x4e) fail("NaN is not valid JSON", pos);
-    if (c === 0x49) fail("Infinity is not valid JSON", pos);
-    return fail(`expected a JSON value, found ${describe(pos)}`, pos);
-  };
+    if (c === 0x22) return this.#string();
+    if (c === 0x74) return this.#literal("true", true);
+    if (c === 0x66) return this.#literal("false", false);
+    if (c === 0x6e) return this.#literal("null", null);
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return this.#number();
+    if (c === 0x4e) this.fail("NaN is not valid JSON", this.pos);
+    if (c === 0x49) this.fail("Infinity is not valid JSON", this.pos);
+    return this.fail(`expected a JSON value, found ${this.#describe(this.pos)}`, this.pos);
+  }
 
-  const parseArray = (depth: number, path: string): JsonValue[] => {
-    pos++;
+  #array(depth: number, path: string): JsonValue[] {
+    const bytes = this.#bytes;
+    this.pos++;
     const items: JsonValue[] = [];
-    skipWhitespace();
-    if (bytes[pos] === 0x5d) {
-      pos++;
+    this.#skipWhitespace();
+    if (bytes[this.pos] === 0x5d) {
+      this.pos++;
       return items;
     }
     for (;;) {
-      items.push(parseValue(depth, `${path}/${items.length}`));
-      skipWhitespace();
-      if (bytes[pos] === 0x2c) pos++;
-      else if (bytes[pos] === 0x5d) return pos++, items;
-      else fail(`expected ',' or ']' in array, found ${describe(pos)}`, pos);
+      items.push(this.#value(depth, `${path}/${items.length}`));
+      this.#skipWhitespace();
+      if (bytes[this.pos] === 0x2c) this.pos++;
+      else if (bytes[this.pos] === 0x5d) return this.pos++, items;
+      else this.fail(`expected ',' or ']' in array, found ${this.#describe(this.pos)}`, this.pos);
     }
-  };
+  }
 
-  const parseObject = (depth: number, path: string): Map<string, JsonValue> => {
-    pos++;
+  #object(depth: number, path: string): Map<string, JsonValue> {
+    const bytes = this.#bytes;
+    this.pos++;
     const map = new Map<string, JsonValue>();
-    skipWhitespace();
-    if (bytes[pos] === 0x7d) {
-      pos++;
+    this.#skipWhitespace();
+    if (bytes[this.pos] === 0x7d) {
+      this.pos++;
       return map;
     }
     for (;;) {
-      skipWhitespace();
-      if (bytes[pos] !== 0x22) fail(`expected a string key, found ${describe(pos)}`, pos);
-      const keyAt = pos;
-      const key = parseString();
-      if (map.has(key)) {
-        fail(`duplicate key ${quote(key)} in object ${path.slice(0, 200) || "/"}`, keyAt);
+      this.#skipWhitespace();
+      if (bytes[this.pos] !== 0x22) {
+        this.fail(`expected a string key, found ${this.#describe(this.pos)}`, this.pos);
       }
-      skipWhitespace();
-      if (bytes[pos] !== 0x3a) fail(`expected ':' after key, found ${describe(pos)}`, pos);
-      pos++;
-      map.set(key, parseValue(depth, `${path}/${key}`));
-      skipWhitespace();
-      if (bytes[pos] === 0x2c) pos++;
-      else if (bytes[pos] === 0x7d) return pos++, map;
-      else fail(`expected ',' or '}' in object, found ${describe(pos)}`, pos);
+      const keyAt = this.pos;
+      const key = this.#string();
+      if (map.has(key)) {
+        this.fail(`duplicate key ${quote(key)} in object ${path.slice(0, 200) || "/"}`, keyAt);
+      }
+      this.#skipWhitespace();
+      if (bytes[this.pos] !== 0x3a) {
+        this.fail(`expected ':' after key, found ${this.#describe(this.pos)}`, this.pos);
+      }
+      this.pos++;
+      map.set(key, this.#value(depth, `${path}/${key}`));
+      this.#skipWhitespace();
+      if (bytes[this.pos] === 0x2c) this.pos++;
+      else if (bytes[this.pos] === 0x7d) return this.pos++, map;
+      else this.fail(`expected ',' or '}' in object, found ${this.#describe(this.pos)}`, this.pos);
     }
-  };
-
-  skipWhitespace();
-  if (pos >= bytes.length) fail("empty JSON text", pos);
-  const value = parseValue(0, "");
-  skipWhitespace();
-  if (pos < bytes.length) fail(`unexpected ${describe(pos)} after the JSON value`, pos);
-  return value;
+  }
 }
 
 /** Convert a parsed tree to plain JS values (numbers become `number`). */

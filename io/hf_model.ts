@@ -7,7 +7,8 @@
  * @module
  */
 import { loadHfTokenizer } from "../data/hf_tokenizer.ts";
-import { getFamily, type LoadedModel, type ModelFamily } from "../nn/families.ts";
+import { getFamily } from "../nn/family_registry.ts";
+import type { LoadedModel, ModelFamily } from "../nn/family_types.ts";
 import { readSafetensors } from "./safetensors.ts";
 
 function isRecord(v: unknown): v is Record<string, unknown> {

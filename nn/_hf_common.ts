@@ -6,7 +6,7 @@
  */
 import type { Graph } from "../compiler/ir.ts";
 import { type InputSpec, iota, nextStream, type Tensor, trace, where } from "../compiler/trace.ts";
-import type { Forward, GraphOptions, KvHook, ModelConfig } from "./families.ts";
+import type { Forward, GraphOptions, KvHook, ModelConfig } from "./family_types.ts";
 import { linear } from "./layers.ts";
 
 /** Reads typed fields of a config.json object; errors name the file and the field. */

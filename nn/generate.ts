@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { compile } from "../compiler/compile.ts";
+import { compile } from "../backends/compile.ts";
 import type { Graph } from "../compiler/ir.ts";
 import { makeGraph } from "../compiler/ir.ts";
 import { iota, param, type Tensor, trace, where } from "../compiler/trace.ts";
 import { mulberry32 } from "../data/random.ts";
-import type { Executable } from "../runtime/executable.ts";
+import type { Executable } from "../backends/executable.ts";
 import type { KvHook, LoadedModel } from "./families.ts";
 
 /**

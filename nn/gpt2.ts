@@ -7,7 +7,7 @@
  * @module
  */
 import { iota, param, scope, type Tensor } from "../compiler/trace.ts";
-import type { Forward, KvHook, ModelConfig, ModelFamily } from "./families.ts";
+import type { Forward, KvHook, ModelConfig, ModelFamily } from "./family_types.ts";
 import { layerNorm, linear } from "./layers.ts";
 import {
   attend,

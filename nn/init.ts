@@ -8,7 +8,7 @@
 import type { Graph, Node } from "../compiler/ir.ts";
 import { sizeOf } from "../compiler/ir.ts";
 import type { ParamInit } from "../compiler/trace.ts";
-import { randomBits } from "../runtime/threefry.ts";
+import { randomBits } from "../prng/threefry.ts";
 
 /** FNV-1a hash of a string: the stream id of a param. */
 export function nameStream(name: string): number {

@@ -9,7 +9,7 @@
  * @module
  */
 import { concat, constant, iota, param, scope, type Tensor } from "../compiler/trace.ts";
-import type { Forward, KvHook, ModelConfig, ModelFamily } from "./families.ts";
+import type { Forward, KvHook, ModelConfig, ModelFamily } from "./family_types.ts";
 import { linear } from "./layers.ts";
 import {
   attend,

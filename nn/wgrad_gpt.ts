@@ -5,7 +5,7 @@
  * @module
  */
 import { param, scope, type Tensor } from "../compiler/trace.ts";
-import type { Forward, KvHook, ModelConfig, ModelFamily } from "./families.ts";
+import type { Forward, KvHook, ModelConfig, ModelFamily } from "./family_types.ts";
 import { type GptConfig, gptGraph } from "./gpt.ts";
 import { layerNorm, linear, mlp } from "./layers.ts";
 import { attend, splitHeads } from "./_hf_common.ts";

@@ -3,9 +3,17 @@
  * `broadcast` node, inserted by the tracer), so vjps need no reductions and
  * chains of these ops fuse into one kernel.
  */
-import { type DType, makeNode, type Node, type TensorType } from "../compiler/ir.ts";
-import { add, div, fill, mul, neg, sub, where } from "./_build.ts";
-import { allocData, type CpuTensor, defineOp, opError } from "./registry.ts";
+import {
+  type CpuTensor,
+  defineOp,
+  type DType,
+  makeNode,
+  type Node,
+  type OpDef,
+  type TensorType,
+} from "../compiler/ir.ts";
+import { constant } from "./leaf.ts";
+import { allocData, opError } from "./rules.ts";
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
@@ -36,13 +44,22 @@ function mapData(dtype: DType, inputs: readonly CpuTensor[], f: (...v: number[])
   return out;
 }
 
+// The vjps below build nodes of this module's own ops, whose operands have
+// equal shapes: constants are made at the operand's shape (a fill costs
+// nothing: it is inlined), so no broadcast op is needed here.
+
+/** `value` at the shape and dtype of `like`. */
+function full(value: number, like: Node): Node {
+  return makeNode(constant, [], { value, shape: [...like.shape], dtype: like.dtype });
+}
+
 function unary(
   name: string,
   f: (x: number) => number,
   expr: (x: string) => string,
   vjp: (x: Node, y: Node, g: Node) => Node,
-): void {
-  defineOp({
+): OpDef {
+  return defineOp({
     name,
     kind: "elementwise",
     infer: ([x, ...rest]) => {
@@ -52,7 +69,8 @@ function unary(
     },
     cpu: (inputs, { node }) => mapData(node.dtype, inputs, f),
     vjp: (node, g) => [vjp(node.inputs[0], node, g)],
-    wgsl: { kind: "elementwise", expr: ([x]) => expr(x) },
+    lowering: "inline",
+    wgsl: ([x]) => expr(x),
   });
 }
 
@@ -69,42 +87,69 @@ function geluValue(x: number): number {
   return 0.5 * x * (1 + Math.tanh(GELU_C * (x + GELU_A * x * x * x)));
 }
 
-unary("neg", (x) => -x, (x) => `(-${x})`, (_x, _y, g) => neg(g));
-unary("exp", Math.exp, (x) => `exp(${x})`, (_x, y, g) => mul(g, y));
-unary("log", Math.log, (x) => `log(${x})`, (x, _y, g) => div(g, x));
-unary("sqrt", Math.sqrt, (x) => `sqrt(${x})`, (_x, y, g) => div(mul(g, fill(0.5, [])), y));
-unary(
+// Builders of this module's ops for the vjps (operands of equal shapes).
+const op1 = (def: () => OpDef) => (x: Node): Node => makeNode(def(), [x]);
+const op2 = (def: () => OpDef) => (a: Node, b: Node): Node => makeNode(def(), [a, b]);
+const mulOf = op2(() => mul), divOf = op2(() => div), addOf = op2(() => add);
+const subOf = op2(() => sub), negOf = op1(() => neg);
+const select = (c: Node, a: Node, b: Node): Node => makeNode(where, [c, a, b]);
+
+/** `-x`. */
+export const neg: OpDef = unary("neg", (x) => -x, (x) => `(-${x})`, (_x, _y, g) => negOf(g));
+/** `e^x`. */
+export const exp: OpDef = unary("exp", Math.exp, (x) => `exp(${x})`, (_x, y, g) => mulOf(g, y));
+/** Natural logarithm. */
+export const log: OpDef = unary("log", Math.log, (x) => `log(${x})`, (x, _y, g) => divOf(g, x));
+/** Square root. */
+export const sqrt: OpDef = unary(
+  "sqrt",
+  Math.sqrt,
+  (x) => `sqrt(${x})`,
+  (_x, y, g) => divOf(mulOf(g, full(0.5, g)), y),
+);
+/** `1 / sqrt(x)`. */
+export const rsqrt: OpDef = unary(
   "rsqrt",
   (x) => 1 / Math.sqrt(x),
   (x) => `inverseSqrt(${x})`,
-  (_x, y, g) => mul(g, mul(fill(-0.5, []), mul(y, mul(y, y)))),
+  (_x, y, g) => mulOf(g, mulOf(full(-0.5, y), mulOf(y, mulOf(y, y)))),
 );
-unary(
+/** Hyperbolic tangent. */
+export const tanh: OpDef = unary(
   "tanh",
   Math.tanh,
   // Clamped: some drivers overflow exp() inside tanh for |x| > ~44.
   (x) => `tanh(clamp(${x}, -20.0, 20.0))`,
-  (_x, y, g) => mul(g, sub(fill(1, []), mul(y, y))),
+  (_x, y, g) => mulOf(g, subOf(full(1, y), mulOf(y, y))),
 );
-unary("relu", (x) => (x > 0 ? x : 0), (x) => `max(${x}, 0.0)`, (x, _y, g) => {
-  return where(makeNode("gt", [x, fill(0, x.shape)], {}), g, fill(0, []));
-});
-unary("abs", Math.abs, (x) => `abs(${x})`, (x, _y, g) => {
-  return where(makeNode("lt", [x, fill(0, x.shape)], {}), neg(g), g);
-});
-unary(
+/** `max(x, 0)`. */
+export const relu: OpDef = unary(
+  "relu",
+  (x) => (x > 0 ? x : 0),
+  (x) => `max(${x}, 0.0)`,
+  (x, _y, g) => select(makeNode(gt, [x, full(0, x)]), g, full(0, g)),
+);
+/** `|x|`. */
+export const abs: OpDef = unary(
+  "abs",
+  Math.abs,
+  (x) => `abs(${x})`,
+  (x, _y, g) => select(makeNode(lt, [x, full(0, x)]), negOf(g), g),
+);
+/** GELU, tanh form (PyTorch's `approximate="tanh"`, Hugging Face's `gelu_new`). */
+export const gelu: OpDef = unary(
   "gelu",
   geluValue,
   geluWgsl,
   (x, _y, g) => {
     // d/dx of 0.5·x·(1 + tanh(c·(x + a·x³))).
-    const x2 = mul(x, x);
-    const inner = mul(fill(GELU_C, []), add(x, mul(fill(GELU_A, []), mul(x2, x))));
-    const t = makeNode("tanh", [inner], {});
-    const dInner = mul(fill(GELU_C, []), add(fill(1, []), mul(fill(3 * GELU_A, []), x2)));
-    const left = mul(fill(0.5, []), add(fill(1, []), t));
-    const right = mul(mul(fill(0.5, []), x), mul(sub(fill(1, []), mul(t, t)), dInner));
-    return mul(g, add(left, right));
+    const c = (v: number) => full(v, x);
+    const x2 = mulOf(x, x);
+    const t = makeNode(tanh, [mulOf(c(GELU_C), addOf(x, mulOf(c(GELU_A), mulOf(x2, x))))]);
+    const dInner = mulOf(c(GELU_C), addOf(c(1), mulOf(c(3 * GELU_A), x2)));
+    const left = mulOf(c(0.5), addOf(c(1), t));
+    const right = mulOf(mulOf(c(0.5), x), mulOf(subOf(c(1), mulOf(t, t)), dInner));
+    return mulOf(g, addOf(left, right));
   },
 );
 
@@ -116,8 +161,8 @@ function binaryOp(
   expr: (a: string, b: string, dtype: DType) => string,
   vjp: BinaryVjp,
   floatOnly = false,
-): void {
-  defineOp({
+): OpDef {
+  return defineOp({
     name,
     kind: "elementwise",
     infer: (inputs) => {
@@ -135,7 +180,8 @@ function binaryOp(
       if (node.dtype !== "f32") return [null, null];
       return vjp(node.inputs[0], node.inputs[1], node, g);
     },
-    wgsl: { kind: "elementwise", expr: ([a, b], node) => expr(a, b, node.dtype) },
+    lowering: "inline",
+    wgsl: ([a, b], node) => expr(a, b, node.dtype),
   });
 }
 
@@ -144,55 +190,69 @@ const intDiv = (a: number, b: number, dtype: DType) =>
 const imul = (a: number, b: number, dtype: DType) =>
   dtype === "f32" ? a * b : dtype === "u32" ? Math.imul(a, b) >>> 0 : Math.imul(a, b);
 
-binaryOp("add", (a, b) => a + b, (a, b) => `(${a} + ${b})`, (_a, _b, _y, g) => [g, g]);
-binaryOp("sub", (a, b) => a - b, (a, b) => `(${a} - ${b})`, (_a, _b, _y, g) => [g, neg(g)]);
-binaryOp("mul", imul, (a, b) => `(${a} * ${b})`, (a, b, _y, g) => [mul(g, b), mul(g, a)]);
-binaryOp(
+/** `a + b` (equal shapes; the tracer broadcasts first). */
+export const add: OpDef = binaryOp(
+  "add",
+  (a, b) => a + b,
+  (a, b) => `(${a} + ${b})`,
+  (_a, _b, _y, g) => [g, g],
+);
+/** `a - b`. */
+export const sub: OpDef = binaryOp(
+  "sub",
+  (a, b) => a - b,
+  (a, b) => `(${a} - ${b})`,
+  (_a, _b, _y, g) => [g, negOf(g)],
+);
+/** `a * b` (integers wrap as in WGSL). */
+export const mul: OpDef = binaryOp(
+  "mul",
+  imul,
+  (a, b) => `(${a} * ${b})`,
+  (a, b, _y, g) => [mulOf(g, b), mulOf(g, a)],
+);
+/** `a / b` (integer division truncates; by zero gives 0). */
+export const div: OpDef = binaryOp(
   "div",
   intDiv,
   // WGSL integer division by zero yields the dividend; the reference mirrors neither — guard it.
   (a, b, dtype) => dtype === "f32" ? `(${a} / ${b})` : `select(${a} / ${b}, 0, ${b} == 0)`,
-  (_a, b, y, g) => [div(g, b), neg(div(mul(g, y), b))],
+  (_a, b, y, g) => [divOf(g, b), negOf(divOf(mulOf(g, y), b))],
 );
-binaryOp(
+/** `a ** b` (f32). */
+export const pow: OpDef = binaryOp(
   "pow",
   (a, b) => Math.pow(a, b),
   (a, b) => `pow(${a}, ${b})`,
   (a, b, y, g) => [
-    mul(g, mul(b, makeNode("pow", [a, sub(b, fill(1, b.shape))], {}))),
-    mul(g, mul(y, makeNode("log", [a], {}))),
+    mulOf(g, mulOf(b, makeNode(pow, [a, subOf(b, full(1, b))]))),
+    mulOf(g, mulOf(y, makeNode(log, [a]))),
   ],
   true,
 );
-binaryOp(
+/** Elementwise maximum; ties send the gradient to `a`. */
+export const maximum: OpDef = binaryOp(
   "maximum",
   (a, b) => Math.max(a, b),
   (a, b) => `max(${a}, ${b})`,
   (a, b, _y, g) => {
-    const takeA = makeNode("ge", [a, b], {});
-    return [where(takeA, g, fill(0, [])), where(takeA, fill(0, []), g)];
+    const takeA = makeNode(ge, [a, b]);
+    return [select(takeA, g, full(0, g)), select(takeA, full(0, g), g)];
   },
 );
-binaryOp(
+/** Elementwise minimum; ties send the gradient to `a`. */
+export const minimum: OpDef = binaryOp(
   "minimum",
   (a, b) => Math.min(a, b),
   (a, b) => `min(${a}, ${b})`,
   (a, b, _y, g) => {
-    const takeA = makeNode("le", [a, b], {});
-    return [where(takeA, g, fill(0, [])), where(takeA, fill(0, []), g)];
+    const takeA = makeNode(le, [a, b]);
+    return [select(takeA, g, full(0, g)), select(takeA, full(0, g), g)];
   },
 );
 
-const comparisons: [string, (a: number, b: number) => boolean, string][] = [
-  ["eq", (a, b) => a === b, "=="],
-  ["ne", (a, b) => a !== b, "!="],
-  ["lt", (a, b) => a < b, "<"],
-  ["le", (a, b) => a <= b, "<="],
-  ["gt", (a, b) => a > b, ">"],
-  ["ge", (a, b) => a >= b, ">="],
-];
-for (const [name, f, symbol] of comparisons) {
-  defineOp({
+function comparison(name: string, f: (a: number, b: number) => boolean, symbol: string): OpDef {
+  return defineOp({
     name,
     kind: "elementwise",
     infer: (inputs) => {
@@ -205,11 +265,25 @@ for (const [name, f, symbol] of comparisons) {
     },
     cpu: (inputs) => mapData("bool", inputs, (a, b) => (f(a, b) ? 1 : 0)),
     noGradient: "a comparison is piecewise constant",
-    wgsl: { kind: "elementwise", expr: ([a, b]) => `(${a} ${symbol} ${b})` },
+    lowering: "inline",
+    wgsl: ([a, b]) => `(${a} ${symbol} ${b})`,
   });
 }
 
-defineOp({
+/** `a == b` (bool). */
+export const eq: OpDef = comparison("eq", (a, b) => a === b, "==");
+/** `a != b` (bool). */
+export const ne: OpDef = comparison("ne", (a, b) => a !== b, "!=");
+/** `a < b` (bool). */
+export const lt: OpDef = comparison("lt", (a, b) => a < b, "<");
+/** `a <= b` (bool). */
+export const le: OpDef = comparison("le", (a, b) => a <= b, "<=");
+/** `a > b` (bool). */
+export const gt: OpDef = comparison("gt", (a, b) => a > b, ">");
+/** `a >= b` (bool). */
+export const ge: OpDef = comparison("ge", (a, b) => a >= b, ">=");
+
+export const where: OpDef = defineOp({
   name: "where",
   kind: "elementwise",
   infer: (inputs) => {
@@ -223,10 +297,11 @@ defineOp({
   cpu: (inputs, { node }) => mapData(node.dtype, inputs, (c, a, b) => (c ? a : b)),
   vjp: (node, g, wants) => {
     const c = node.inputs[0];
-    const zero = fill(0, []);
-    return [null, wants[1] ? where(c, g, zero) : null, wants[2] ? where(c, zero, g) : null];
+    const zero = full(0, g);
+    return [null, wants[1] ? select(c, g, zero) : null, wants[2] ? select(c, zero, g) : null];
   },
-  wgsl: { kind: "elementwise", expr: ([c, a, b]) => `select(${b}, ${a}, ${c})` },
+  lowering: "inline",
+  wgsl: ([c, a, b]) => `select(${b}, ${a}, ${c})`,
 });
 
 function castValue(v: number, to: DType): number {
@@ -235,7 +310,7 @@ function castValue(v: number, to: DType): number {
   return Number.isFinite(v) ? Math.trunc(v) : 0;
 }
 
-defineOp({
+export const cast: OpDef = defineOp({
   name: "cast",
   kind: "elementwise",
   infer: (inputs, attrs) => {
@@ -251,13 +326,11 @@ defineOp({
     const from = node.inputs[0].dtype;
     return [from === "f32" && node.dtype === "f32" ? g : null];
   },
-  wgsl: {
-    kind: "elementwise",
-    expr: ([x], node) => {
-      const from = node.inputs[0].dtype;
-      if (node.dtype === "bool") return `(${x} != ${from === "f32" ? "0.0" : `${from}(0)`})`;
-      const target = node.dtype;
-      return from === "bool" ? `select(${target}(0), ${target}(1), ${x})` : `${target}(${x})`;
-    },
+  lowering: "inline",
+  wgsl: ([x], node) => {
+    const from = node.inputs[0].dtype;
+    if (node.dtype === "bool") return `(${x} != ${from === "f32" ? "0.0" : `${from}(0)`})`;
+    const target = node.dtype;
+    return from === "bool" ? `select(${target}(0), ${target}(1), ${x})` : `${target}(${x})`;
   },
 });

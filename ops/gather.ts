@@ -2,8 +2,8 @@
  * Embedding lookup (`gather` rows of a table by integer index) and its
  * adjoint (`scatterAdd` rows back into a table), each the other's vjp.
  */
-import { makeNode, sizeOf, type TensorType } from "../compiler/ir.ts";
-import { allocData, defineOp, opError } from "./registry.ts";
+import { defineOp, makeNode, type OpDef, sizeOf, type TensorType } from "../compiler/ir.ts";
+import { allocData, opError } from "./rules.ts";
 
 function checkIndices(op: string, indices: TensorType, inputs: readonly TensorType[]): void {
   if (indices.dtype !== "i32" && indices.dtype !== "u32") {
@@ -11,7 +11,7 @@ function checkIndices(op: string, indices: TensorType, inputs: readonly TensorTy
   }
 }
 
-defineOp({
+export const gather: OpDef = defineOp({
   name: "gather",
   kind: "index",
   infer: (inputs) => {
@@ -36,12 +36,17 @@ defineOp({
   },
   vjp: (node, g, wants) => {
     const [table, indices] = node.inputs;
-    return [wants[0] ? makeNode("scatterAdd", [g, indices], { rows: table.shape[0] }) : null, null];
+    return [wants[0] ? makeNode(scatterAdd, [g, indices], { rows: table.shape[0] }) : null, null];
   },
-  wgsl: { kind: "kernel", family: "gather" },
+  lowering: "gather",
+  indexOperands: (node) => {
+    const table = node.inputs[0];
+    const what = `rows of ${table.name ?? "a table"} [${table.shape}]`;
+    return [{ input: 1, limit: table.shape[0], allowNegative: false, what }];
+  },
 });
 
-defineOp({
+export const scatterAdd: OpDef = defineOp({
   name: "scatterAdd",
   kind: "index",
   infer: (inputs, attrs) => {
@@ -70,6 +75,6 @@ defineOp({
     }
     return out;
   },
-  vjp: (node, g, wants) => [wants[0] ? makeNode("gather", [g, node.inputs[1]], {}) : null, null],
-  wgsl: { kind: "kernel", family: "scatterAdd" },
+  vjp: (node, g, wants) => [wants[0] ? makeNode(gather, [g, node.inputs[1]]) : null, null],
+  lowering: "scatterAdd",
 });

@@ -4,8 +4,8 @@
  * an axis, used for masks). The CPU interpreter feeds `input` and `param`
  * itself; their `cpu` rule only runs when a value is missing.
  */
-import { checkDType, checkShape, sizeOf } from "../compiler/ir.ts";
-import { allocData, defineOp, normAxis, stridesOf } from "./registry.ts";
+import { checkDType, checkShape, defineOp, type OpDef, sizeOf } from "../compiler/ir.ts";
+import { allocData, normAxis, stridesOf } from "./rules.ts";
 
 function leafType(op: string, attrs: Record<string, unknown>) {
   return {
@@ -14,9 +14,10 @@ function leafType(op: string, attrs: Record<string, unknown>) {
   };
 }
 
-defineOp({
+export const input: OpDef = defineOp({
   name: "input",
   kind: "leaf",
+  lowering: "leaf",
   infer: (_inputs, attrs) => leafType("input", attrs),
   cpu: (_inputs, { node }) => {
     throw new Error(`input "${node.name}" was not fed`);
@@ -24,9 +25,10 @@ defineOp({
   noGradient: "a leaf: autodiff treats inputs as constants unless asked",
 });
 
-defineOp({
+export const param: OpDef = defineOp({
   name: "param",
   kind: "leaf",
+  lowering: "leaf",
   infer: (_inputs, attrs) => {
     if (attrs.role !== "trainable" && attrs.role !== "frozen") {
       throw new Error(`param: role must be "trainable" or "frozen", got ${attrs.role}`);
@@ -39,9 +41,10 @@ defineOp({
   noGradient: "a leaf: autodiff seeds gradients at trainable params",
 });
 
-defineOp({
+export const constant: OpDef = defineOp({
   name: "const",
   kind: "leaf",
+  lowering: "leaf",
   infer: (_inputs, attrs) => {
     const t = leafType("const", attrs);
     if (attrs.data !== undefined) {
@@ -66,9 +69,10 @@ defineOp({
   noGradient: "a constant",
 });
 
-defineOp({
+export const iota: OpDef = defineOp({
   name: "iota",
   kind: "leaf",
+  lowering: "leaf",
   infer: (_inputs, attrs) => {
     const t = leafType("iota", { dtype: "i32", ...attrs });
     normAxis("iota", attrs.axis as number, t.shape.length);

@@ -3,11 +3,11 @@
  * batch dims (the tracer broadcasts them). Its vjp uses transposes that the
  * GPU lowering folds into indexing.
  */
-import { makeNode, sizeOf } from "../compiler/ir.ts";
-import { transposeLast } from "./_build.ts";
-import { allocData, defineOp, opError } from "./registry.ts";
+import { defineOp, makeNode, type Node, type OpDef, sizeOf } from "../compiler/ir.ts";
+import { permute } from "./shape.ts";
+import { allocData, opError } from "./rules.ts";
 
-defineOp({
+export const matmul: OpDef = defineOp({
   name: "matmul",
   kind: "matmul",
   infer: (inputs) => {
@@ -51,9 +51,17 @@ defineOp({
   vjp: (node, g, wants) => {
     const [a, b] = node.inputs;
     return [
-      wants[0] ? makeNode("matmul", [g, transposeLast(b)], {}) : null,
-      wants[1] ? makeNode("matmul", [transposeLast(a), g], {}) : null,
+      wants[0] ? makeNode(matmul, [g, transposeLast(b)]) : null,
+      wants[1] ? makeNode(matmul, [transposeLast(a), g]) : null,
     ];
   },
-  wgsl: { kind: "kernel", family: "matmul" },
+  lowering: "matmul",
 });
+
+/** Swaps the last two axes. */
+function transposeLast(x: Node): Node {
+  const r = x.shape.length;
+  const perm = [...Array(r).keys()];
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return makeNode(permute, [x], { perm });
+}

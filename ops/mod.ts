@@ -1,17 +1,88 @@
 /**
- * Registers every op. Import this module (for its side effect) before building
- * graphs; `mod.ts` at the root does.
+ * Every built-in op, as objects (`ops.matmul`, `ops.softmax`, ...), and the
+ * list of them. Each op carries all of its rules: shape and dtype (`infer`),
+ * the float64 reference (`cpu`), the vjp, how backends compute it
+ * (`lowering`, and `wgsl` for fusable elementwise math) and host-side index
+ * checks. Build nodes with `makeNode(op, inputs, attrs)` from `compiler/ir.ts`,
+ * or through the `Tensor` methods.
+ *
+ * @example
+ * ```ts
+ * import * as ops from "./mod.ts";
+ * import { makeNode } from "../compiler/ir.ts";
+ * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
+ * console.log(makeNode(ops.softmax, [x], { axis: -1 }).shape); // [2, 3]
+ * ```
  *
  * @module
  */
-import "./leaf.ts";
-import "./elementwise.ts";
-import "./shape.ts";
-import "./reduce.ts";
-import "./matmul.ts";
-import "./nn.ts";
-import "./gather.ts";
-import "./random.ts";
+import type { OpDef } from "../compiler/ir.ts";
+import * as leaf from "./leaf.ts";
+import * as elementwise from "./elementwise.ts";
+import * as shape from "./shape.ts";
+import * as reduce from "./reduce.ts";
+import * as matmul from "./matmul.ts";
+import * as nn from "./nn.ts";
+import * as gather from "./gather.ts";
+import * as random from "./random.ts";
 
-export { allOps, defineOp, getOp } from "./registry.ts";
-export type { CpuContext, CpuData, CpuTensor, OpDef, WgslRule } from "./registry.ts";
+export { constant as const, input, iota, param } from "./leaf.ts";
+export {
+  abs,
+  add,
+  cast,
+  div,
+  eq,
+  exp,
+  ge,
+  gelu,
+  gt,
+  le,
+  log,
+  lt,
+  maximum,
+  minimum,
+  mul,
+  ne,
+  neg,
+  pow,
+  relu,
+  rsqrt,
+  sqrt,
+  sub,
+  tanh,
+  where,
+} from "./elementwise.ts";
+export { concat, pad, permute, reshape, slice } from "./shape.ts";
+export { broadcast, max, sum } from "./reduce.ts";
+export { matmul } from "./matmul.ts";
+export {
+  crossEntropy,
+  crossEntropyBackward,
+  layerNorm,
+  layerNormBackward,
+  logSoftmax,
+  logSoftmaxBackward,
+  softmax,
+  softmaxBackward,
+} from "./nn.ts";
+export { gather, scatterAdd } from "./gather.ts";
+export { dropout, random } from "./random.ts";
+
+const isOp = (v: unknown): v is OpDef =>
+  typeof v === "object" && v !== null && "infer" in v && "cpu" in v && "lowering" in v;
+
+/**
+ * Every built-in op, in declaration order (leaves first).
+ *
+ * @example
+ * ```ts
+ * import { builtinOps } from "./mod.ts";
+ * console.log(builtinOps().length > 40); // true
+ * ```
+ */
+export function builtinOps(): OpDef[] {
+  return [leaf, elementwise, shape, reduce, matmul, nn, gather, random].flatMap((m) =>
+    Object.values(m).filter(isOp)
+  );
+}

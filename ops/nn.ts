@@ -4,8 +4,8 @@
  * cross-entropy — each with a fused backward op, so the backward pass lowers
  * to one kernel per op instead of a chain of reductions.
  */
-import { makeNode, type TensorType } from "../compiler/ir.ts";
-import { allocData, type CpuData, defineOp, opError } from "./registry.ts";
+import { type CpuData, defineOp, makeNode, type OpDef, type TensorType } from "../compiler/ir.ts";
+import { allocData, opError } from "./rules.ts";
 
 const SECOND_ORDER = "a backward op: second-order gradients are not supported";
 
@@ -46,7 +46,7 @@ function logSumExp(d: CpuData, o: number, n: number): number {
   return m + Math.log(s);
 }
 
-defineOp({
+export const softmax: OpDef = defineOp({
   name: "softmax",
   kind: "fused",
   infer: (inputs) => floatSameShape("softmax", inputs, 1),
@@ -58,11 +58,11 @@ defineOp({
     });
     return out;
   },
-  vjp: (node, g) => [makeNode("softmaxBackward", [node, g], {})],
-  wgsl: { kind: "kernel", family: "rowwise" },
+  vjp: (node, g) => [makeNode(softmaxBackward, [node, g])],
+  lowering: "rowwise",
 });
 
-defineOp({
+export const softmaxBackward: OpDef = defineOp({
   name: "softmaxBackward",
   kind: "fused",
   infer: (inputs) => floatSameShape("softmaxBackward", inputs, 2),
@@ -76,10 +76,10 @@ defineOp({
     return out;
   },
   noGradient: SECOND_ORDER,
-  wgsl: { kind: "kernel", family: "rowwise" },
+  lowering: "rowwise",
 });
 
-defineOp({
+export const logSoftmax: OpDef = defineOp({
   name: "logSoftmax",
   kind: "fused",
   infer: (inputs) => floatSameShape("logSoftmax", inputs, 1),
@@ -91,11 +91,11 @@ defineOp({
     });
     return out;
   },
-  vjp: (node, g) => [makeNode("logSoftmaxBackward", [node, g], {})],
-  wgsl: { kind: "kernel", family: "rowwise" },
+  vjp: (node, g) => [makeNode(logSoftmaxBackward, [node, g])],
+  lowering: "rowwise",
 });
 
-defineOp({
+export const logSoftmaxBackward: OpDef = defineOp({
   name: "logSoftmaxBackward",
   kind: "fused",
   infer: (inputs) => floatSameShape("logSoftmaxBackward", inputs, 2),
@@ -109,7 +109,7 @@ defineOp({
     return out;
   },
   noGradient: SECOND_ORDER,
-  wgsl: { kind: "kernel", family: "rowwise" },
+  lowering: "rowwise",
 });
 
 function checkEps(op: string, eps: unknown): number {
@@ -129,7 +129,7 @@ function rowStats(d: CpuData, o: number, n: number, eps: number): [number, numbe
   return [mean, 1 / Math.sqrt(v / n + eps)];
 }
 
-defineOp({
+export const layerNorm: OpDef = defineOp({
   name: "layerNorm",
   kind: "fused",
   infer: (inputs, attrs) => {
@@ -145,11 +145,11 @@ defineOp({
     });
     return out;
   },
-  vjp: (node, g) => [makeNode("layerNormBackward", [node.inputs[0], g], { eps: node.attrs.eps })],
-  wgsl: { kind: "kernel", family: "rowwise" },
+  vjp: (node, g) => [makeNode(layerNormBackward, [node.inputs[0], g], { eps: node.attrs.eps })],
+  lowering: "rowwise",
 });
 
-defineOp({
+export const layerNormBackward: OpDef = defineOp({
   name: "layerNormBackward",
   kind: "fused",
   infer: (inputs, attrs) => {
@@ -176,7 +176,7 @@ defineOp({
     return out;
   },
   noGradient: SECOND_ORDER,
-  wgsl: { kind: "kernel", family: "rowwise" },
+  lowering: "rowwise",
 });
 
 function crossEntropyType(op: string, inputs: readonly TensorType[]): TensorType {
@@ -188,7 +188,7 @@ function crossEntropyType(op: string, inputs: readonly TensorType[]): TensorType
   return { shape: labels.shape, dtype: "f32" };
 }
 
-defineOp({
+export const crossEntropy: OpDef = defineOp({
   name: "crossEntropy",
   kind: "fused",
   infer: (inputs) => {
@@ -209,13 +209,17 @@ defineOp({
     return out;
   },
   vjp: (node, g) => [
-    makeNode("crossEntropyBackward", [node.inputs[0], node.inputs[1], g], {}),
+    makeNode(crossEntropyBackward, [node.inputs[0], node.inputs[1], g]),
     null,
   ],
-  wgsl: { kind: "kernel", family: "rowwise" },
+  lowering: "rowwise",
+  indexOperands: (node) => {
+    const classes = node.inputs[0].shape[node.inputs[0].shape.length - 1];
+    return [{ input: 1, limit: classes, allowNegative: true, what: `${classes} classes` }];
+  },
 });
 
-defineOp({
+export const crossEntropyBackward: OpDef = defineOp({
   name: "crossEntropyBackward",
   kind: "fused",
   infer: (inputs) => {
@@ -243,5 +247,5 @@ defineOp({
     return out;
   },
   noGradient: SECOND_ORDER,
-  wgsl: { kind: "kernel", family: "rowwise" },
+  lowering: "rowwise",
 });

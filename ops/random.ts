@@ -3,9 +3,9 @@
  * stream and a bound — it has no storage) and seeded `dropout`. Both use
  * Threefry-2x32-20, so the TypeScript reference and WGSL agree bit for bit.
  */
-import { checkShape, makeNode, type Node, sizeOf } from "../compiler/ir.ts";
-import { randomBits, uniformSymmetric } from "../runtime/threefry.ts";
-import { allocData, defineOp, opError } from "./registry.ts";
+import { checkShape, defineOp, makeNode, type Node, type OpDef, sizeOf } from "../compiler/ir.ts";
+import { randomBits, uniformSymmetric } from "../prng/threefry.ts";
+import { allocData, opError } from "./rules.ts";
 
 function checkU32(op: string, what: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= 2 ** 32) {
@@ -14,7 +14,7 @@ function checkU32(op: string, what: string, v: unknown): number {
   return v;
 }
 
-defineOp({
+export const random: OpDef = defineOp({
   name: "random",
   kind: "random",
   infer: (inputs, attrs) => {
@@ -35,7 +35,7 @@ defineOp({
     return Float64Array.from(uniformSymmetric(seed, stream, sizeOf(node.shape), bound));
   },
   noGradient: "a frozen random projection",
-  wgsl: { kind: "kernel", family: "random" },
+  lowering: "inline",
 });
 
 /** The keep threshold and scale of dropout with drop probability `p`, as f32 values. */
@@ -43,7 +43,7 @@ export function dropoutConstants(p: number): { threshold: number; scale: number 
   return { threshold: Math.fround(p), scale: p >= 1 ? 0 : Math.fround(1 / (1 - p)) };
 }
 
-defineOp({
+export const dropout: OpDef = defineOp({
   name: "dropout",
   kind: "random",
   infer: (inputs, attrs) => {
@@ -76,9 +76,9 @@ defineOp({
     makeDropout(g, node.inputs[1], node.attrs.p as number, node.attrs.stream as number),
     null,
   ],
-  wgsl: { kind: "kernel", family: "dropout" },
+  lowering: "inline",
 });
 
 function makeDropout(x: Node, seed: Node, p: number, stream: number): Node {
-  return makeNode("dropout", [x, seed], { p, stream });
+  return makeNode(dropout, [x, seed], { p, stream });
 }

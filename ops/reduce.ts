@@ -1,10 +1,60 @@
 /**
- * Reductions over a set of axes (removed from the result): `sum` and `max`.
+ * Reductions over a set of axes (removed from the result): `sum` and `max`;
+ * and `broadcast`, the adjoint of `sum` (each one's vjp is the other).
  * `mean` is `sum` times a constant, built by the tracer.
+ *
+ * @module
  */
-import { makeNode, type Shape, sizeOf } from "../compiler/ir.ts";
-import { bcast, div, mul, reshape } from "./_build.ts";
-import { allocData, type CpuTensor, defineOp, normAxis, opError, stridesOf } from "./registry.ts";
+import {
+  type CpuTensor,
+  defineOp,
+  makeNode,
+  type Node,
+  type OpDef,
+  type Shape,
+  sizeOf,
+} from "../compiler/ir.ts";
+import { cast, div, eq, mul } from "./elementwise.ts";
+import { copyView, reshape } from "./shape.ts";
+import { allocData, normAxis, opError, stridesOf } from "./rules.ts";
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** `x` broadcast to `shape` (`x` unchanged when it has that shape). */
+function broadcastTo(x: Node, shape: Shape): Node {
+  return sameShape(x.shape, shape) ? x : makeNode(broadcast, [x], { shape: [...shape] });
+}
+
+/** `x` reshaped (`x` unchanged when it has that shape). */
+function reshapeTo(x: Node, shape: Shape): Node {
+  return sameShape(x.shape, shape) ? x : makeNode(reshape, [x], { shape: [...shape] });
+}
+
+/**
+ * Sums `x` down to `shape`: the adjoint of broadcasting `shape` up to
+ * `x.shape` (leading axes and axes of size 1 in `shape` are summed).
+ *
+ * @example
+ * ```ts
+ * import { sumTo } from "./reduce.ts";
+ * import { makeNode } from "../compiler/ir.ts";
+ * import { input } from "./leaf.ts";
+ * const x = makeNode(input, [], { shape: [4, 2, 3], dtype: "f32" }, "x");
+ * console.log(sumTo(x, [2, 1]).shape); // [2, 1]
+ * ```
+ */
+export function sumTo(x: Node, shape: Shape): Node {
+  if (sameShape(x.shape, shape)) return x;
+  const lead = x.shape.length - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < x.shape.length; i++) {
+    if (i < lead || (shape[i - lead] === 1 && x.shape[i] !== 1)) axes.push(i);
+  }
+  const summed = axes.length > 0 ? makeNode(sum, [x], { axes }) : x;
+  return reshapeTo(summed, shape);
+}
 
 function reducedShape(
   op: string,
@@ -46,7 +96,7 @@ function reduceCpu(
   return out;
 }
 
-defineOp({
+export const sum: OpDef = defineOp({
   name: "sum",
   kind: "reduce",
   infer: (inputs, attrs) => {
@@ -61,12 +111,12 @@ defineOp({
   vjp: (node, g) => {
     const x = node.inputs[0];
     const { axes } = reducedShape("sum", x.shape, node.attrs.axes);
-    return [bcast(reshape(g, keptShape(x.shape, axes)), x.shape)];
+    return [broadcastTo(reshapeTo(g, keptShape(x.shape, axes)), x.shape)];
   },
-  wgsl: { kind: "kernel", family: "reduce" },
+  lowering: "reduce",
 });
 
-defineOp({
+export const max: OpDef = defineOp({
   name: "max",
   kind: "reduce",
   infer: (inputs, attrs) => {
@@ -81,11 +131,40 @@ defineOp({
     const x = node.inputs[0];
     const { axes } = reducedShape("max", x.shape, node.attrs.axes);
     const kept = keptShape(x.shape, axes);
-    const isMax = makeNode("cast", [makeNode("eq", [x, bcast(reshape(node, kept), x.shape)], {})], {
-      dtype: "f32",
-    });
-    const count = reshape(makeNode("sum", [isMax], { axes }), kept);
-    return [mul(div(isMax, bcast(count, x.shape)), bcast(reshape(g, kept), x.shape))];
+    const spread = (v: Node) => broadcastTo(reshapeTo(v, kept), x.shape);
+    const isMax = makeNode(cast, [makeNode(eq, [x, spread(node)])], { dtype: "f32" });
+    const count = spread(makeNode(sum, [isMax], { axes }));
+    return [makeNode(mul, [makeNode(div, [isMax, count]), spread(g)])];
   },
-  wgsl: { kind: "kernel", family: "reduce" },
+  lowering: "reduce",
+});
+
+export const broadcast: OpDef = defineOp({
+  name: "broadcast",
+  kind: "shape",
+  lowering: "inline",
+  infer: (inputs, attrs) => {
+    const [x] = inputs;
+    const shape = attrs.shape as number[];
+    if (!Array.isArray(shape) || shape.length < x.shape.length) {
+      opError("broadcast", `cannot broadcast to [${shape}]`, inputs);
+    }
+    const lead = shape.length - x.shape.length;
+    x.shape.forEach((d, i) => {
+      if (d !== 1 && d !== shape[lead + i]) {
+        opError("broadcast", `cannot broadcast to [${shape.join(",")}]`, inputs);
+      }
+    });
+    return { shape, dtype: x.dtype };
+  },
+  cpu: ([x], { node }) => {
+    const lead = node.shape.length - x.shape.length;
+    const xs = stridesOf(x.shape);
+    return copyView(x, node.shape, (pos) => {
+      let idx = 0;
+      for (let i = 0; i < x.shape.length; i++) if (x.shape[i] !== 1) idx += pos[lead + i] * xs[i];
+      return idx;
+    });
+  },
+  vjp: (node, g) => [sumTo(g, node.inputs[0].shape)],
 });

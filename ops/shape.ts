@@ -1,13 +1,15 @@
 /**
- * Shape ops: broadcast, reshape, permute, slice, pad, concat. On the GPU they
- * become index arithmetic inside the kernels that read them.
+ * Shape ops: reshape, permute, slice, pad, concat (broadcast lives with the
+ * reductions in `reduce.ts`: each is the other's adjoint). Backends compute
+ * them as index arithmetic inside the kernels that read them.
+ *
+ * @module
  */
-import { makeNode, sizeOf } from "../compiler/ir.ts";
-import { reshape, sumTo } from "./_build.ts";
-import { allocData, type CpuTensor, defineOp, normAxis, opError, stridesOf } from "./registry.ts";
+import { type CpuTensor, defineOp, makeNode, type OpDef, sizeOf } from "../compiler/ir.ts";
+import { allocData, normAxis, opError, stridesOf } from "./rules.ts";
 
-/** Copies a strided view of `x` into a new row-major array of `shape`. */
-function gather(x: CpuTensor, shape: readonly number[], index: (out: number[]) => number) {
+/** Copies a strided view of `x` into a new row-major array of `shape` (CPU rules of views). */
+export function copyView(x: CpuTensor, shape: readonly number[], index: (out: number[]) => number) {
   const out = allocData(x.dtype, sizeOf(shape));
   const pos = new Array<number>(shape.length).fill(0);
   for (let i = 0; i < out.length; i++) {
@@ -20,38 +22,10 @@ function gather(x: CpuTensor, shape: readonly number[], index: (out: number[]) =
   return out;
 }
 
-defineOp({
-  name: "broadcast",
-  kind: "shape",
-  infer: (inputs, attrs) => {
-    const [x] = inputs;
-    const shape = attrs.shape as number[];
-    if (!Array.isArray(shape) || shape.length < x.shape.length) {
-      opError("broadcast", `cannot broadcast to [${shape}]`, inputs);
-    }
-    const lead = shape.length - x.shape.length;
-    x.shape.forEach((d, i) => {
-      if (d !== 1 && d !== shape[lead + i]) {
-        opError("broadcast", `cannot broadcast to [${shape.join(",")}]`, inputs);
-      }
-    });
-    return { shape, dtype: x.dtype };
-  },
-  cpu: ([x], { node }) => {
-    const lead = node.shape.length - x.shape.length;
-    const xs = stridesOf(x.shape);
-    return gather(x, node.shape, (pos) => {
-      let idx = 0;
-      for (let i = 0; i < x.shape.length; i++) if (x.shape[i] !== 1) idx += pos[lead + i] * xs[i];
-      return idx;
-    });
-  },
-  vjp: (node, g) => [sumTo(g, node.inputs[0].shape)],
-});
-
-defineOp({
+export const reshape: OpDef = defineOp({
   name: "reshape",
   kind: "shape",
+  lowering: "inline",
   infer: (inputs, attrs) => {
     const shape = attrs.shape as number[];
     if (sizeOf(shape) !== sizeOf(inputs[0].shape)) {
@@ -60,12 +34,13 @@ defineOp({
     return { shape, dtype: inputs[0].dtype };
   },
   cpu: ([x]) => x.data.slice(),
-  vjp: (node, g) => [reshape(g, node.inputs[0].shape)],
+  vjp: (node, g) => [makeNode(reshape, [g], { shape: [...node.inputs[0].shape] })],
 });
 
-defineOp({
+export const permute: OpDef = defineOp({
   name: "permute",
   kind: "shape",
+  lowering: "inline",
   infer: (inputs, attrs) => {
     const perm = attrs.perm as number[];
     const rank = inputs[0].shape.length;
@@ -78,12 +53,12 @@ defineOp({
   cpu: ([x], { node }) => {
     const perm = node.attrs.perm as number[];
     const xs = stridesOf(x.shape);
-    return gather(x, node.shape, (pos) => pos.reduce((s, p, i) => s + p * xs[perm[i]], 0));
+    return copyView(x, node.shape, (pos) => pos.reduce((s, p, i) => s + p * xs[perm[i]], 0));
   },
   vjp: (node, g) => {
     const perm = node.attrs.perm as number[];
     const inverse = perm.map((_, i) => perm.indexOf(i));
-    return [makeNode("permute", [g], { perm: inverse })];
+    return [makeNode(permute, [g], { perm: inverse })];
   },
 });
 
@@ -100,9 +75,10 @@ function checkBounds(op: string, inputs: CpuTensorLike[], starts: number[], ends
 }
 type CpuTensorLike = { shape: readonly number[]; dtype: CpuTensor["dtype"] };
 
-defineOp({
+export const slice: OpDef = defineOp({
   name: "slice",
   kind: "shape",
+  lowering: "inline",
   infer: (inputs, attrs) => {
     const starts = attrs.starts as number[];
     const ends = attrs.ends as number[];
@@ -112,19 +88,24 @@ defineOp({
   cpu: ([x], { node }) => {
     const starts = node.attrs.starts as number[];
     const xs = stridesOf(x.shape);
-    return gather(x, node.shape, (pos) => pos.reduce((s, p, i) => s + (p + starts[i]) * xs[i], 0));
+    return copyView(
+      x,
+      node.shape,
+      (pos) => pos.reduce((s, p, i) => s + (p + starts[i]) * xs[i], 0),
+    );
   },
   vjp: (node, g) => {
     const x = node.inputs[0];
     const starts = node.attrs.starts as number[];
     const ends = node.attrs.ends as number[];
-    return [makeNode("pad", [g], { before: starts, after: ends.map((e, i) => x.shape[i] - e) })];
+    return [makeNode(pad, [g], { before: starts, after: ends.map((e, i) => x.shape[i] - e) })];
   },
 });
 
-defineOp({
+export const pad: OpDef = defineOp({
   name: "pad",
   kind: "shape",
+  lowering: "inline",
   infer: (inputs, attrs) => {
     const before = attrs.before as number[];
     const after = attrs.after as number[];
@@ -156,13 +137,14 @@ defineOp({
   vjp: (node, g) => {
     const before = node.attrs.before as number[];
     const x = node.inputs[0];
-    return [makeNode("slice", [g], { starts: before, ends: before.map((b, i) => b + x.shape[i]) })];
+    return [makeNode(slice, [g], { starts: before, ends: before.map((b, i) => b + x.shape[i]) })];
   },
 });
 
-defineOp({
+export const concat: OpDef = defineOp({
   name: "concat",
   kind: "shape",
+  lowering: "inline",
   infer: (inputs, attrs) => {
     if (inputs.length === 0) opError("concat", "needs at least one operand", inputs);
     const rank = inputs[0].shape.length;
@@ -200,7 +182,7 @@ defineOp({
       const starts = node.shape.map((_, i) => (i === axis ? start : 0));
       const ends = node.shape.map((d, i) => (i === axis ? start + t.shape[axis] : d));
       start += t.shape[axis];
-      return makeNode("slice", [g], { starts, ends });
+      return makeNode(slice, [g], { starts, ends });
     });
   },
 });

@@ -17,7 +17,18 @@
  */
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
-const SOURCE_DIRS = ["compiler", "ops", "runtime", "nn", "adapters", "io", "train", "data", "cli"];
+const SOURCE_DIRS = [
+  "compiler",
+  "ops",
+  "prng",
+  "backends",
+  "nn",
+  "adapters",
+  "io",
+  "train",
+  "data",
+  "cli",
+];
 const JOBS = Math.max(1, Math.min(navigator.hardwareConcurrency ?? 2, 4));
 
 async function* walk(dir: string): AsyncGenerator<string> {

@@ -7,6 +7,7 @@
  */
 import { type Graph, makeGraph, makeNode } from "../compiler/ir.ts";
 import { Tensor, where } from "../compiler/trace.ts";
+import * as ops from "../ops/mod.ts";
 
 /** The state (and output) holding the first non-finite step, 0 while there was none. */
 export const NONFINITE_STEP = "train.nonfinite_step";
@@ -26,7 +27,7 @@ export function watchNonFinite(step: Graph): Graph {
   if (stepInput === undefined || watched.length === 0 || NONFINITE_STEP in step.outputs) {
     return step;
   }
-  const flag = new Tensor(makeNode("param", [], {
+  const flag = new Tensor(makeNode(ops.param, [], {
     shape: [],
     dtype: "f32",
     role: "frozen",

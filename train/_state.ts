@@ -4,8 +4,8 @@
  */
 import { type Graph, sizeOf } from "../compiler/ir.ts";
 import { initValue } from "../nn/init.ts";
-import type { CpuTensor } from "../ops/registry.ts";
-import type { TensorData } from "../runtime/cpu.ts";
+import type { CpuTensor } from "../compiler/ir.ts";
+import type { TensorData } from "../backends/cpu/interpreter.ts";
 
 function updatesOf(graph: Graph): Readonly<Record<string, string>> {
   const updates = graph.meta.updates;

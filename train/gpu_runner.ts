@@ -6,8 +6,8 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { compile } from "../compiler/compile.ts";
-import type { HostArray } from "../runtime/executable.ts";
+import { compile } from "../backends/compile.ts";
+import type { HostArray } from "../backends/executable.ts";
 import type { RunnerFactory, StepRunner } from "./runner.ts";
 
 function toHost(value: HostArray): Float32Array | Int32Array {

@@ -17,7 +17,7 @@
  * @example
  * ```ts
  * import { param, trace } from "../compiler/trace.ts";
- * import { evaluate, type TensorData } from "../runtime/cpu.ts";
+ * import { evaluate, type TensorData } from "../backends/cpu/interpreter.ts";
  * import { adamw, applyUpdates, initOptimizerState, trainStep } from "./optim.ts";
  * const model = trace((x) => ({ loss: x.sub(param("w", [2])).square().sum() }), [
  *   { name: "x", shape: [2] },
@@ -45,6 +45,7 @@ import { gradName, valueAndGrad } from "../compiler/autodiff.ts";
 import { constant, Tensor } from "../compiler/trace.ts";
 import { assignGroups, lrInputName, type ParamGroup } from "./_groups.ts";
 import type { Optimizer } from "./_rules.ts";
+import * as ops from "../ops/mod.ts";
 
 export { adamw, sgd } from "./_rules.ts";
 export type { AdamWOptions, Optimizer, SgdOptions, UpdateContext, UpdateResult } from "./_rules.ts";
@@ -90,11 +91,11 @@ export function updateName(name: string): string {
 const CLIP_EPS = 1e-6;
 
 function scalarInput(name: string): Node {
-  return makeNode("input", [], { shape: [], dtype: "f32" }, name);
+  return makeNode(ops.input, [], { shape: [], dtype: "f32" }, name);
 }
 
 function zeroState(name: string, like: Node): Node {
-  return makeNode("param", [], {
+  return makeNode(ops.param, [], {
     shape: [...like.shape],
     dtype: "f32",
     role: "frozen",

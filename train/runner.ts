@@ -31,7 +31,7 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { evaluate, type TensorData } from "../runtime/cpu.ts";
+import { evaluate, type TensorData } from "../backends/cpu/interpreter.ts";
 import { applyUpdates } from "./optim.ts";
 
 /**
@@ -174,7 +174,7 @@ function checkRead(graph: Graph, read: readonly string[]): void {
 }
 
 /**
- * A {@link StepRunner} on the reference interpreter (`runtime/cpu.ts`).
+ * A {@link StepRunner} on the reference interpreter (`backends/cpu/interpreter.ts`).
  * Params live in host memory; each run evaluates the whole graph and applies
  * `meta.updates` (see `applyUpdates`).
  *

@@ -9,7 +9,7 @@
  */
 import { type StepBenchConfig, stepGraphs, type TokenBatch } from "../../cli/_bench.ts";
 import { initParams } from "../../nn/init.ts";
-import { kaimingUniformBound, uniformSymmetric } from "../../runtime/threefry.ts";
+import { kaimingUniformBound, uniformSymmetric } from "../../prng/threefry.ts";
 import { VERA_STREAM_A, VERA_STREAM_B } from "../../adapters/vera.ts";
 
 /**

@@ -14,7 +14,7 @@ import {
   topoSort,
 } from "../ir.ts";
 import { rewrite, type Rule } from "../rewrite.ts";
-import { getOp } from "../../ops/registry.ts";
+import * as ops from "../../ops/mod.ts";
 
 /**
  * Drops every node the outputs do not reach. Params that become unused leave
@@ -63,7 +63,7 @@ export function cse(graph: Graph): Graph {
   // operands are unchanged, so duplicates built by hand collapse too.
   const memo = new Map<Node, Node>();
   for (const n of topoSort([...graph.inputs, ...Object.values(graph.outputs)])) {
-    memo.set(n, makeNode(n.op, n.inputs.map((i) => memo.get(i)!), n.attrs, n.name));
+    memo.set(n, makeNode(n.def, n.inputs.map((i) => memo.get(i)!), n.attrs, n.name));
   }
   return makeGraph({
     inputs: graph.inputs.map((n) => memo.get(n)!),
@@ -93,13 +93,13 @@ export const constantFoldRule: Rule = {
   rewrite: ({ node }) => {
     // Operands are rounded to f32 first, so folding computes what the GPU would.
     const operands = node.inputs.map((c) => {
-      const data = getOp("const").cpu([], { node: c });
+      const data = c.def.cpu([], { node: c });
       if (c.dtype === "f32") {
         for (let i = 0; i < data.length; i++) data[i] = Math.fround(data[i]);
       }
       return { shape: c.shape, dtype: c.dtype, data };
     });
-    const data = getOp(node.op).cpu(operands, { node });
+    const data = node.def.cpu(operands, { node });
     const values = [...data].map((v) => (node.dtype === "f32" ? Math.fround(v) : v));
     const first = values[0];
     // A uniform result stays a compact fill, so later rules (x·1, x+0) can see it.
@@ -107,7 +107,7 @@ export const constantFoldRule: Rule = {
     const attrs: Record<string, AttrValue> = uniform && values.length > 0
       ? { value: first, shape: [...node.shape], dtype: node.dtype }
       : { data: values, shape: [...node.shape], dtype: node.dtype };
-    return makeNode("const", [], attrs);
+    return makeNode(ops.const, [], attrs);
   },
 };
 

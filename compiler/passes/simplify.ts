@@ -7,6 +7,7 @@
  */
 import { type Graph, makeNode, type Node } from "../ir.ts";
 import { type Match, rewrite, type Rule } from "../rewrite.ts";
+import * as ops from "../../ops/mod.ts";
 
 function isFill(n: Node, value: number): boolean {
   return n.op === "const" && n.attrs.data === undefined && n.attrs.value === value;
@@ -64,7 +65,7 @@ export const simplifyRules: readonly Rule[] = [
     rewrite: ({ node, captures }) => {
       const p1 = captures.inner.attrs.perm as number[];
       const p2 = node.attrs.perm as number[];
-      return makeNode("permute", [captures.inner.inputs[0]], { perm: p2.map((p) => p1[p]) });
+      return makeNode(ops.permute, [captures.inner.inputs[0]], { perm: p2.map((p) => p1[p]) });
     },
   },
   {
@@ -76,7 +77,7 @@ export const simplifyRules: readonly Rule[] = [
     name: "reshape-reshape",
     pattern: { op: "reshape", inputs: [{ op: "reshape", capture: "inner" }] },
     rewrite: ({ node, captures }) =>
-      makeNode("reshape", [captures.inner.inputs[0]], { shape: [...node.shape] }),
+      makeNode(ops.reshape, [captures.inner.inputs[0]], { shape: [...node.shape] }),
   },
   {
     name: "broadcast-noop",
@@ -87,7 +88,7 @@ export const simplifyRules: readonly Rule[] = [
     name: "broadcast-broadcast",
     pattern: { op: "broadcast", inputs: [{ op: "broadcast", capture: "inner" }] },
     rewrite: ({ node, captures }) =>
-      makeNode("broadcast", [captures.inner.inputs[0]], { shape: [...node.shape] }),
+      makeNode(ops.broadcast, [captures.inner.inputs[0]], { shape: [...node.shape] }),
   },
   {
     name: "broadcast-fill",
@@ -96,7 +97,7 @@ export const simplifyRules: readonly Rule[] = [
       inputs: [{ op: "const", where: (n) => n.attrs.data === undefined }],
     },
     rewrite: ({ node }) =>
-      makeNode("const", [], {
+      makeNode(ops.const, [], {
         value: node.inputs[0].attrs.value,
         shape: [...node.shape],
         dtype: node.dtype,
@@ -106,7 +107,7 @@ export const simplifyRules: readonly Rule[] = [
     name: "reshape-fill",
     pattern: { op: "reshape", inputs: [{ op: "const", where: (n) => n.attrs.data === undefined }] },
     rewrite: ({ node }) =>
-      makeNode("const", [], {
+      makeNode(ops.const, [], {
         value: node.inputs[0].attrs.value,
         shape: [...node.shape],
         dtype: node.dtype,

@@ -7,7 +7,7 @@ import { exportPeft } from "../../adapters/peft.ts";
 import { readPeft } from "../../adapters/peft_import.ts";
 import { adapterFromPeft, exportMerged } from "../../adapters/export.ts";
 import { deltaWeight } from "../../adapters/merge.ts";
-import { evaluate } from "../../runtime/cpu.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
 import { makeGraph } from "../../compiler/ir.ts";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../../io/safetensors.ts";
 

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
-import { evaluate } from "../../runtime/cpu.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
 import { type GptConfig, gptGraph } from "../../nn/gpt.ts";
 import { initParams } from "../../nn/init.ts";
 import { vera } from "../../adapters/vera.ts";

@@ -4,20 +4,26 @@
 // compiled graphs on WebGPU and fold the adapter; and a training step on
 // WebGPU matches the CPU reference in both projection modes.
 import { deepEqual, equal, fail, match, ok } from "node:assert/strict";
-import { compile } from "../../compiler/compile.ts";
-import type { RandomProjections } from "../../compiler/passes/fuse.ts";
+import { compile } from "../../backends/compile.ts";
+import type { RandomProjections } from "../../compiler/fusion/fuse.ts";
 import { type Graph, makeGraph, makeNode, type Node } from "../../compiler/ir.ts";
-import { matmulKernel, type MatmulOptions } from "../../compiler/wgsl/matmul.ts";
+import { matmulKernel, type MatmulOptions } from "../../backends/webgpu/wgsl/matmul.ts";
 import { type GptConfig, gptGraph } from "../../nn/gpt.ts";
 import { initParams } from "../../nn/init.ts";
 import { resolveVeraConfig, vera, type VeraAdapter, veraProjections } from "../../adapters/vera.ts";
 import { lora } from "../../adapters/lora.ts";
 import { merge, safeMerge, unmerge } from "../../adapters/merge.ts";
 import { webgpuMergeRunner } from "../../adapters/gpu_merge.ts";
-import type { Executable } from "../../runtime/executable.ts";
-import { kaimingUniformBound, uniformSymmetric } from "../../runtime/threefry.ts";
-import { readFloat32, requestGpu, runKernels, uploadFloat32 } from "../../runtime/webgpu.ts";
+import type { Executable } from "../../backends/executable.ts";
+import { kaimingUniformBound, uniformSymmetric } from "../../prng/threefry.ts";
+import {
+  readFloat32,
+  requestGpu,
+  runKernels,
+  uploadFloat32,
+} from "../../backends/webgpu/device.ts";
 import { adamw, initOptimizerState, trainStep } from "../../train/optim.ts";
+import * as ops from "../../ops/mod.ts";
 
 const SEED = 1234;
 
@@ -79,10 +85,11 @@ function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number 
   return Number.isFinite(error) ? error / Math.max(scale, 1e-30) : Infinity;
 }
 
-const f32 = (shape: number[], name: string) => makeNode("input", [], { shape, dtype: "f32" }, name);
-const slice = (x: Node, ends: number[]) => makeNode("slice", [x], { starts: [0, 0], ends });
-const matmul = (a: Node, b: Node) => makeNode("matmul", [a, b], {});
-const transposed = (x: Node) => makeNode("permute", [x], { perm: [1, 0] });
+const f32 = (shape: number[], name: string) =>
+  makeNode(ops.input, [], { shape, dtype: "f32" }, name);
+const slice = (x: Node, ends: number[]) => makeNode(ops.slice, [x], { starts: [0, 0], ends });
+const matmul = (a: Node, b: Node) => makeNode(ops.matmul, [a, b], {});
+const transposed = (x: Node) => makeNode(ops.permute, [x], { perm: [1, 0] });
 
 Deno.test("projections generated on the GPU equal uniformSymmetric bit for bit", async (t) => {
   const { a, b } = projectionsOf(1024, 1024, 256);
@@ -105,7 +112,7 @@ Deno.test("projections generated on the GPU equal uniformSymmetric bit for bit",
   const eyeOut = f32([out, out], "eyeOut");
   const eye4 = f32([4, 4], "eye4");
   // A[:8, :12]ᵀ reshaped to [24, 4]: no stride pattern reads it, so the direct kernel does.
-  const scrambled = makeNode("reshape", [transposed(slice(a, [8, 12]))], { shape: [24, 4] });
+  const scrambled = makeNode(ops.reshape, [transposed(slice(a, [8, 12]))], { shape: [24, 4] });
   const graph = makeGraph({
     inputs: [eyeRows, eyeWidth, eyeOut, eye4],
     outputs: {

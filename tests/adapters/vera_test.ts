@@ -1,15 +1,16 @@
 import { deepEqual, equal, fail, match, ok, throws } from "node:assert/strict";
-import { type Graph, validate } from "../../compiler/ir.ts";
+import type { Graph } from "../../compiler/ir.ts";
+import { validate } from "../../compiler/validate.ts";
 import { param, trace } from "../../compiler/trace.ts";
 import { grad, gradName } from "../../compiler/autodiff.ts";
-import { evaluate } from "../../runtime/cpu.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
 import { type GptConfig, gptGraph } from "../../nn/gpt.ts";
 import { initParams } from "../../nn/init.ts";
 import { graphNodes } from "../../compiler/ir.ts";
 import { vera, veraTrainableCount } from "../../adapters/vera.ts";
 import { lora, loraTrainableCount } from "../../adapters/lora.ts";
 import { merge, safeMerge, unmerge } from "../../adapters/merge.ts";
-import { kaimingUniformBound } from "../../runtime/threefry.ts";
+import { kaimingUniformBound } from "../../prng/threefry.ts";
 
 const CONFIG: GptConfig = {
   vocabSize: 11,

@@ -7,7 +7,7 @@ import { vera } from "../../adapters/vera.ts";
 import { exportPeft } from "../../adapters/peft.ts";
 import { deltaWeight } from "../../adapters/merge.ts";
 import { makeGraph } from "../../compiler/ir.ts";
-import { evaluate } from "../../runtime/cpu.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../../io/safetensors.ts";
 import { readBundle } from "../../io/bundle.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { lora } from "../../adapters/lora.ts";
 import { exportPeft } from "../../adapters/peft.ts";
-import { compile } from "../../compiler/compile.ts";
+import { compile } from "../../backends/compile.ts";
 import { mulberry32 } from "../../data/random.ts";
 import { loadModel } from "../../nn/families.ts";
 import { initParams } from "../../nn/init.ts";

@@ -15,7 +15,8 @@
  * @module
  */
 import fc from "fast-check";
-import { type Graph, makeNode, print, sizeOf } from "../../compiler/ir.ts";
+import { type Graph, makeNode, sizeOf } from "../../compiler/ir.ts";
+import { print } from "../../compiler/print.ts";
 import {
   concat,
   constant,
@@ -25,7 +26,8 @@ import {
   trace,
   where,
 } from "../../compiler/trace.ts";
-import type { Feeds } from "../../runtime/cpu.ts";
+import type { Feeds } from "../../backends/cpu/interpreter.ts";
+import * as ops from "../../ops/mod.ts";
 
 /** One leaf of a recipe: an f32 input, or a param of either role. */
 export interface LeafRecipe {
@@ -167,8 +169,8 @@ const IDENTITY: ((x: Tensor) => Tensor)[] = [
   (x) => x.mul(constant(1, x.shape)),
   (x) => x.sum([]),
   (x) => x.max([]),
-  (x) => new Tensor(makeNode("cast", [x.node], { dtype: x.dtype })),
-  (x) => new Tensor(makeNode("broadcast", [x.node], { shape: [...x.shape] })),
+  (x) => new Tensor(makeNode(ops.cast, [x.node], { dtype: x.dtype })),
+  (x) => new Tensor(makeNode(ops.broadcast, [x.node], { shape: [...x.shape] })),
   (x) => x.slice(x.shape.map(() => 0), x.shape),
   (x) => x.pad(x.shape.map(() => 0), x.shape.map(() => 0)),
 ];

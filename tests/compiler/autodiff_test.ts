@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { grad, gradients, gradName, valueAndGrad } from "../../compiler/autodiff.ts";
-import { type Graph, graphNodes, makeNode, validate } from "../../compiler/ir.ts";
+import { type Graph, graphNodes, makeNode } from "../../compiler/ir.ts";
+import { validate } from "../../compiler/validate.ts";
 import { dce } from "../../compiler/passes/cleanup.ts";
 import { concat, constant, param, Tensor, trace, where } from "../../compiler/trace.ts";
-import { evaluate, type Feeds } from "../../runtime/cpu.ts";
+import { evaluate, type Feeds } from "../../backends/cpu/interpreter.ts";
+import * as ops from "../../ops/mod.ts";
 
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12): void {
   assert.equal(actual.length, expected.length);
@@ -209,7 +211,7 @@ Deno.test("autodiff: options and outputs", async (t) => {
   await t.step("a backward op on the path is a clear second-order error", () => {
     const h = trace((x) => {
       const y = x.mul(param("w", [3])).softmax();
-      return new Tensor(makeNode("softmaxBackward", [y.node, x.node])).sum();
+      return new Tensor(makeNode(ops.softmaxBackward, [y.node, x.node])).sum();
     }, [{ name: "x", shape: [3] }]);
     assert.throws(() => grad(h), /op softmaxBackward has no gradient rule \(a backward op/);
   });
@@ -230,9 +232,9 @@ Deno.test("autodiff: options and outputs", async (t) => {
   });
 
   await t.step("gradients() returns a node per leaf, zeros where out does not depend on it", () => {
-    const x = makeNode("input", [], { shape: [2], dtype: "f32" }, "gx");
-    const y = makeNode("input", [], { shape: [3], dtype: "f32" }, "gy");
-    const out = makeNode("sum", [makeNode("exp", [x])], { axes: [0] });
+    const x = makeNode(ops.input, [], { shape: [2], dtype: "f32" }, "gx");
+    const y = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "gy");
+    const out = makeNode(ops.sum, [makeNode(ops.exp, [x])], { axes: [0] });
     const [dx, dy] = gradients(out, [x, y]);
     assert.deepEqual(dx.shape, [2]);
     assert.deepEqual(dy.attrs, { value: 0, shape: [3], dtype: "f32" });

@@ -2,7 +2,8 @@
 // debug option dumps the state after each, and both backends sit behind one
 // interface.
 import assert from "node:assert/strict";
-import { compile, DEFAULT_PIPELINE, PASSES, runPipeline } from "../../compiler/compile.ts";
+import { DEFAULT_PIPELINE, runPipeline } from "../../compiler/compile.ts";
+import { compile } from "../../backends/compile.ts";
 import { param, trace } from "../../compiler/trace.ts";
 
 const graph = trace(
@@ -15,18 +16,6 @@ const params = {
   b: new Float32Array([0.5, -0.5]),
 };
 
-Deno.test("the default pipeline is data: named passes in order", () => {
-  assert.deepEqual([...DEFAULT_PIPELINE], [
-    "simplify",
-    "constantFold",
-    "cse",
-    "dce",
-    "fuse",
-    "schedule",
-  ]);
-  for (const name of DEFAULT_PIPELINE) assert.equal(PASSES[name].name, name);
-});
-
 Deno.test("debug dumps the state after every pass", async () => {
   const seen: string[] = [];
   const dumps: string[] = [];
@@ -37,7 +26,7 @@ Deno.test("debug dumps the state after every pass", async () => {
       dumps.push(dump);
     },
   });
-  assert.deepEqual(seen, [...DEFAULT_PIPELINE]);
+  assert.deepEqual(seen, [...DEFAULT_PIPELINE, "schedule"], "the passes, then the backend's stage");
   assert.match(dumps[0], /matmul/);
   assert.doesNotMatch(dumps[0], /= mul/, "simplify drops x·1");
   assert.match(dumps[4], /fusion plan: 2 kernels/);
@@ -49,7 +38,17 @@ Deno.test("runPipeline stops where asked and rejects unknown passes", () => {
   const state = runPipeline(graph, ["simplify", "dce"]);
   assert.equal(state.plan, undefined);
   assert.throws(() => runPipeline(graph, ["simplify", "vectorize"]), /unknown pass "vectorize"/);
-  assert.throws(() => runPipeline(graph, ["schedule"]), /needs the plan of pass "fuse"/);
+});
+
+Deno.test("the webgpu backend needs a fusion plan; unknown backends are named", async () => {
+  await assert.rejects(
+    compile(graph, { passes: ["simplify"] }),
+    /webgpu backend needs the pass "fuse"/,
+  );
+  await assert.rejects(
+    compile(graph, { backend: "tpu" as "cpu" }),
+    /unknown backend "tpu" \(backends: webgpu, cpu\)/,
+  );
 });
 
 Deno.test("webgpu and cpu backends agree behind one interface", async () => {

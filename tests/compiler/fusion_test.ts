@@ -4,10 +4,11 @@
 // has ops.
 import assert from "node:assert/strict";
 import { valueAndGrad } from "../../compiler/autodiff.ts";
-import { compile, runPipeline, unfusedKernelCount } from "../../compiler/compile.ts";
+import { runPipeline, unfusedKernelCount } from "../../compiler/compile.ts";
+import { compile } from "../../backends/compile.ts";
 import type { Graph } from "../../compiler/ir.ts";
-import type { KernelGroup } from "../../compiler/passes/fuse.ts";
-import { bindingCount } from "../../compiler/wgsl/_regions.ts";
+import type { KernelGroup } from "../../compiler/fusion/plan.ts";
+import { bindingCount } from "../../compiler/fusion/regions.ts";
 import { param, randomUniform, trace } from "../../compiler/trace.ts";
 import { gptGraph } from "../../nn/gpt.ts";
 import { layerNorm, linear } from "../../nn/layers.ts";

@@ -1,20 +1,22 @@
 import assert from "node:assert/strict";
-import { graphNodes, makeGraph, makeNode, type Node, validate } from "../../compiler/ir.ts";
+import { graphNodes, makeGraph, makeNode, type Node, type OpDef } from "../../compiler/ir.ts";
+import { validate } from "../../compiler/validate.ts";
 import { match, type Pattern, rewrite, rewriteNodes, type Rule } from "../../compiler/rewrite.ts";
 import { param, scope, trace } from "../../compiler/trace.ts";
-import { evaluate } from "../../runtime/cpu.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
+import * as ops from "../../ops/mod.ts";
 
 const fill = (value: number, shape: readonly number[] = []) =>
-  makeNode("const", [], { value, shape: [...shape], dtype: "f32" });
+  makeNode(ops.const, [], { value, shape: [...shape], dtype: "f32" });
 const input = (name: string, shape: number[]) =>
-  makeNode("input", [], { shape, dtype: "f32" }, name);
-const unary = (op: string, x: Node) => makeNode(op, [x]);
+  makeNode(ops.input, [], { shape, dtype: "f32" }, name);
+const unary = (op: OpDef, x: Node) => makeNode(op, [x]);
 
 /** A rule renaming one unary op to another. */
-function rename(from: string, to: string): Rule {
+function rename(from: OpDef, to: OpDef): Rule {
   return {
-    name: `${from}→${to}`,
-    pattern: { op: from, inputs: [{ capture: "x" }] },
+    name: `${from.name}→${to.name}`,
+    pattern: { op: from.name, inputs: [{ capture: "x" }] },
     rewrite: (m) => unary(to, m.captures.x),
   };
 }
@@ -28,8 +30,8 @@ const negNeg: Rule = {
 Deno.test("rewrite: match", async (t) => {
   const x = input("x", [2, 3]);
   const y = input("y", [2, 3]);
-  const xx = makeNode("mul", [x, x]);
-  const xy = makeNode("mul", [x, y]);
+  const xx = makeNode(ops.mul, [x, x]);
+  const xy = makeNode(ops.mul, [x, y]);
 
   await t.step("op names and op lists", () => {
     assert.ok(match({ op: "mul" }, xy));
@@ -63,8 +65,8 @@ Deno.test("rewrite: match", async (t) => {
       op: "add",
       inputs: [{ capture: "v" }, { op: "exp", inputs: [{ capture: "v" }] }],
     };
-    assert.ok(match(nested, makeNode("add", [x, unary("exp", x)])));
-    assert.equal(match(nested, makeNode("add", [y, unary("exp", x)])), undefined);
+    assert.ok(match(nested, makeNode(ops.add, [x, unary(ops.exp, x)])));
+    assert.equal(match(nested, makeNode(ops.add, [y, unary(ops.exp, x)])), undefined);
   });
 
   await t.step("names: exact string or regex; unnamed nodes never match a name", () => {
@@ -96,7 +98,7 @@ Deno.test("rewrite: match", async (t) => {
     // target rule `{ name: /q_proj/g }` silently adapts layers 0, 2, 4, ... only.
     const layers = [0, 1, 2, 3].map((i) =>
       makeNode(
-        "param",
+        ops.param,
         [],
         { shape: [2], dtype: "f32", role: "trainable" },
         `layers.${i}.q_proj.weight`,
@@ -123,11 +125,11 @@ Deno.test("rewrite: match", async (t) => {
     assert.equal(match({ shape: (s) => s.length === 3 }, x), undefined);
     assert.ok(match({ dtype: "f32" }, x));
     assert.equal(match({ dtype: "i32" }, x), undefined);
-    assert.ok(match({ dtype: "bool" }, makeNode("gt", [x, y])));
+    assert.ok(match({ dtype: "bool" }, makeNode(ops.gt, [x, y])));
   });
 
   await t.step("attrs: structural values or predicates", () => {
-    const s = makeNode("sum", [x], { axes: [0, 1] });
+    const s = makeNode(ops.sum, [x], { axes: [0, 1] });
     assert.ok(match({ op: "sum", attrs: { axes: [0, 1] } }, s));
     assert.equal(match({ attrs: { axes: [1, 0] } }, s), undefined);
     assert.equal(match({ attrs: { axes: [0] } }, s), undefined);
@@ -136,7 +138,7 @@ Deno.test("rewrite: match", async (t) => {
     // A missing attribute compares as null.
     assert.ok(match({ attrs: { keepdims: null } }, s));
     assert.equal(match({ attrs: { keepdims: false } }, s), undefined);
-    const nested = makeNode("param", [], {
+    const nested = makeNode(ops.param, [], {
       shape: [2],
       dtype: "f32",
       role: "frozen",
@@ -168,9 +170,9 @@ Deno.test("rewrite: engine", async (t) => {
   await t.step("runs a rule chain a→b→c to a fixed point, in any rule order", () => {
     const g = trace((x) => x.exp().add(1), [{ name: "x", shape: [2] }]);
     for (
-      const rules of [[rename("exp", "tanh"), rename("tanh", "neg")], [
-        rename("tanh", "neg"),
-        rename("exp", "tanh"),
+      const rules of [[rename(ops.exp, ops.tanh), rename(ops.tanh, ops.neg)], [
+        rename(ops.tanh, ops.neg),
+        rename(ops.exp, ops.tanh),
       ]]
     ) {
       const seen: string[] = [];
@@ -186,7 +188,7 @@ Deno.test("rewrite: engine", async (t) => {
     // neg(exp(x)): exp → neg makes the parent a neg(neg(x)), which then folds to x.
     const g = trace((x) => x.exp().neg().mul(2), [{ name: "x", shape: [3] }]);
     const order: string[] = [];
-    const r = rewrite(g, [negNeg, rename("exp", "neg")], {
+    const r = rewrite(g, [negNeg, rename(ops.exp, ops.neg)], {
       onRewrite: (name, before) => order.push(`${name}@${before.op}`),
     });
     assert.equal(r.outputs.out.inputs[0], g.inputs[0]);
@@ -230,12 +232,12 @@ Deno.test("rewrite: engine", async (t) => {
     const double: Rule = {
       name: "x*2→x+x",
       pattern: { op: "mul", inputs: [{ capture: "x" }, { op: "const", attrs: { value: 2 } }] },
-      rewrite: ({ captures }) => makeNode("add", [captures.x, captures.x]),
+      rewrite: ({ captures }) => makeNode(ops.add, [captures.x, captures.x]),
     };
     const undouble: Rule = {
       name: "x+x→x*2",
       pattern: { op: "add", inputs: [{ capture: "x" }, { capture: "x" }] },
-      rewrite: ({ captures }) => makeNode("mul", [captures.x, fill(2, captures.x.shape)]),
+      rewrite: ({ captures }) => makeNode(ops.mul, [captures.x, fill(2, captures.x.shape)]),
     };
     const g = trace((x) => x.add(x).exp(), [{ name: "x", shape: [3] }]);
     let steps = 0;
@@ -257,7 +259,7 @@ Deno.test("rewrite: engine", async (t) => {
     const wrap: Rule = {
       name: "wrap",
       pattern: { op: "exp" },
-      rewrite: ({ node }) => makeNode("add", [node, fill(0, node.shape)]),
+      rewrite: ({ node }) => makeNode(ops.add, [node, fill(0, node.shape)]),
     };
     let count = 0;
     const r = validate(rewrite(g, [wrap], { onRewrite: () => count++ }));
@@ -269,7 +271,7 @@ Deno.test("rewrite: engine", async (t) => {
     const wrapInputs: Rule = {
       name: "wrap-input",
       pattern: { op: "input", capture: "x", where: (n) => n.shape.length === 1 },
-      rewrite: ({ captures }) => makeNode("mul", [captures.x, fill(1, captures.x.shape)]),
+      rewrite: ({ captures }) => makeNode(ops.mul, [captures.x, fill(1, captures.x.shape)]),
     };
     const w = validate(rewrite(g, [wrapInputs]));
     assert.equal(w.outputs.out.inputs[0].inputs[0].op, "mul");
@@ -284,7 +286,7 @@ Deno.test("rewrite: engine", async (t) => {
     const shape: Rule = {
       name: "shrink",
       pattern: { op: "exp" },
-      rewrite: ({ node }) => makeNode("sum", [node.inputs[0]], { axes: [0] }),
+      rewrite: ({ node }) => makeNode(ops.sum, [node.inputs[0]], { axes: [0] }),
     };
     assert.throws(
       () => rewrite(g, [shape]),
@@ -293,13 +295,13 @@ Deno.test("rewrite: engine", async (t) => {
     const dtype: Rule = {
       name: "to-int",
       pattern: { op: "exp" },
-      rewrite: ({ node }) => makeNode("cast", [node], { dtype: "i32" }),
+      rewrite: ({ node }) => makeNode(ops.cast, [node], { dtype: "i32" }),
     };
     assert.throws(() => rewrite(g, [dtype]), /rewrite rule "to-int" changed the type/);
     const transpose: Rule = {
       name: "T",
       pattern: { op: "exp" },
-      rewrite: ({ node }) => makeNode("permute", [node], { perm: [1, 0] }),
+      rewrite: ({ node }) => makeNode(ops.permute, [node], { perm: [1, 0] }),
     };
     assert.throws(() => rewrite(g, [transpose]), /changed the type/);
   });
@@ -326,9 +328,9 @@ Deno.test("rewrite: engine", async (t) => {
 
   await t.step("a rule is applied once per distinct node, even on a wide diamond", () => {
     let x = input("w", [2]);
-    for (let i = 0; i < 40; i++) x = makeNode("add", [unary("exp", x), unary("tanh", x)]);
+    for (let i = 0; i < 40; i++) x = makeNode(ops.add, [unary(ops.exp, x), unary(ops.tanh, x)]);
     let count = 0;
-    const [r] = rewriteNodes([x], [rename("exp", "neg")], { onRewrite: () => count++ });
+    const [r] = rewriteNodes([x], [rename(ops.exp, ops.neg)], { onRewrite: () => count++ });
     assert.equal(count, 40);
     assert.equal(topoOps(r).filter((op) => op === "exp").length, 0);
   });
@@ -336,15 +338,17 @@ Deno.test("rewrite: engine", async (t) => {
   await t.step("deep chains do not overflow the stack", () => {
     const depth = 20000;
     let chain = input("deep", [2]);
-    for (let i = 0; i < depth; i++) chain = unary(i % 2 === 0 ? "exp" : "neg", chain);
+    for (let i = 0; i < depth; i++) chain = unary(i % 2 === 0 ? ops.exp : ops.neg, chain);
     let count = 0;
-    const [renamed] = rewriteNodes([chain], [rename("exp", "tanh")], { onRewrite: () => count++ });
+    const [renamed] = rewriteNodes([chain], [rename(ops.exp, ops.tanh)], {
+      onRewrite: () => count++,
+    });
     assert.equal(count, depth / 2);
     assert.equal(renamed.op, "neg");
     assert.equal(renamed.inputs[0].op, "tanh");
     // 20000 nested negs cancel pairwise.
     let negs = input("deep", [2]);
-    for (let i = 0; i < depth; i++) negs = unary("neg", negs);
+    for (let i = 0; i < depth; i++) negs = unary(ops.neg, negs);
     const g = makeGraph({ inputs: [input("deep", [2])], outputs: { out: negs } });
     const r = validate(rewrite(g, [negNeg]));
     assert.equal(r.outputs.out, g.inputs[0]);
@@ -353,7 +357,7 @@ Deno.test("rewrite: engine", async (t) => {
       name: "neg→mul",
       pattern: { op: "neg", capture: "n" },
       rewrite: ({ captures }) =>
-        makeNode("mul", [captures.n.inputs[0], fill(-1, captures.n.shape)]),
+        makeNode(ops.mul, [captures.n.inputs[0], fill(-1, captures.n.shape)]),
     }]);
     assert.equal(grown.op, "mul");
   });

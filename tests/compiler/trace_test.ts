@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type DType, type Graph, graphNodes, validate } from "../../compiler/ir.ts";
+import { type DType, type Graph, graphNodes } from "../../compiler/ir.ts";
+import { validate } from "../../compiler/validate.ts";
 import {
   concat,
   constant,
@@ -12,7 +13,7 @@ import {
   trace,
   where,
 } from "../../compiler/trace.ts";
-import { evaluate, type TensorData } from "../../runtime/cpu.ts";
+import { evaluate, type TensorData } from "../../backends/cpu/interpreter.ts";
 
 /** Traces `fn` on inputs given as [shape, data] pairs named a, b, c..., validates, evaluates `out`. */
 function run(

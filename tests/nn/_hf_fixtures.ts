@@ -1,5 +1,5 @@
 /** Shared helpers of the Hugging Face fixture tests (tests/fixtures/hf, made by interop/make_hf_fixtures.py). */
-import { compile } from "../../compiler/compile.ts";
+import { compile } from "../../backends/compile.ts";
 import type { LoadedModel } from "../../nn/families.ts";
 
 export const FIXTURES = ["tiny-gpt2", "tiny-llama", "tiny-qwen2"] as const;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { compile } from "../../compiler/compile.ts";
+import { compile } from "../../backends/compile.ts";
 import { loadModel } from "../../nn/families.ts";
 import { generate, pickToken } from "../../nn/generate.ts";
 import { fixtureDir, FIXTURES, reference } from "./_hf_fixtures.ts";

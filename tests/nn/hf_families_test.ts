@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { compile } from "../../compiler/compile.ts";
+import { compile } from "../../backends/compile.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
 import { lastNonPadIndex, loadModel } from "../../nn/families.ts";
 import { fixtureDir, FIXTURES, lmLogits, maxAbsDiff, reference } from "./_hf_fixtures.ts";

@@ -10,6 +10,7 @@ import {
   type Rng,
   samplers,
 } from "./_gradcheck.ts";
+import * as ops from "../../ops/mod.ts";
 
 const f32 = (name: string, shape: readonly number[]): InputSpec => ({ name, shape, dtype: "f32" });
 const i32 = (name: string, shape: readonly number[]): InputSpec => ({ name, shape, dtype: "i32" });
@@ -142,7 +143,7 @@ export const CASES: Record<string, Case[]> = {
     // Tensor.cast to the same dtype is a no-op, so build the f32 → f32 cast node directly.
     (rng) =>
       gc(
-        (x) => new Tensor(makeNode("cast", [x.mul(x).node], { dtype: "f32" })),
+        (x) => new Tensor(makeNode(ops.cast, [x.mul(x).node], { dtype: "f32" })),
         [f32("x", rng.shape(2))],
       ),
     // bool → f32 cast of a comparison: no gradient flows into the comparison.
@@ -335,7 +336,7 @@ export const CASES: Record<string, Case[]> = {
       const idx = ints(rng, n, 0, rows - 1);
       idx[1] = idx[0];
       return gc(
-        (u, i) => new Tensor(makeNode("scatterAdd", [u.node, i.node], { rows })).exp(),
+        (u, i) => new Tensor(makeNode(ops.scatterAdd, [u.node, i.node], { rows })).exp(),
         [f32("updates", [n, d]), i32("idx", [n])],
         { values: { idx } },
       );
@@ -343,7 +344,7 @@ export const CASES: Record<string, Case[]> = {
     (rng) => {
       const [rows, a, b] = [rng.int(2, 4), rng.int(2, 3), rng.int(2, 3)];
       return gc(
-        (u, i) => new Tensor(makeNode("scatterAdd", [u.node, i.node], { rows })),
+        (u, i) => new Tensor(makeNode(ops.scatterAdd, [u.node, i.node], { rows })),
         [f32("updates", [a, b]), i32("idx", [a, b])],
         { values: { idx: ints(rng, a * b, 0, rows - 1) } },
       );

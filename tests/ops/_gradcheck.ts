@@ -9,9 +9,10 @@
 import { mulberry32 } from "../../data/random.ts";
 import assert from "node:assert/strict";
 import { grad } from "../../compiler/autodiff.ts";
-import { type Graph, graphNodes, sizeOf, validate } from "../../compiler/ir.ts";
+import { type Graph, graphNodes, sizeOf } from "../../compiler/ir.ts";
+import { validate } from "../../compiler/validate.ts";
 import { constant, type InputSpec, type Tensor, trace } from "../../compiler/trace.ts";
-import { evaluate, type TensorData } from "../../runtime/cpu.ts";
+import { evaluate, type TensorData } from "../../backends/cpu/interpreter.ts";
 
 /** A small seeded PRNG (mulberry32): deterministic inputs, shapes and projections. */
 export class Rng {

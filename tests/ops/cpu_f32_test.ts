@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { param, type Tensor, trace } from "../../compiler/trace.ts";
-import { evaluate } from "../../runtime/cpu.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
 import { Rng } from "./_gradcheck.ts";
 
 const f32 = (name: string, shape: readonly number[]) => ({ name, shape, dtype: "f32" as const });
@@ -44,7 +44,7 @@ Deno.test("f32 precision: every float result is exactly representable in f32", (
   assert.notEqual(run((t) => t.div(3), [1], "f64").out.data[0], t3);
 });
 
-// BUG (runtime/cpu.ts, evaluate): in f32 mode only op results are rounded; values fed for
+// BUG (backends/cpu/interpreter.ts, evaluate): in f32 mode only op results are rounded; values fed for
 // `input` and `param` leaves are kept in float64. So an output that is (or is computed exactly
 // from) a fed value is not an f32, and arithmetic differs from the GPU's, which holds the fed
 // values as f32: f32(1 + 1e-10) - 1 is 0 on a GPU, 1e-10 here.

@@ -16,9 +16,10 @@ import {
   where,
 } from "../../compiler/trace.ts";
 import { dropoutConstants } from "../../ops/random.ts";
-import { evaluate, type TensorData } from "../../runtime/cpu.ts";
-import { dropoutKeep, uniformSymmetric } from "../../runtime/threefry.ts";
+import { evaluate, type TensorData } from "../../backends/cpu/interpreter.ts";
+import { dropoutKeep, uniformSymmetric } from "../../prng/threefry.ts";
 import { Rng } from "./_gradcheck.ts";
+import * as ops from "../../ops/mod.ts";
 
 const f32 = (name: string, shape: readonly number[]): InputSpec => ({ name, shape, dtype: "f32" });
 const i32 = (name: string, shape: readonly number[]): InputSpec => ({ name, shape, dtype: "i32" });
@@ -385,7 +386,7 @@ Deno.test("gather, scatterAdd and their range errors", () => {
   const g = out((t, i) => t.gather(i), table, { t: M23, i: [2, 0, 0, 1] }, [2, 2, 2]);
   assert.deepEqual(g, [5, 6, 1, 2, 1, 2, 3, 4]);
   const s = out(
-    (u, i) => new Tensor(makeNode("scatterAdd", [u.node, i.node], { rows: 4 })),
+    (u, i) => new Tensor(makeNode(ops.scatterAdd, [u.node, i.node], { rows: 4 })),
     [f32("u", [3, 2]), i32("i", [3])],
     { u: M23, i: [1, 3, 1] },
     [4, 2],
@@ -400,7 +401,7 @@ Deno.test("gather, scatterAdd and their range errors", () => {
   assert.throws(
     () =>
       run(
-        (u, i) => new Tensor(makeNode("scatterAdd", [u.node, i.node], { rows: 2 })),
+        (u, i) => new Tensor(makeNode(ops.scatterAdd, [u.node, i.node], { rows: 2 })),
         [f32("u", [1, 2]), i32("i", [1])],
         { u: [1, 2], i: [2] },
       ),
@@ -453,7 +454,7 @@ Deno.test("dropout: the mask follows dropoutKeep, kept values are scaled by f32(
   // p = 1 drops everything; p = 0 (built directly: Tensor.dropout skips it) keeps everything.
   assert.ok(out((t, s) => t.dropout(1, s, 0), specs, { x, s: [1] }, [8, 8]).every((v) => v === 0));
   const keepAll = out(
-    (t, s) => new Tensor(makeNode("dropout", [t.node, s.node], { p: 0, stream: 0 })),
+    (t, s) => new Tensor(makeNode(ops.dropout, [t.node, s.node], { p: 0, stream: 0 })),
     specs,
     { x, s: [1] },
     [8, 8],

@@ -14,10 +14,10 @@ import {
   type Tensor,
   trace,
 } from "../../compiler/trace.ts";
-import { allOps } from "../../ops/mod.ts";
+import { builtinOps } from "../../ops/mod.ts";
 import { dropoutConstants } from "../../ops/random.ts";
-import { evaluate } from "../../runtime/cpu.ts";
-import { dropoutKeep, uniformSymmetric } from "../../runtime/threefry.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
+import { dropoutKeep, uniformSymmetric } from "../../prng/threefry.ts";
 import { checkGradients, checkGraphGradients, opsOf, Rng } from "./_gradcheck.ts";
 import { CASES } from "./_grad_cases.ts";
 
@@ -88,7 +88,7 @@ const FORWARD_CHECKS: Record<string, () => void> = {
 
 Deno.test("registry: every op has a cpu rule and is covered by a gradient or forward check", () => {
   const problems: string[] = [];
-  for (const op of allOps()) {
+  for (const op of builtinOps()) {
     if (typeof op.cpu !== "function") problems.push(`${op.name}: no cpu rule`);
     if (op.vjp !== undefined) {
       if (!(CASES[op.name]?.length > 0)) {
@@ -103,7 +103,7 @@ Deno.test("registry: every op has a cpu rule and is covered by a gradient or for
       }
     }
   }
-  const names = new Set(allOps().map((o) => o.name));
+  const names = new Set(builtinOps().map((o) => o.name));
   for (const key of [...Object.keys(CASES), ...Object.keys(FORWARD_CHECKS)]) {
     if (!names.has(key)) problems.push(`${key}: checked here but not a registered op`);
   }

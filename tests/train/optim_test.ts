@@ -1,8 +1,9 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { type Graph, validate } from "../../compiler/ir.ts";
+import type { Graph } from "../../compiler/ir.ts";
+import { validate } from "../../compiler/validate.ts";
 import { param, scope, trace } from "../../compiler/trace.ts";
 import { gradName, valueAndGrad } from "../../compiler/autodiff.ts";
-import { evaluate, type TensorData } from "../../runtime/cpu.ts";
+import { evaluate, type TensorData } from "../../backends/cpu/interpreter.ts";
 import { gptGraph } from "../../nn/gpt.ts";
 import { initParams } from "../../nn/init.ts";
 import { vera } from "../../adapters/vera.ts";

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { param, trace } from "../../compiler/trace.ts";
-import { evaluate, type TensorData } from "../../runtime/cpu.ts";
+import { evaluate, type TensorData } from "../../backends/cpu/interpreter.ts";
 import {
   adamw,
   applyUpdates,

@@ -1,0 +1,105 @@
+/**
+ * `compile`: runs the backend-neutral passes of `compiler/` with the chosen
+ * backend's capabilities, then hands the result to that backend. It lives
+ * above both: `compiler/` knows no backend, and a backend knows no other.
+ *
+ * @example
+ * ```ts
+ * import { compile } from "./compile.ts";
+ * import { param, trace } from "../compiler/trace.ts";
+ * const g = trace((x) => x.matmul(param("w", [3, 2])).sum(), [{ name: "x", shape: [4, 3] }]);
+ * const exe = await compile(g, { backend: "webgpu" });
+ * exe.setParams({ w: new Float32Array(6).fill(1) });
+ * const run = await exe.run({ x: new Float32Array(12).fill(1) }, { read: ["out"] });
+ * console.log(await run.read("out")); // Float32Array [24]
+ * ```
+ *
+ * @module
+ */
+import { DEFAULT_PIPELINE, runPipeline } from "../compiler/compile.ts";
+import type { RandomProjections } from "../compiler/fusion/fuse.ts";
+import type { Graph } from "../compiler/ir.ts";
+import type { Backend, BackendName } from "./backend.ts";
+import { cpuBackend } from "./cpu/backend.ts";
+import type { Executable } from "./executable.ts";
+import { webgpuBackend } from "./webgpu/backend.ts";
+import { type GpuContext, requestGpu } from "./webgpu/device.ts";
+import type { Kernel } from "./webgpu/wgsl/kernel.ts";
+
+/**
+ * Options of {@link compile}.
+ *
+ * @example Dump the graph after every pass
+ * ```ts
+ * import { compile, type CompileOptions } from "./compile.ts";
+ * import { trace } from "../compiler/trace.ts";
+ * const options: CompileOptions = { backend: "webgpu", debug: true };
+ * await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), options);
+ * ```
+ */
+export interface CompileOptions {
+  /** `webgpu` (default), the `cpu` reference interpreter (f32 precision), or a {@link Backend} object. */
+  readonly backend?: BackendName | Backend;
+  /** The GPU context for `webgpu` (default: the shared `requestGpu()` one). */
+  readonly device?: GpuContext;
+  /** Pass names (default `DEFAULT_PIPELINE`); a backend that does not fuse stops before `fuse`. */
+  readonly passes?: readonly string[];
+  /** `true` prints each pass's dump; a function receives it instead. */
+  readonly debug?: boolean | ((pass: string, dump: string) => void);
+  /** webgpu: rewrites each kernel after lowering (instrumentation; tests use it to break one). */
+  readonly mapKernel?: (kernel: Kernel) => Kernel;
+  /** webgpu: how VeRA's projections are computed (see `WebGpuBackendOptions`). */
+  readonly randomProjections?: RandomProjections;
+}
+
+async function chooseBackend(options: CompileOptions): Promise<Backend> {
+  const backend = options.backend ?? "webgpu";
+  if (typeof backend === "object") return backend;
+  if (backend === "cpu") return cpuBackend;
+  if (backend === "webgpu") {
+    const { mapKernel, randomProjections } = options;
+    return webgpuBackend(options.device ?? await requestGpu(), { mapKernel, randomProjections });
+  }
+  throw new Error(`unknown backend ${JSON.stringify(backend)} (backends: webgpu, cpu)`);
+}
+
+/**
+ * Compiles a graph for a backend and returns its Executable.
+ *
+ * @example A training step whose new weights replace the old ones on the device
+ * ```ts
+ * import { compile } from "./compile.ts";
+ * import { makeGraph } from "../compiler/ir.ts";
+ * import { param, trace } from "../compiler/trace.ts";
+ * import { valueAndGrad } from "../compiler/autodiff.ts";
+ * import { scale, sub } from "../ops/build.ts";
+ * const g = valueAndGrad(trace((x) => ({ loss: x.mul(param("w", [2])).square().sum() }), [
+ *   { name: "x", shape: [2] },
+ * ]));
+ * const w = g.params[0];
+ * const step = makeGraph({
+ *   inputs: g.inputs,
+ *   outputs: { loss: g.outputs.loss, w: sub(w, scale(g.outputs["grad:w"], 0.1)) },
+ *   meta: { updates: { w: "w" } },
+ * });
+ * const exe = await compile(step, { backend: "webgpu" });
+ * exe.setParams({ w: [1, 1] });
+ * for (let i = 1; i <= 20; i++) {
+ *   // Queue steps without waiting; read the loss every 10th.
+ *   const run = await exe.run({ x: [1, 2] }, { read: i % 10 === 0 ? ["loss"] : [] });
+ *   if (i % 10 === 0) console.log(i, await run.read("loss"));
+ * }
+ * ```
+ */
+export async function compile(graph: Graph, options: CompileOptions = {}): Promise<Executable> {
+  const debug = options.debug === true
+    ? (pass: string, dump: string) => console.log(`--- after ${pass} ---\n${dump}`)
+    : options.debug || undefined;
+  const backend = await chooseBackend(options);
+  let passes = options.passes ?? DEFAULT_PIPELINE;
+  if (!backend.capabilities.fuses && passes.includes("fuse")) {
+    passes = passes.slice(0, passes.indexOf("fuse"));
+  }
+  const state = runPipeline(graph, passes, { context: backend.capabilities.fusion, debug });
+  return await backend.compile(state, { debug });
+}

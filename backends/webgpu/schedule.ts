@@ -1,0 +1,181 @@
+/**
+ * Scheduling: a fusion plan becomes a Program — the kernels in execution
+ * order, the node bound at each binding, and every tensor that needs a
+ * buffer with its size and role. The runtime's memory plan
+ * (backends/webgpu/memory_plan.ts) then decides which tensors share buffers.
+ *
+ * @module
+ */
+import { type Graph, type Node, sizeOf, topoSort } from "../../compiler/ir.ts";
+import { describeNode } from "../../compiler/print.ts";
+import { graphUpdates } from "../graph_updates.ts";
+import type { FusionPlan } from "../../compiler/fusion/plan.ts";
+import type { Kernel } from "./wgsl/kernel.ts";
+import { type LowerOptions, lowerPlan } from "./wgsl/lower.ts";
+
+/**
+ * What a buffer holds across runs.
+ *
+ * @example
+ * ```ts
+ * import { schedule } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
+ * for (const t of program.tensors.values()) console.log(t.role, t.bytes); // input 32, output 4
+ * ```
+ */
+export type TensorRole = "input" | "param" | "const" | "output" | "temp";
+
+/**
+ * A tensor that lives in a GPU buffer.
+ *
+ * @example
+ * ```ts
+ * import { schedule } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
+ * for (const t of program.tensors.values()) console.log(t.role, t.bytes); // input 32, output 4
+ * ```
+ */
+export interface TensorInfo {
+  /** The node whose value it holds. */
+  readonly node: Node;
+  /** Bytes of its data (4 per element; bool is stored as u32). */
+  readonly bytes: number;
+  /** Inputs, params, consts and outputs keep their own buffer; temps share by liveness. */
+  readonly role: TensorRole;
+}
+
+/**
+ * One dispatch of a program.
+ *
+ * @example
+ * ```ts
+ * import { schedule } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * const [step] = schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [8] }]))).steps;
+ * console.log(step.kernel.key.startsWith("elementwise:"), step.nodes.length); // true 2
+ * ```
+ */
+export interface Step {
+  /** The kernel dispatched. */
+  readonly kernel: Kernel;
+  /** The tensor bound at each binding. */
+  readonly nodes: readonly Node[];
+  /** The tensors the kernel writes. */
+  readonly outputs: readonly Node[];
+}
+
+/**
+ * A scheduled graph, ready for the runtime.
+ *
+ * @example
+ * ```ts
+ * import { printProgram, schedule } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * console.log(printProgram(schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }])))));
+ * ```
+ */
+export interface Program {
+  /** The graph it computes (after fusion's rewrites). */
+  readonly graph: Graph;
+  /** The kernels, in dispatch order. */
+  readonly steps: readonly Step[];
+  /** Every tensor with a buffer, by node id. */
+  readonly tensors: ReadonlyMap<number, TensorInfo>;
+  /** Output name → param name it replaces after each run (from `graph.meta.updates`). */
+  readonly updates: Readonly<Record<string, string>>;
+}
+
+/**
+ * Options of {@link schedule}.
+ *
+ * @example
+ * ```ts
+ * import { schedule, type ScheduleOptions } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * const options: ScheduleOptions = {
+ *   checkSize: (bytes, what) => {
+ *     if (bytes > 16) throw new Error(`${what} is too large`);
+ *   },
+ * };
+ * schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }])), options);
+ * ```
+ */
+export interface ScheduleOptions extends LowerOptions {
+  /** Throws when a tensor of `bytes` cannot be bound; `what` names the node (e.g. the device's check). */
+  readonly checkSize?: (bytes: number, what: string) => void;
+  /** Rewrites each kernel after lowering (instrumentation and tests). */
+  readonly mapKernel?: (kernel: Kernel) => Kernel;
+}
+
+/**
+ * Lowers every group of `plan` and lists the tensors the program needs.
+ *
+ * @example
+ * ```ts
+ * import { schedule } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
+ * console.log(program.steps.length, program.tensors.size); // 1 2
+ * ```
+ */
+export function schedule(plan: FusionPlan, options: ScheduleOptions = {}): Program {
+  const graph = plan.graph;
+  const outputs = new Set(Object.values(graph.outputs).map((n) => n.id));
+  const tensors = new Map<number, TensorInfo>();
+  const add = (node: Node) => {
+    if (tensors.has(node.id)) return;
+    const role: TensorRole = node.op === "input" || node.op === "param"
+      ? node.op
+      : node.op === "const" && node.attrs.data !== undefined
+      ? "const"
+      : outputs.has(node.id)
+      ? "output"
+      : "temp";
+    const bytes = sizeOf(node.shape) * 4;
+    options.checkSize?.(bytes, `tensor ${describeNode(node)}`);
+    tensors.set(node.id, { node, bytes, role });
+  };
+  const used = new Set(topoSort(Object.values(graph.outputs)).map((n) => n.id));
+  for (const input of graph.inputs) if (used.has(input.id)) add(input);
+  for (const param of graph.params) add(param);
+  const steps = lowerPlan(plan, options).map((lowered): Step => {
+    lowered.nodes.forEach(add);
+    const kernel = options.mapKernel ? options.mapKernel(lowered.kernel) : lowered.kernel;
+    return { kernel, nodes: lowered.nodes, outputs: lowered.outputs };
+  });
+  for (const node of Object.values(graph.outputs)) add(node);
+  return { graph, steps, tensors, updates: graphUpdates(graph) };
+}
+
+/**
+ * A readable listing of a program: one line per kernel with its bindings.
+ *
+ * @example
+ * ```ts
+ * import { printProgram, schedule } from "./schedule.ts";
+ * import { fuse } from "../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../compiler/trace.ts";
+ * console.log(printProgram(schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }])))));
+ * ```
+ */
+export function printProgram(program: Program): string {
+  const lines = program.steps.map((step, i) => {
+    const reads = step.nodes.filter((n) => !step.outputs.includes(n)).map(describeNode);
+    return `${String(i).padStart(3)} ${step.kernel.key} [${step.kernel.dispatch.join("x")}]\n` +
+      `      ${step.kernel.label ?? ""}\n      writes ${
+        step.outputs.map(describeNode).join(", ")
+      }` +
+      (reads.length ? `; reads ${reads.join(", ")}` : "");
+  });
+  return `program: ${program.steps.length} kernels, ${program.tensors.size} tensors\n${
+    lines.join("\n")
+  }`;
+}

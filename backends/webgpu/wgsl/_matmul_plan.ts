@@ -1,0 +1,227 @@
+// Validation and layout planning for backends/webgpu/wgsl/matmul.ts: everything that
+// decides the WGSL is gathered into a MatmulPlan, and the key is made from it.
+
+import type { KernelBinding } from "./kernel.ts";
+import type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./_matmul_types.ts";
+
+/** One operand as stored: per batch, `outer` rows of `inner` contiguous elements, `ld` apart. */
+export interface OperandPlan {
+  kContiguous: boolean;
+  outer: number;
+  inner: number;
+  ld: number;
+  batchStride: number;
+  offset: number;
+  /** Elements of the buffer the kernel may read. */
+  extent: number;
+  /** Every stored row starts 16-byte aligned, so rows can be read as vec4. */
+  aligned: boolean;
+  /** Generated in the loads rather than read: the operand has no buffer. */
+  random?: RandomOperand;
+}
+
+/** A validated matmul, ready to emit. */
+export interface MatmulPlan {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  tiles: MatmulTiles;
+  a: OperandPlan;
+  b: OperandPlan;
+  epilogues: readonly MatmulEpilogue[];
+}
+
+/** Validates one operand's layout and fills in defaults. */
+export function operandPlan(o: {
+  name: "A" | "B";
+  at: string;
+  outer: number;
+  inner: number;
+  kContiguous: boolean;
+  ld?: number;
+  batch: number;
+  batchStride: number;
+  offset: number;
+  random?: RandomOperand;
+}): OperandPlan {
+  const ld = o.ld ?? o.inner;
+  const n = o.name;
+  const fields = {
+    [`ld${n.toLowerCase()}`]: ld,
+    [`batchStride${n}`]: o.batchStride,
+    [`offset${n}`]: o.offset,
+  };
+  for (const [name, v] of Object.entries(fields)) {
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new Error(`${o.at}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+  if (o.outer > 1 && ld < o.inner) {
+    throw new Error(
+      `${o.at}: ld${n.toLowerCase()} = ${ld} is shorter than a stored row of ${n} ` +
+        `(${n} is stored [${o.outer}, ${o.inner}] per batch)`,
+    );
+  }
+  const batchStride = o.batch > 1 ? o.batchStride : 0;
+  const empty = o.outer === 0 || o.inner === 0 || o.batch === 0;
+  const extent = empty ? 0 : o.offset + (o.batch - 1) * batchStride + (o.outer - 1) * ld + o.inner;
+  if (extent >= 2 ** 32) {
+    throw new Error(`${o.at}: ${n} spans ${extent} elements, more than u32 can index`);
+  }
+  const aligned = o.offset % 4 === 0 && (o.outer <= 1 || ld % 4 === 0) && batchStride % 4 === 0;
+  const { kContiguous, outer, inner, offset, random } = o;
+  if (random !== undefined) checkRandom(random, `${o.at}: random${n}`);
+  return { kContiguous, outer, inner, ld, batchStride, offset, extent, aligned, random };
+}
+
+function checkRandom(r: RandomOperand, at: string): void {
+  for (const field of ["seed", "stream"] as const) {
+    const v = r[field];
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** 32) {
+      throw new Error(`${at}: ${field} must be an integer in [0, 2^32), got ${v}`);
+    }
+  }
+  if (!(Number.isFinite(r.bound) && r.bound > 0)) {
+    throw new Error(`${at}: bound must be finite and > 0, got ${r.bound}`);
+  }
+}
+
+// Names the generated module declares at module scope or gives the epilogue.
+const RESERVED = new Set([
+  "lhs",
+  "rhs",
+  "dst",
+  "a_tile",
+  "b_tile",
+  "acc",
+  "acc_in",
+  "row",
+  "col",
+  "batch",
+  "index",
+  "epilogue",
+  "store",
+  "main",
+]);
+
+function where(options: MatmulOptions): string {
+  return options.label === undefined ? "" : ` (${options.label})`;
+}
+
+/** Validates the options, fills in defaults (tiles from `defaultTiles`) and lays out both operands. */
+export function planMatmul(
+  options: MatmulOptions,
+  defaultTiles: Readonly<MatmulTiles>,
+): MatmulPlan {
+  const at = `matmul${where(options)}`;
+  const { M, N, K } = options;
+  const batch = options.batch ?? 1;
+  for (const [name, v] of Object.entries({ batch, M, N, K })) {
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new Error(`${at}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+  const tiles = { ...defaultTiles, ...options.tiles };
+  checkTiles(tiles, at);
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const a = operandPlan({
+    name: "A",
+    at,
+    outer: transA ? K : M,
+    inner: transA ? M : K,
+    kContiguous: !transA,
+    ld: options.lda,
+    batch,
+    batchStride: options.batchStrideA ?? M * K,
+    offset: options.offsetA ?? 0,
+    random: options.randomA,
+  });
+  const b = operandPlan({
+    name: "B",
+    at,
+    outer: transB ? N : K,
+    inner: transB ? K : N,
+    kContiguous: transB,
+    ld: options.ldb,
+    batch,
+    batchStride: options.batchStrideB ?? K * N,
+    offset: options.offsetB ?? 0,
+    random: options.randomB,
+  });
+  if (batch * M * N >= 2 ** 32) {
+    throw new Error(`${at}: C has ${batch * M * N} elements, more than u32 indexes`);
+  }
+  const epilogues = options.epilogue === undefined
+    ? []
+    : Array.isArray(options.epilogue)
+    ? options.epilogue as readonly MatmulEpilogue[]
+    : [options.epilogue as MatmulEpilogue];
+  const names = new Set<string>();
+  for (const binding of epilogues.flatMap((e) => e.bindings)) {
+    if (
+      !/^[A-Za-z][A-Za-z0-9_]*$/.test(binding.name) || RESERVED.has(binding.name) ||
+      names.has(binding.name)
+    ) {
+      throw new Error(
+        `${at}: epilogue binding ${
+          JSON.stringify(binding.name)
+        } must be a unique WGSL identifier ` +
+          `other than ${[...RESERVED].join(", ")}`,
+      );
+    }
+    if (binding.type !== "storage-read") {
+      throw new Error(
+        `${at}: epilogue binding ${binding.name} must be "storage-read", got ${binding.type}`,
+      );
+    }
+    names.add(binding.name);
+  }
+  return { batch, M, N, K, tiles, a, b, epilogues };
+}
+
+function checkTiles(t: MatmulTiles, at: string): void {
+  const fail = (why: string) => {
+    throw new Error(`${at}: bad tiles ${JSON.stringify(t)}: ${why}`);
+  };
+  if (t.staging !== "workgroup" && t.staging !== "registers") {
+    fail(`staging must be "workgroup" or "registers"`);
+  }
+  for (const f of ["tileM", "tileN", "tileK", "threadM", "threadN"] as const) {
+    if (!Number.isInteger(t[f]) || t[f] < 4 || t[f] % 4 !== 0) {
+      fail(`${f} must be a positive multiple of 4`);
+    }
+  }
+  if (t.tileM % t.threadM || t.tileN % t.threadN) {
+    fail("tileM/tileN must be multiples of threadM/threadN");
+  }
+  const invocations = (t.tileM / t.threadM) * (t.tileN / t.threadN);
+  if (invocations > 256) fail(`${invocations} invocations per workgroup exceed 256`);
+  if (t.staging === "workgroup" && (t.tileM + t.tileN) * t.tileK * 4 > 16384) {
+    fail("workgroup tiles exceed 16 KiB of workgroup memory");
+  }
+}
+
+/** The kernel's bindings in order: `lhs` and `rhs` unless generated, `dst`, the epilogues'. */
+export function matmulBindings(p: MatmulPlan): KernelBinding[] {
+  return [
+    ...(p.a.random ? [] : [{ name: "lhs", type: "storage-read" as const }]),
+    ...(p.b.random ? [] : [{ name: "rhs", type: "storage-read" as const }]),
+    { name: "dst", type: "storage" },
+    ...p.epilogues.flatMap((e) => e.bindings),
+  ];
+}
+
+/** A key that changes exactly when the emitted WGSL would. */
+export function matmulKey(p: MatmulPlan): string {
+  const t = p.tiles;
+  const random = (r: RandomOperand | undefined) =>
+    r ? `,random=${r.seed}/${r.stream}/${Math.fround(r.bound)}` : "";
+  const operand = (o: MatmulPlan["a"]) =>
+    `${o.kContiguous ? "k" : "t"},ld=${o.ld},s=${o.batchStride},o=${o.offset}${random(o.random)}`;
+  const epilogue = p.epilogues.map((e) => `${e.expr}{${e.bindings.map((b) => b.name).join(",")}}`)
+    .join(";");
+  return `matmul:b=${p.batch},m=${p.M},n=${p.N},k=${p.K};A(${operand(p.a)});B(${operand(p.b)});` +
+    `${t.staging}:${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN};epi=[${epilogue}]`;
+}

@@ -1,0 +1,233 @@
+/**
+ * Kernels as data: the value every WGSL code generator returns and the
+ * WebGPU runtime (backends/webgpu/device.ts) consumes. A kernel carries its whole
+ * WGSL module, the buffers it binds, and how it is dispatched; the runtime
+ * caches one pipeline per `key`.
+ *
+ * Conventions shared by all kernels:
+ * - the entry point is `fn main` with `@compute @workgroup_size(...)`;
+ * - binding `i` of `bindings` is `@group(0) @binding(i)`;
+ * - `key` changes whenever `wgsl` would change, and never otherwise.
+ *
+ * @module
+ */
+
+/**
+ * How a kernel binds one buffer: a uniform block, a read-only or a read-write storage buffer.
+ *
+ * @example
+ * ```ts
+ * import type { KernelBinding } from "./kernel.ts";
+ * const weights: KernelBinding = { name: "weights", type: "storage-read" };
+ * ```
+ */
+export interface KernelBinding {
+  /** The WGSL variable name (also used in error messages). */
+  name: string;
+  /** `uniform` → `var<uniform>`, `storage-read` → `var<storage, read>`, `storage` → `var<storage, read_write>`. */
+  type: "uniform" | "storage-read" | "storage";
+}
+
+/**
+ * A compute kernel as data.
+ *
+ * @example
+ * ```ts
+ * import type { Kernel } from "./kernel.ts";
+ * const fill: Kernel = {
+ *   key: "fill:4",
+ *   wgsl: `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+ * @compute @workgroup_size(4) fn main(@builtin(global_invocation_id) id: vec3<u32>) { out[id.x] = 1.0; }`,
+ *   bindings: [{ name: "out", type: "storage" }],
+ *   workgroupSize: [4, 1, 1],
+ *   dispatch: [1, 1, 1],
+ *   label: "ones",
+ * };
+ * ```
+ */
+export interface Kernel {
+  /** Identifies the WGSL: two kernels with the same key must have the same `wgsl` and `bindings`. */
+  key: string;
+  /** The complete WGSL module; its entry point is `main`. */
+  wgsl: string;
+  /** Binding `i` is `@group(0) @binding(i)`. */
+  bindings: readonly KernelBinding[];
+  /** The `@workgroup_size` the WGSL declares. */
+  workgroupSize: readonly [number, number, number];
+  /** Workgroup counts passed to `dispatchWorkgroups`. */
+  dispatch: readonly [number, number, number];
+  /** The graph node(s) this kernel computes, for error messages. */
+  label?: string;
+}
+
+/**
+ * WebGPU's default and minimum `maxComputeWorkgroupsPerDimension`.
+ *
+ * @example
+ * ```ts
+ * import { MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
+ * const groups = Math.min(1000, MAX_WORKGROUPS_PER_DIMENSION);
+ * ```
+ */
+export const MAX_WORKGROUPS_PER_DIMENSION = 65535;
+
+/**
+ * Spreads `workgroups` 1-D workgroups over x and y so that neither exceeds
+ * `maxPerDimension`. The kernel recovers the linear index with
+ * {@linkcode WGSL_LINEAR_WORKGROUP} and must skip indices `>= workgroups`
+ * (the 2-D grid can hold a few more than asked for).
+ *
+ * @example
+ * ```ts
+ * import { splitDispatch } from "./kernel.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(splitDispatch(10), [10, 1, 1]);
+ * deepEqual(splitDispatch(100_000), [50_000, 2, 1]);
+ * ```
+ */
+export function splitDispatch(
+  workgroups: number,
+  maxPerDimension = MAX_WORKGROUPS_PER_DIMENSION,
+): [number, number, number] {
+  if (!Number.isSafeInteger(workgroups) || workgroups < 0) {
+    throw new Error(
+      `splitDispatch: expected a non-negative integer workgroup count, got ${workgroups}`,
+    );
+  }
+  if (workgroups <= maxPerDimension) return [workgroups, 1, 1];
+  const y = Math.ceil(workgroups / maxPerDimension);
+  if (y > maxPerDimension) {
+    throw new Error(
+      `splitDispatch: ${workgroups} workgroups exceed ${maxPerDimension}² (the x·y grid limit)`,
+    );
+  }
+  // Balance x so the grid wastes fewer than y workgroups.
+  return [Math.ceil(workgroups / y), y, 1];
+}
+
+/**
+ * A WGSL expression for the linear workgroup index of a dispatch made by
+ * {@linkcode splitDispatch}; the entry point must declare
+ * `@builtin(workgroup_id) wid: vec3<u32>` and `@builtin(num_workgroups) nwg: vec3<u32>`.
+ *
+ * @example
+ * ```ts
+ * import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
+ * const line = `let group = ${WGSL_LINEAR_WORKGROUP};`;
+ * ```
+ */
+export const WGSL_LINEAR_WORKGROUP = "(wid.y * nwg.x + wid.x)";
+
+/**
+ * One scalar field of a uniform parameter block.
+ *
+ * @example
+ * ```ts
+ * import type { UniformField } from "./kernel.ts";
+ * const count: UniformField = { name: "count", type: "u32", value: 1024 };
+ * ```
+ */
+export interface UniformField {
+  /** The WGSL field name. */
+  name: string;
+  /** Scalar type; every field takes 4 bytes. */
+  type: "u32" | "i32" | "f32";
+  /** The value written for this dispatch. */
+  value: number;
+}
+
+/**
+ * A packed uniform block: bytes for `queue.writeBuffer` and the matching WGSL struct.
+ *
+ * @example
+ * ```ts
+ * import { packUniforms, type UniformBlock } from "./kernel.ts";
+ * const block: UniformBlock = packUniforms([{ name: "scale", type: "f32", value: 2 }]);
+ * ```
+ */
+export interface UniformBlock {
+  /** Little-endian field values, padded to a multiple of 16 bytes. */
+  bytes: Uint8Array<ArrayBuffer>;
+  /** `struct <name> { ... }` declaring the fields in the same order. */
+  wgslStruct: string;
+}
+
+/**
+ * Packs scalar parameters into a uniform buffer image and declares the
+ * matching WGSL struct (4 bytes a field, in order; size rounded up to 16 as
+ * uniform buffers require).
+ *
+ * @example
+ * ```ts
+ * import { packUniforms } from "./kernel.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * const block = packUniforms([{ name: "n", type: "u32", value: 7 }, { name: "scale", type: "f32", value: 0.5 }]);
+ * deepEqual(block.bytes.byteLength, 16);
+ * deepEqual(block.wgslStruct, "struct Params {\n  n: u32,\n  scale: f32,\n}");
+ * ```
+ */
+export function packUniforms(fields: readonly UniformField[], structName = "Params"): UniformBlock {
+  const bytes = new Uint8Array(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const view = new DataView(bytes.buffer);
+  const seen = new Set<string>();
+  fields.forEach((field, i) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(field.name) || seen.has(field.name)) {
+      throw new Error(
+        `packUniforms: field ${i} has an invalid or repeated name ${JSON.stringify(field.name)}`,
+      );
+    }
+    seen.add(field.name);
+    const { type, value } = field;
+    const isInt = type !== "f32";
+    const [lo, hi] = type === "u32" ? [0, 2 ** 32 - 1] : [-(2 ** 31), 2 ** 31 - 1];
+    if (isInt && (!Number.isInteger(value) || value < lo || value > hi)) {
+      throw new Error(`packUniforms: field ${field.name} (${type}) cannot hold ${value}`);
+    }
+    if (type === "u32") view.setUint32(i * 4, value, true);
+    else if (type === "i32") view.setInt32(i * 4, value, true);
+    else view.setFloat32(i * 4, value, true);
+  });
+  const body = fields.map((f) => `  ${f.name}: ${f.type},\n`).join("");
+  return { bytes, wgslStruct: `struct ${structName} {\n${body}}` };
+}
+
+/**
+ * The WGSL declaration of binding `index` (`@group(0) @binding(index) var<...> name: type;`).
+ *
+ * @example
+ * ```ts
+ * import { wgslBindingDecl } from "./kernel.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(
+ *   wgslBindingDecl({ name: "x", type: "storage-read" }, 2, "array<f32>"),
+ *   "@group(0) @binding(2) var<storage, read> x: array<f32>;",
+ * );
+ * ```
+ */
+export function wgslBindingDecl(binding: KernelBinding, index: number, wgslType: string): string {
+  const space =
+    { "uniform": "uniform", "storage-read": "storage, read", "storage": "storage, read_write" }[
+      binding.type
+    ];
+  return `@group(0) @binding(${index}) var<${space}> ${binding.name}: ${wgslType};`;
+}
+
+/**
+ * Formats a number as a WGSL f32 literal that round-trips exactly
+ * (`1` → `1.0`, `1e-7` → `1e-7`); non-finite values are rejected because
+ * WGSL has no literal for them.
+ *
+ * @example
+ * ```ts
+ * import { wgslF32 } from "./kernel.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(wgslF32(2), "2.0");
+ * deepEqual(wgslF32(-0.125), "-0.125");
+ * ```
+ */
+export function wgslF32(value: number): string {
+  if (!Number.isFinite(value)) throw new Error(`wgslF32: WGSL has no literal for ${value}`);
+  const f = Math.fround(value);
+  const text = String(f);
+  return /[.eE]/.test(text) ? text : `${text}.0`;
+}

@@ -1,0 +1,220 @@
+/**
+ * Lowering: one kernel per fusion group (see compiler/fusion/fuse.ts).
+ * Elementwise regions, reductions, row-wise ops, gather and scatter come from
+ * this folder's generators; matmuls from `matmulKernel`, with transposes,
+ * slices and batch broadcasts folded into its indexing, a `random` operand
+ * without a buffer generated in its loads, and a fused elementwise epilogue
+ * appended as a WGSL function.
+ *
+ * @module
+ */
+import { type Node, sizeOf } from "../../../compiler/ir.ts";
+import { builtinOps } from "../../../ops/mod.ts";
+import type { FusionPlan, KernelGroup } from "../../../compiler/fusion/plan.ts";
+import { groupReads, matmulRead, regionReads } from "../../../compiler/fusion/regions.ts";
+import { matmulKernel, type MatmulTiles, type RandomOperand } from "./matmul.ts";
+import { elementwiseKernel } from "./elementwise.ts";
+import { scatterAddKernel } from "./gather.ts";
+import { gatherKernel } from "./gather.ts";
+import { reduceKernel } from "./reduce.ts";
+import { rowwiseKernel } from "./rowwise.ts";
+import { directMatmulKernel } from "./_direct_matmul.ts";
+import { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
+import { labelOf, type LoweredKernel } from "./_module.ts";
+import { hashText, ValueEmitter } from "./value_emitter.ts";
+import { THREEFRY_WGSL } from "./threefry.ts";
+
+export type { LoweredKernel } from "./_module.ts";
+
+/**
+ * The size of one matmul, for choosing tiles.
+ *
+ * @example
+ * ```ts
+ * import type { MatmulShape } from "./lower.ts";
+ * import { matmulTilesFor } from "./matmul.ts";
+ * const shape: MatmulShape = { batch: 1, M: 64, N: 64, K: 64 };
+ * console.log(matmulTilesFor({ description: "llvmpipe" }, shape).staging); // "registers"
+ * ```
+ */
+export interface MatmulShape {
+  /** Independent products. */
+  readonly batch: number;
+  /** Rows of the result. */
+  readonly M: number;
+  /** Columns of the result. */
+  readonly N: number;
+  /** The contracted dimension. */
+  readonly K: number;
+}
+export { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
+
+/**
+ * Options of {@link lowerGroup} and {@link lowerPlan}.
+ *
+ * @example
+ * ```ts
+ * import { type LowerOptions, lowerPlan } from "./lower.ts";
+ * import { MATMUL_TILES_CPU_SMALL } from "./matmul.ts";
+ * import { fuse } from "../../../compiler/fusion/fuse.ts";
+ * import { param, trace } from "../../../compiler/trace.ts";
+ * const options: LowerOptions = { tiles: MATMUL_TILES_CPU_SMALL };
+ * const plan = fuse(trace((x) => x.matmul(param("w", [4, 3])), [{ name: "x", shape: [2, 4] }]));
+ * console.log(lowerPlan(plan, options)[0].kernel.key.includes("registers")); // true
+ * ```
+ */
+export interface LowerOptions {
+  /** Matmul tiles, or a choice per problem size (see `matmulTilesFor`); default: `matmulKernel`'s. */
+  readonly tiles?: Partial<MatmulTiles> | ((shape: MatmulShape) => Partial<MatmulTiles>);
+}
+
+/**
+ * Every registered op and its lowering family; throws listing the ops that
+ * have none, so a new op cannot reach the GPU backend unlowered.
+ *
+ * @example
+ * ```ts
+ * import { loweringTable } from "./lower.ts";
+ * console.log(loweringTable().matmul); // "matmul"
+ * ```
+ */
+export function loweringTable(): Record<string, Family> {
+  const table: Record<string, Family> = {};
+  for (const op of builtinOps()) table[op.name] = loweringOf(op);
+  return table;
+}
+
+/**
+ * The kernel of one fusion group.
+ *
+ * @example
+ * ```ts
+ * import { lowerGroup } from "./lower.ts";
+ * import { fuse } from "../../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../../compiler/trace.ts";
+ * const plan = fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }]));
+ * console.log(plan.groups.map((g) => lowerGroup(g, plan).kernel.key.split(":")[0])); // ["reduce-sum"]
+ * ```
+ */
+export function lowerGroup(
+  group: KernelGroup,
+  plan: Pick<FusionPlan, "materialized">,
+  options: LowerOptions = {},
+): LoweredKernel {
+  const reads = groupReads(group, plan.materialized);
+  if (group.lanes) {
+    return reduceKernel(group.lanes.map((l) => ({ op: l.op!, roots: l.roots })), reads);
+  }
+  const op = group.op;
+  if (op === undefined) return elementwiseKernel(group.roots, reads);
+  switch (group.kind) {
+    case "reduce":
+      return reduceKernel([{ op, roots: group.roots }], reads);
+    case "rowwise":
+      return rowwiseKernel(op, reads, { roots: group.roots });
+    case "gather":
+      return gatherKernel(op, reads);
+    case "scatterAdd":
+      return scatterAddKernel(op, reads);
+    case "matmul":
+      return group.direct
+        ? directMatmulKernel(op, reads, { roots: group.roots })
+        : lowerMatmul(group, plan.materialized, options);
+    default:
+      throw new Error(`lowerGroup: unexpected ${group.kind} group for ${op.op}`);
+  }
+}
+
+/**
+ * Every group's kernel, in execution order.
+ *
+ * @example
+ * ```ts
+ * import { lowerPlan } from "./lower.ts";
+ * import { fuse } from "../../../compiler/fusion/fuse.ts";
+ * import { trace } from "../../../compiler/trace.ts";
+ * const plan = fuse(trace((x) => x.exp().add(1), [{ name: "x", shape: [8] }]));
+ * console.log(lowerPlan(plan).length); // 1
+ * ```
+ */
+export function lowerPlan(plan: FusionPlan, options: LowerOptions = {}): LoweredKernel[] {
+  return plan.groups.map((g) => lowerGroup(g, plan, options));
+}
+
+function lowerMatmul(
+  group: KernelGroup,
+  materialized: ReadonlySet<number>,
+  options: LowerOptions,
+): LoweredKernel {
+  const m = group.op!;
+  const root = group.epilogue ?? m;
+  const [a, b] = m.inputs;
+  const r = m.shape.length;
+  const readA = matmulRead(a);
+  const readB = matmulRead(b);
+  // Operands whose base has no buffer are fused `random` nodes, generated in the loads.
+  const [randomA, randomB] = [readA, readB].map((read) =>
+    materialized.has(read.base.id) ? undefined : randomOperand(read.base)
+  );
+  const fused = root !== m;
+  const extra = fused ? regionReads([root], materialized, m) : [];
+  let epilogueFn = "";
+  let usesThreefry = false;
+  const names = new Map(extra.map((n, k) => [n.id, `e${k}`]));
+  if (fused) {
+    const emitter = new ValueEmitter({ bufferOf: (n) => names.get(n.id), accNode: m });
+    const v = emitter.value(root, { shape: root.shape, linear: "index" });
+    const body = [...emitter.lines, `return ${v};`].map((l) => `  ${l}`).join("\n");
+    usesThreefry = emitter.usesThreefry;
+    const text = `(acc: f32, index: u32) -> f32 {\n${body}\n}`;
+    epilogueFn = `fn epilogue_${hashText(text)}${text}`;
+  }
+  const shape = {
+    batch: sizeOf(m.shape.slice(0, r - 2)),
+    M: m.shape[r - 2],
+    N: m.shape[r - 1],
+    K: a.shape[r - 1],
+  };
+  const kernel = matmulKernel({
+    ...shape,
+    transA: readA.trans,
+    transB: readB.trans,
+    lda: readA.ld,
+    ldb: readB.ld,
+    batchStrideA: readA.batchStride,
+    batchStrideB: readB.batchStride,
+    offsetA: readA.offset,
+    offsetB: readB.offset,
+    randomA,
+    randomB,
+    tiles: typeof options.tiles === "function" ? options.tiles(shape) : options.tiles,
+    epilogue: fused
+      ? {
+        bindings: extra.map((_, k) => ({ name: `e${k}`, type: "storage-read" as const })),
+        expr: `${epilogueFn.slice(3, epilogueFn.indexOf("("))}(acc, index)`,
+      }
+      : undefined,
+    label: fused
+      ? `${labelOf([m])} with epilogue ${labelOf([root], extra)}`
+      : labelOf([m], [readA.base, readB.base]),
+  });
+  // The kernel includes the Threefry functions itself when it generates an operand.
+  const threefry = usesThreefry && !randomA && !randomB;
+  const wgsl = fused
+    ? [kernel.wgsl, ...(threefry ? [THREEFRY_WGSL] : []), epilogueFn, ""].join("\n")
+    : kernel.wgsl;
+  const operands = [readA, readB].filter((read) => materialized.has(read.base.id));
+  return {
+    kernel: { ...kernel, wgsl },
+    nodes: [...operands.map((read) => read.base), root, ...extra],
+    outputs: [root],
+  };
+}
+
+function randomOperand(node: Node): RandomOperand {
+  if (node.op !== "random") {
+    throw new Error(`internal: matmul operand ${node.op}#${node.id} has no buffer to read`);
+  }
+  const { seed, stream, bound } = node.attrs as { seed: number; stream: number; bound: number };
+  return { seed, stream, bound };
+}

@@ -1,0 +1,56 @@
+/**
+ * Helpers shared by the ops' rules: the standard error, CPU arrays, strides
+ * and axes.
+ *
+ * @module
+ */
+import type { CpuData, DType, Shape, TensorType } from "../compiler/ir.ts";
+
+/** Formats operand types for error messages: `f32[2,3], f32[4]`. */
+export function describeOperands(inputs: readonly TensorType[]): string {
+  return inputs.map((t) => `${t.dtype}[${t.shape.join(",")}]`).join(", ");
+}
+
+/** Throws the standard op error: `op: message (got operands)`. */
+export function opError(op: string, message: string, inputs: readonly TensorType[]): never {
+  throw new Error(`${op}: ${message} (got ${describeOperands(inputs) || "no operands"})`);
+}
+
+/** Allocates the CPU array for a dtype. */
+export function allocData(dtype: DType, size: number): CpuData {
+  switch (dtype) {
+    case "f32":
+      return new Float64Array(size);
+    case "i32":
+      return new Int32Array(size);
+    case "u32":
+      return new Uint32Array(size);
+    case "bool":
+      return new Uint8Array(size);
+  }
+}
+
+/** Row-major strides of a shape. */
+export function stridesOf(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+/** Normalises a possibly negative axis against a rank; throws naming the op. */
+export function normAxis(op: string, axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) {
+    throw new Error(`${op}: axis ${axis} is out of range for rank ${rank}`);
+  }
+  return a;
+}
+
+/** True for the floating dtype(s). */
+export function isFloat(dtype: DType): boolean {
+  return dtype === "f32";
+}
