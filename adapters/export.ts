@@ -17,36 +17,6 @@ import {
 import { type Adapter, merge, type MergeRunner } from "./merge.ts";
 import { lambdaBName, lambdaDName } from "./vera.ts";
 import { loraAName, loraBName } from "./lora.ts";
-import { type PeftAdapterFiles, peftSource } from "./peft_import.ts";
-import { resolveAdapter } from "./resolve.ts";
-
-/**
- * Rebuilds the adapter described by a PEFT directory against a model's
- * stored weight shapes alone (no graph needed), after checking the whole
- * file against them (see `resolveAdapter`).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { adapterFromPeft } from "./export.ts";
- * const files = {
- *   kind: "vera" as const,
- *   config: { peft_type: "VERA", r: 2, target_modules: ["q_proj"] },
- *   tensors: {
- *     "attn.q_proj.vera_lambda_b": new Float32Array(4), "attn.q_proj.vera_lambda_d": new Float32Array(2),
- *     vera_A: new Float32Array(8), vera_B: new Float32Array(8),
- *   },
- *   shapes: { "attn.q_proj.vera_lambda_b": [4], "attn.q_proj.vera_lambda_d": [2], vera_A: [2, 4], vera_B: [4, 2] },
- * };
- * assert.equal(adapterFromPeft(files, { "attn.q_proj.weight": [4, 4] }).targets.length, 1);
- * ```
- */
-export function adapterFromPeft(
-  files: PeftAdapterFiles,
-  weights: Readonly<Record<string, readonly number[]>>,
-): Adapter {
-  return resolveAdapter(peftSource(files), weights).adapter;
-}
 
 /** The tensors an adapter needs for merging, keyed by graph name. */
 export function adapterTensorNames(adapter: Adapter): string[] {

@@ -5,9 +5,18 @@ import { vera } from "../../adapters/vera.ts";
 import { lora } from "../../adapters/lora.ts";
 import { exportPeft } from "../../adapters/peft.ts";
 import { readPeft } from "../../adapters/peft_import.ts";
-import { adapterFromPeft, exportMerged } from "../../adapters/export.ts";
+import { exportMerged } from "../../adapters/export.ts";
+import type { Adapter } from "../../adapters/merge.ts";
+import { type PeftAdapterFiles, peftSource } from "../../adapters/peft_import.ts";
+import { resolveAdapter } from "../../adapters/resolve.ts";
 import { deltaWeight } from "../../adapters/merge.ts";
 import { evaluate } from "../../backends/cpu/interpreter.ts";
+
+/** A PEFT adapter checked against stored weight shapes, as merge and export read it. */
+const adapterFromPeft = (
+  files: PeftAdapterFiles,
+  weights: Readonly<Record<string, readonly number[]>>,
+): Adapter => resolveAdapter(peftSource(files), weights).adapter;
 import { makeGraph } from "../../compiler/ir.ts";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../../io/safetensors.ts";
 

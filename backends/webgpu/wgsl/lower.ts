@@ -9,7 +9,6 @@
  * @module
  */
 import { type Node, sizeOf } from "../../../compiler/ir.ts";
-import { builtinOps } from "../../../ops/mod.ts";
 import type { FusionPlan, KernelGroup } from "../../../compiler/fusion/plan.ts";
 import { groupReads, matmulRead, regionReads } from "../../../compiler/fusion/regions.ts";
 import { matmulKernel, type MatmulTiles, type RandomOperand } from "./matmul.ts";
@@ -19,7 +18,7 @@ import { gatherKernel } from "./gather.ts";
 import { reduceKernel } from "./reduce.ts";
 import { rowwiseKernel } from "./rowwise.ts";
 import { directMatmulKernel } from "./_direct_matmul.ts";
-import { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
+import { loweringOf } from "../../../compiler/fusion/families.ts";
 import { labelOf, type LoweredKernel } from "./_module.ts";
 import { hashText, ValueEmitter } from "./value_emitter.ts";
 import { THREEFRY_WGSL } from "./threefry.ts";
@@ -66,22 +65,6 @@ export { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
 export interface LowerOptions {
   /** Matmul tiles, or a choice per problem size (see `matmulTilesFor`); default: `matmulKernel`'s. */
   readonly tiles?: Partial<MatmulTiles> | ((shape: MatmulShape) => Partial<MatmulTiles>);
-}
-
-/**
- * Every registered op and its lowering family; throws listing the ops that
- * have none, so a new op cannot reach the GPU backend unlowered.
- *
- * @example
- * ```ts
- * import { loweringTable } from "./lower.ts";
- * console.log(loweringTable().matmul); // "matmul"
- * ```
- */
-export function loweringTable(): Record<string, Family> {
-  const table: Record<string, Family> = {};
-  for (const op of builtinOps()) table[op.name] = loweringOf(op);
-  return table;
 }
 
 /**

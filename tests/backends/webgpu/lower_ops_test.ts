@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { compile } from "../../../backends/compile.ts";
 import { type DType, makeGraph, makeNode, type Node } from "../../../compiler/ir.ts";
-import { loweringTable } from "../../../backends/webgpu/wgsl/lower.ts";
 import { builtinOps } from "../../../ops/mod.ts";
 import { evaluate } from "../../../backends/cpu/interpreter.ts";
 import { mulberry32 } from "../../../data/random.ts";
@@ -181,11 +180,9 @@ for (const name of ["eq", "ne", "lt", "le", "gt", "ge"]) {
   ];
 }
 
-Deno.test("every registered op has a WGSL lowering and a GPU test case", () => {
-  const table = loweringTable();
+Deno.test("every built-in op has a GPU test case", () => {
   const missing = builtinOps().map((o) => o.name).filter((name) => CASES[name] === undefined);
   assert.deepEqual(missing, [], `ops without a GPU test case: ${missing.join(", ")}`);
-  assert.equal(Object.keys(table).length, builtinOps().length);
 });
 
 Deno.test("every op on WebGPU matches the float64 CPU reference", async () => {

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import {
   type Kernel,
-  packUniforms,
   splitDispatch,
   WGSL_LINEAR_WORKGROUP,
 } from "../../../backends/webgpu/wgsl/kernel.ts";
+import { packUniforms } from "./_uniforms.ts";
 import {
   bindingSizeChecker,
   encodeKernels,

@@ -14,13 +14,13 @@ import {
   MATMUL_TILES_GPU,
   matmulKernel,
   type MatmulOptions,
-  matmulSizes,
   type MatmulTiles,
   matmulTilesFor,
   scaleBy,
   scaleColumns,
   scaleRows,
 } from "../../../backends/webgpu/wgsl/matmul.ts";
+import { matmulSizes } from "./_matmul_sizes.ts";
 import {
   readFloat32,
   requestGpu,

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { THREEFRY_WGSL } from "../../../backends/webgpu/wgsl/threefry.ts";
 import {
-  THREEFRY_WGSL,
   UNIFORM_SYMMETRIC_PARAMS_BYTES,
   uniformSymmetricKernel,
   uniformSymmetricParams,
-} from "../../../backends/webgpu/wgsl/threefry.ts";
+} from "./_uniform_symmetric_kernel.ts";
 import {
   dropoutKeep,
   kaimingUniformBound,

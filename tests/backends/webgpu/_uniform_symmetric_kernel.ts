@@ -1,0 +1,174 @@
+// A standalone WGSL kernel that fills a buffer with Kaiming-uniform values
+// from Threefry-2x32: the tests compare it bit for bit with the TypeScript
+// reference (prng/threefry.ts). The library's kernels call the same WGSL
+// functions inline (backends/webgpu/wgsl/threefry.ts), so this kernel is
+// test code.
+import type { Kernel, KernelBinding } from "../../../backends/webgpu/wgsl/kernel.ts";
+import { wgslF32 } from "../../../backends/webgpu/wgsl/kernel.ts";
+import { THREEFRY_WGSL } from "../../../backends/webgpu/wgsl/threefry.ts";
+import { kaimingUniformBound, threefryKey } from "../../../prng/threefry.ts";
+
+/** Invocations per workgroup of {@link uniformSymmetricKernel}. */
+const WORKGROUP_SIZE = 64;
+/** WebGPU's default `maxComputeWorkgroupsPerDimension`. */
+const DEFAULT_MAX_WORKGROUPS_PER_DIMENSION = 65535;
+
+/**
+ * Bytes of the `params` uniform of {@link uniformSymmetricKernel}: u32 words
+ * `[key.x, key.y, start, count]`, then f32 `bound`, then three zero words.
+ */
+export const UNIFORM_SYMMETRIC_PARAMS_BYTES = 32;
+
+/** Parameters of one run of {@link uniformSymmetricKernel}. */
+export interface UniformSymmetricParams {
+  /** An integer in [0, 2^32). */
+  seed: number;
+  /** An integer in [0, 2^32). */
+  stream: number;
+  /** The half-width, finite and > 0; stored as f32. */
+  bound: number;
+  /** The first element index; `start + count` must be at most 2^32. */
+  start: number;
+  /** How many elements to write, at most the `count` the kernel was built for. */
+  count: number;
+}
+
+/**
+ * Packs the `params` uniform of {@link uniformSymmetricKernel}, so one
+ * pipeline serves every seed, stream, bound and range.
+ *
+ * @param params The seed, stream, bound, start and count of the run.
+ * @returns {@link UNIFORM_SYMMETRIC_PARAMS_BYTES} bytes, as 8 words.
+ *
+ * @example
+ * ```ts
+ * import { uniformSymmetricParams } from "./threefry.ts";
+ * const words = uniformSymmetricParams({ seed: 42, stream: 1, bound: 0.5, start: 0, count: 8 });
+ * console.log(words.slice(0, 4)); // Uint32Array [1, 42, 0, 8]
+ * ```
+ */
+export function uniformSymmetricParams(params: UniformSymmetricParams): Uint32Array<ArrayBuffer> {
+  const { seed, stream, bound, start, count } = params;
+  const [k0, k1] = threefryKey(seed, stream);
+  for (const [name, value] of [["start", start], ["count", count]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(
+        `uniformSymmetric kernel: ${name} must be an integer >= 0, got ${value}`,
+      );
+    }
+  }
+  if (start + count > 2 ** 32) {
+    throw new RangeError(
+      `uniformSymmetric kernel: start + count must be at most 2^32 (WGSL indices are u32), ` +
+        `got ${start} + ${count}`,
+    );
+  }
+  if (typeof bound !== "number" || !Number.isFinite(bound) || !(bound > 0)) {
+    throw new RangeError(`uniformSymmetric kernel: bound must be finite and > 0, got ${bound}`);
+  }
+  const words = new Uint32Array(UNIFORM_SYMMETRIC_PARAMS_BYTES / 4);
+  words.set([k0, k1, start, count]);
+  new Float32Array(words.buffer)[4] = bound;
+  return words;
+}
+
+/** Options of {@link uniformSymmetricKernel}. */
+export interface UniformSymmetricKernelOptions {
+  /** Elements the dispatch covers; each run writes `params.count` of them. */
+  count: number;
+  /** Seed for the initial `params` (default 0). */
+  seed?: number;
+  /** Stream for the initial `params` (default 0). */
+  stream?: number;
+  /** Bound for the initial `params` (default 1). */
+  bound?: number;
+  /** Start index for the initial `params` (default 0). */
+  start?: number;
+  /** The device's `maxComputeWorkgroupsPerDimension` (default 65535). */
+  maxWorkgroupsPerDimension?: number;
+}
+
+/** {@link Kernel} plus the initial contents of its `params` uniform. */
+export interface UniformSymmetricKernel extends Kernel {
+  /** Initial `params` contents, as packed by {@link uniformSymmetricParams}. */
+  params: Uint32Array<ArrayBuffer>;
+}
+
+const UNIFORM_SYMMETRIC_WGSL = /* wgsl */ `${THREEFRY_WGSL}
+struct Params {
+  key: vec2<u32>,
+  start: u32,
+  count: u32,
+  bound: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn main(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) lane: u32,
+) {
+  // Rows of workgroups in y when one dimension cannot hold them all.
+  let i = (group.y * groups.x + group.x) * ${WORKGROUP_SIZE}u + lane;
+  if (i >= params.count) {
+    return;
+  }
+  out[i] = uniform_symmetric(params.key, params.start + i, params.bound);
+}
+`;
+
+/**
+ * A kernel writing `out[i] = uniform_symmetric(key, start + i, bound)` for
+ * `i < params.count`, matching TypeScript's
+ * `uniformSymmetric(seed, stream, count, bound, start)` bit for bit. Key,
+ * bound, start and count are read from the `params` uniform, so the WGSL
+ * (and `key`, the pipeline cache key) is the same for every seed and size;
+ * only `dispatch` depends on `count`. Counts needing more than
+ * `maxWorkgroupsPerDimension` workgroups use a 2-D dispatch.
+ *
+ * Bindings: `params` (uniform, {@link UNIFORM_SYMMETRIC_PARAMS_BYTES} bytes)
+ * and `out` (storage, at least `4 · count` bytes).
+ *
+ * @param options The element count, initial params, and the device limit.
+ * @returns The kernel as data, with its initial `params` words.
+ *
+ * @example Kaiming-uniform `A: [r, fanIn]` on the GPU
+ * ```ts
+ * import { uniformSymmetricKernel } from "./threefry.ts";
+ * import { kaimingUniformBound } from "../../../prng/threefry.ts";
+ * const kernel = uniformSymmetricKernel({ count: 4 * 768, seed: 7, bound: kaimingUniformBound(768) });
+ * console.log(kernel.dispatch, kernel.bindings.map((b) => b.name)); // [48, 1, 1] ["params", "out"]
+ * ```
+ */
+export function uniformSymmetricKernel(
+  options: UniformSymmetricKernelOptions,
+): UniformSymmetricKernel {
+  const { count, seed = 0, stream = 0, bound = 1, start = 0 } = options;
+  const maxPerDimension = options.maxWorkgroupsPerDimension ?? DEFAULT_MAX_WORKGROUPS_PER_DIMENSION;
+  if (!Number.isSafeInteger(maxPerDimension) || maxPerDimension < 1) {
+    throw new RangeError(
+      `uniformSymmetricKernel: maxWorkgroupsPerDimension must be a positive integer, ` +
+        `got ${maxPerDimension}`,
+    );
+  }
+  const params = uniformSymmetricParams({ seed, stream, bound, start, count });
+  const groups = Math.ceil(count / WORKGROUP_SIZE);
+  const rows = Math.max(1, Math.ceil(groups / maxPerDimension));
+  if (rows > maxPerDimension) {
+    throw new RangeError(
+      `uniformSymmetricKernel: count ${count} needs ${groups} workgroups, more than ` +
+        `${maxPerDimension}² fit in a 2-D dispatch`,
+    );
+  }
+  return {
+    key: `threefry.uniform_symmetric.wg${WORKGROUP_SIZE}`,
+    wgsl: UNIFORM_SYMMETRIC_WGSL,
+    bindings: [{ name: "params", type: "uniform" }, { name: "out", type: "storage" }],
+    workgroupSize: [WORKGROUP_SIZE, 1, 1],
+    dispatch: [Math.ceil(groups / rows), rows, 1],
+    params,
+  };
+}
