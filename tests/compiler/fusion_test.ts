@@ -12,6 +12,7 @@ import { bindingCount } from "../../compiler/fusion/regions.ts";
 import { param, randomUniform, trace } from "../../compiler/trace.ts";
 import { gptGraph } from "../../nn/gpt.ts";
 import { layerNorm, linear } from "../../nn/layers.ts";
+import { evaluate } from "../../backends/cpu/interpreter.ts";
 
 function plan(graph: Graph): readonly KernelGroup[] {
   return runPipeline(graph, ["simplify", "constantFold", "cse", "dce", "fuse"]).plan!.groups;
@@ -134,5 +135,27 @@ Deno.test("the GPT training step needs fewer kernels than it has ops", async () 
     exe.stats.kernelsPerRun <= unfused * 0.6,
     `${exe.stats.kernelsPerRun} kernels vs ${unfused} ops`,
   );
+  exe.destroy();
+});
+
+// Found by gpu_property_test.ts: the reshape of a matmul became that matmul's
+// epilogue (so the matmul's own buffer was dropped) while a second matmul
+// still read the matmul's buffer through the reshape; scheduling threw
+// "matmul operand matmul#… has no buffer to read".
+Deno.test("a matmul read through a view by another matmul keeps its buffer", async () => {
+  const g = trace((x, w, v) => {
+    const h = x.matmul(w).reshape([1, 3, 5]);
+    return { y: h.matmul(v), z: h };
+  }, [{ name: "x", shape: [3, 2] }, { name: "w", shape: [2, 5] }, { name: "v", shape: [1, 5, 2] }]);
+  const feeds = {
+    x: [1, 2, 3, 4, 5, 6],
+    w: [1, 0, -1, 2, 0.5, 0, 1, 1, -2, 3],
+    v: [1, 2, 0, 1, -1, 0, 2, 2, 1, -1],
+  };
+  const want = evaluate(g, { inputs: feeds });
+  const exe = await compile(g, { backend: "webgpu" });
+  const run = await exe.run(feeds, { read: ["y", "z"] });
+  assert.deepEqual([...await run.read("y")], [...want.y.data]);
+  assert.deepEqual([...await run.read("z")], [...want.z.data]);
   exe.destroy();
 });

