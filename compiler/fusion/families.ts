@@ -1,7 +1,7 @@
 // Which family of kernel computes each node, from its op's `lowering`:
 // fusion groups nodes by family, and every backend implements each family.
 
-import type { Node, OpDef } from "../ir.ts";
+import type { Lowering, Node, OpDef } from "../ir.ts";
 
 /**
  * How a node is lowered:
@@ -16,14 +16,7 @@ import type { Node, OpDef } from "../ir.ts";
  * const family: Family = "rowwise";
  * ```
  */
-export type Family =
-  | "storage"
-  | "inline"
-  | "matmul"
-  | "reduce"
-  | "rowwise"
-  | "gather"
-  | "scatterAdd";
+export type Family = "storage" | Exclude<Lowering, "leaf">;
 
 /**
  * The family of an op: its `lowering`, with leaves split into `storage`

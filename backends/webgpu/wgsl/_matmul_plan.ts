@@ -212,16 +212,3 @@ export function matmulBindings(p: MatmulPlan): KernelBinding[] {
     ...p.epilogues.flatMap((e) => e.bindings),
   ];
 }
-
-/** A key that changes exactly when the emitted WGSL would. */
-export function matmulKey(p: MatmulPlan): string {
-  const t = p.tiles;
-  const random = (r: RandomOperand | undefined) =>
-    r ? `,random=${r.seed}/${r.stream}/${Math.fround(r.bound)}` : "";
-  const operand = (o: MatmulPlan["a"]) =>
-    `${o.kContiguous ? "k" : "t"},ld=${o.ld},s=${o.batchStride},o=${o.offset}${random(o.random)}`;
-  const epilogue = p.epilogues.map((e) => `${e.expr}{${e.bindings.map((b) => b.name).join(",")}}`)
-    .join(";");
-  return `matmul:b=${p.batch},m=${p.M},n=${p.N},k=${p.K};A(${operand(p.a)});B(${operand(p.b)});` +
-    `${t.staging}:${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN};epi=[${epilogue}]`;
-}

@@ -4,14 +4,14 @@
 // naming the graph nodes for error messages.
 
 import { formatType, type Node } from "../../../compiler/ir.ts";
-import { type Kernel, type KernelBinding, splitDispatch, wgslBindingDecl } from "./kernel.ts";
 import {
-  hashText,
-  storageType,
-  storeValue,
-  ValueEmitter,
-  type ValueScope,
-} from "./value_emitter.ts";
+  type Kernel,
+  type KernelBinding,
+  kernelKey,
+  splitDispatch,
+  wgslBindingDecl,
+} from "./kernel.ts";
+import { storageType, storeValue, u32, ValueEmitter, type ValueScope } from "./value_emitter.ts";
 import { THREEFRY_WGSL } from "./threefry.ts";
 
 /**
@@ -173,9 +173,8 @@ export function makeKernel(parts: {
   dispatch: readonly [number, number, number];
   label: string;
 }): Kernel {
-  const signature = parts.bindings.map((b) => b.type).join(",");
   return {
-    key: `${parts.family}:${hashText(`${signature}\n${parts.wgsl}`)}`,
+    key: kernelKey(parts.family, parts.bindings, parts.wgsl),
     wgsl: parts.wgsl,
     bindings: parts.bindings,
     workgroupSize: parts.workgroupSize,
@@ -283,4 +282,39 @@ export function storeFunction(
     wgsl: `fn ${options.name ?? "store"}(index: u32, acc: ${op.dtype}) {\n${body}\n}`,
     usesThreefry: emitter.usesThreefry,
   };
+}
+
+/** One lane of {@link workgroupTree}: a workgroup array and how two of its values combine. */
+export interface TreeLane {
+  /** The `var<workgroup>` array, one slot per invocation. */
+  readonly array: string;
+  /** The WGSL expression combining two values (`a + b`, `max(a, b)`, ...). */
+  readonly combine: (a: string, b: string) => string;
+}
+
+/**
+ * The one workgroup tree reduction every kernel family uses: after each
+ * invocation `lid` has written slot `lid` of every lane's array (`width`
+ * slots, a power of two), these lines leave each lane's total in slot 0,
+ * visible to the whole workgroup.
+ *
+ * @example
+ * ```ts
+ * import { workgroupTree } from "./_module.ts";
+ * const lines = workgroupTree(64, [{ array: "partial", combine: (a, b) => `${a} + ${b}` }]);
+ * console.log(lines[3]); // "    partial[lid] = partial[lid] + partial[lid + s];"
+ * ```
+ */
+export function workgroupTree(width: number, lanes: readonly TreeLane[]): string[] {
+  return [
+    "workgroupBarrier();",
+    `for (var s = ${u32(width >> 1)}; s > 0u; s = s >> 1u) {`,
+    "  if (lid < s) {",
+    ...lanes.map((l) =>
+      `    ${l.array}[lid] = ${l.combine(`${l.array}[lid]`, `${l.array}[lid + s]`)};`
+    ),
+    "  }",
+    "  workgroupBarrier();",
+    "}",
+  ];
 }

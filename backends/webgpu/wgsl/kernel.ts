@@ -158,3 +158,45 @@ export function wgslF32(value: number): string {
   const text = String(f);
   return /[.eE]/.test(text) ? text : `${text}.0`;
 }
+
+/**
+ * A stable 53-bit hash of a string (cyrb53), in base 36, for kernel keys.
+ *
+ * @example
+ * ```ts
+ * import { hashText } from "./kernel.ts";
+ * console.log(hashText("fn main() {}") === hashText("fn main() {}")); // true
+ * ```
+ */
+export function hashText(text: string): string {
+  let h1 = 0xdeadbeef ^ text.length, h2 = 0x41c6ce57 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+}
+
+/**
+ * The one cache key of every kernel: its family, then a hash of its binding
+ * types and its whole WGSL text, so two kernels share a key exactly when they
+ * would compile to the same pipeline.
+ *
+ * @example
+ * ```ts
+ * import { kernelKey } from "./kernel.ts";
+ * const bindings = [{ name: "out", type: "storage" as const }];
+ * const a = kernelKey("fill", bindings, "fn main() {}");
+ * console.log(a === kernelKey("fill", bindings, "fn main() {}"), a.startsWith("fill:")); // true true
+ * ```
+ */
+export function kernelKey(
+  family: string,
+  bindings: readonly KernelBinding[],
+  wgsl: string,
+): string {
+  return `${family}:${hashText(`${bindings.map((b) => b.type).join(",")}\n${wgsl}`)}`;
+}

@@ -18,9 +18,9 @@ import { gatherKernel } from "./gather.ts";
 import { reduceKernel } from "./reduce.ts";
 import { rowwiseKernel } from "./rowwise.ts";
 import { directMatmulKernel } from "./_direct_matmul.ts";
-import { loweringOf } from "../../../compiler/fusion/families.ts";
 import { labelOf, type LoweredKernel } from "./_module.ts";
-import { hashText, ValueEmitter } from "./value_emitter.ts";
+import { ValueEmitter } from "./value_emitter.ts";
+import { hashText, kernelKey } from "./kernel.ts";
 import { THREEFRY_WGSL } from "./threefry.ts";
 
 export type { LoweredKernel } from "./_module.ts";
@@ -142,6 +142,7 @@ function lowerMatmul(
   const fused = root !== m;
   const extra = fused ? regionReads([root], materialized, m) : [];
   let epilogueFn = "";
+  let epilogueName = "";
   let usesThreefry = false;
   const names = new Map(extra.map((n, k) => [n.id, `e${k}`]));
   if (fused) {
@@ -150,7 +151,8 @@ function lowerMatmul(
     const body = [...emitter.lines, `return ${v};`].map((l) => `  ${l}`).join("\n");
     usesThreefry = emitter.usesThreefry;
     const text = `(acc: f32, index: u32) -> f32 {\n${body}\n}`;
-    epilogueFn = `fn epilogue_${hashText(text)}${text}`;
+    epilogueName = `epilogue_${hashText(text)}`;
+    epilogueFn = `fn ${epilogueName}${text}`;
   }
   const shape = {
     batch: sizeOf(m.shape.slice(0, r - 2)),
@@ -174,7 +176,7 @@ function lowerMatmul(
     epilogue: fused
       ? {
         bindings: extra.map((_, k) => ({ name: `e${k}`, type: "storage-read" as const })),
-        expr: `${epilogueFn.slice(3, epilogueFn.indexOf("("))}(acc, index)`,
+        expr: `${epilogueName}(acc, index)`,
       }
       : undefined,
     label: fused
@@ -188,7 +190,7 @@ function lowerMatmul(
     : kernel.wgsl;
   const operands = [readA, readB].filter((read) => materialized.has(read.base.id));
   return {
-    kernel: { ...kernel, wgsl },
+    kernel: { ...kernel, wgsl, key: kernelKey("matmul", kernel.bindings, wgsl) },
     nodes: [...operands.map((read) => read.base), root, ...extra],
     outputs: [root],
   };

@@ -26,9 +26,9 @@
  * @module
  */
 
-import { type Kernel, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
+import { type Kernel, kernelKey, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
 import { emitMatmulWgsl } from "./_matmul_codegen.ts";
-import { matmulBindings, matmulKey, planMatmul } from "./_matmul_plan.ts";
+import { matmulBindings, planMatmul } from "./_matmul_plan.ts";
 import type { MatmulOptions, MatmulTiles } from "./_matmul_types.ts";
 
 export type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./_matmul_types.ts";
@@ -184,10 +184,12 @@ export function matmulKernel(options: MatmulOptions): Kernel {
       } exceeds 65535 workgroups per dimension`,
     );
   }
+  const wgsl = emitMatmulWgsl(plan);
+  const bindings = matmulBindings(plan);
   return {
-    key: matmulKey(plan),
-    wgsl: emitMatmulWgsl(plan),
-    bindings: matmulBindings(plan),
+    key: kernelKey("matmul", bindings, wgsl),
+    wgsl,
+    bindings,
     workgroupSize: [tiles.tileN / tiles.threadN, tiles.tileM / tiles.threadM, 1],
     dispatch: plan.batch * plan.M * plan.N === 0 ? [0, 0, 0] : dispatch,
     ...(options.label === undefined ? {} : { label: options.label }),

@@ -20,6 +20,7 @@ import {
   MAIN_PARAMS,
   moduleText,
   storeFunction,
+  workgroupTree,
 } from "./_module.ts";
 import { literal, u32, valueFunction } from "./value_emitter.ts";
 
@@ -148,17 +149,10 @@ export function reduceKernel(lanes: readonly ReduceLane[], reads: readonly Node[
       ...accumulate((k) => `acc${k}`).map((l) => `  ${l}`),
       "}",
       ...each((k) => `partial${k}[lid] = acc${k};`),
-      "workgroupBarrier();",
-      `for (var s = ${u32(REDUCE_WORKGROUP / 2)}; s > 0u; s = s >> 1u) {`,
-      "  if (lid < s) {",
-      ...each((k) =>
-        `    partial${k}[lid] = ${
-          combiners[k].combine(`partial${k}[lid]`, `partial${k}[lid + s]`)
-        };`
+      ...workgroupTree(
+        REDUCE_WORKGROUP,
+        combiners.map((c, k) => ({ array: `partial${k}`, combine: c.combine })),
       ),
-      "  }",
-      "  workgroupBarrier();",
-      "}",
       "if (lid == 0u) {",
       ...each((k) => `  store${k}(o, partial${k}[0]);`),
       "}",

@@ -18,6 +18,8 @@ import {
   MAIN_PARAMS,
   moduleText,
   storeFunction,
+  type TreeLane,
+  workgroupTree,
 } from "./_module.ts";
 import { literal, u32, valueFunction } from "./value_emitter.ts";
 
@@ -75,16 +77,12 @@ export const ROWWISE_OPS: readonly string[] = [
   "crossEntropyBackward",
 ];
 
-function reducer(name: string, width: number, combine: string): string {
+function reducer(name: string, width: number, combine: TreeLane["combine"]): string {
   return [
     `fn ${name}(v: f32, lid: u32) -> f32 {`,
     indent([
       "red[lid] = v;",
-      "workgroupBarrier();",
-      `for (var s = ${u32(width >> 1)}; s > 0u; s = s >> 1u) {`,
-      `  if (lid < s) { red[lid] = ${combine}; }`,
-      "  workgroupBarrier();",
-      "}",
+      ...workgroupTree(width, [{ array: "red", combine }]),
       "let total = red[0];",
       "workgroupBarrier();",
       "return total;",
@@ -270,9 +268,9 @@ export function rowwiseKernel(
   const main = serial ? entry.join("\n") : [
     `var<workgroup> red: array<f32, ${width}>;`,
     "",
-    reducer("row_sum", width, "red[lid] + red[lid + s]"),
+    reducer("row_sum", width, (a, b) => `${a} + ${b}`),
     "",
-    reducer("row_max", width, "max(red[lid], red[lid + s])"),
+    reducer("row_max", width, (a, b) => `max(${a}, ${b})`),
     "",
     ...entry,
   ].join("\n");

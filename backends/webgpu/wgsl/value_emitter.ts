@@ -49,27 +49,6 @@ export function literal(value: number, dtype: DType): string {
 }
 
 /**
- * A stable 53-bit hash of a string (cyrb53), in base 36, for kernel keys.
- *
- * @example
- * ```ts
- * import { hashText } from "./value_emitter.ts";
- * console.log(hashText("fn main() {}") === hashText("fn main() {}")); // true
- * ```
- */
-export function hashText(text: string): string {
-  let h1 = 0xdeadbeef ^ text.length, h2 = 0x41c6ce57 ^ text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 2654435761);
-    h2 = Math.imul(h2 ^ c, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
-}
-
-/**
  * A WGSL u32 literal.
  *
  * @example

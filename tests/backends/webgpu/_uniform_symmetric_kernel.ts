@@ -3,8 +3,7 @@
 // reference (prng/threefry.ts). The library's kernels call the same WGSL
 // functions inline (backends/webgpu/wgsl/threefry.ts), so this kernel is
 // test code.
-import type { Kernel, KernelBinding } from "../../../backends/webgpu/wgsl/kernel.ts";
-import { wgslF32 } from "../../../backends/webgpu/wgsl/kernel.ts";
+import type { Kernel } from "../../../backends/webgpu/wgsl/kernel.ts";
 import { THREEFRY_WGSL } from "../../../backends/webgpu/wgsl/threefry.ts";
 import { kaimingUniformBound, threefryKey } from "../../../prng/threefry.ts";
 
