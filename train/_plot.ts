@@ -215,12 +215,12 @@ function plotSvg(records: readonly MetricsRecord[]): string {
   // Values are clamped so that no scale arithmetic overflows into Infinity or NaN.
   const clamp = (v: number) => Math.max(-1e300, Math.min(1e300, v));
   const pick = (key: string) =>
-    sorted.filter((r) => finite(r[key])).map((r) => [r.step, clamp(r[key])] as Point);
+    sorted.filter((r) => finite(r[key])).map((r) => [r.step, clamp(r[key]!)] as Point);
   const train = pick("loss");
   const evalLoss = pick("eval_loss");
   const accuracy = pick("eval_accuracy").map(([s, v]) => [s, clamp(100 * v)] as Point);
   const lr = sorted.filter((r) => finite(r.lr) && finite(r.loss)).map((r) =>
-    [r.step, clamp(r.lr)] as Point
+    [r.step, clamp(r.lr!)] as Point
   );
   const smoothed = smooth(train.map((p) => p[1])).map((v, i) => [train[i][0], v] as Point);
 

@@ -127,10 +127,14 @@ export interface FitOptions {
   readonly schedule?: number | Schedule | Readonly<Record<string, Schedule>>;
   /** Param groups and gradient clipping, as {@link trainStep} takes them. */
   readonly step?: Omit<TrainStepOptions, "optimizer">;
-  /** Evaluate the adapted model on these batches every `every` steps (default: after the last). */
+  /**
+   * Evaluate the adapted model on these batches every `every` steps (default: after the last),
+   * and before the first step unless `atStart` is false (a step-0 record in the history).
+   */
   readonly eval?: {
     readonly batches: readonly EvalBatch[] | (() => Iterable<EvalBatch>);
     readonly every?: number;
+    readonly atStart?: boolean;
   };
   /** Called as the run goes. */
   readonly callbacks?: FitCallbacks;
@@ -146,6 +150,11 @@ export interface FitOptions {
   readonly progress?: ProgressMode;
   /** Seed of fresh params (default 0). */
   readonly seed?: number;
+  /**
+   * On Ctrl-C, save the checkpoint and reject with `TrainInterrupted` (default false: a library
+   * leaves signals alone); needs `outDir`.
+   */
+  readonly stopOnInterrupt?: boolean;
 }
 
 /**
@@ -245,6 +254,7 @@ function watchSteps(
     let step = 0;
     return {
       graph: runner.graph,
+      ...(runner.kernels === undefined ? {} : { kernels: runner.kernels }),
       setParams: (values) => runner.setParams(values),
       readParams: (names) => runner.readParams(names),
       dispose: () => runner.dispose(),
@@ -336,6 +346,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
         batches: typeof evalBatches === "function" ? evalBatches : () => evalBatches,
       },
       ...(options.eval?.every === undefined ? {} : { evalEvery: options.eval.every }),
+      evalAtStart: options.eval?.atStart ?? true,
     }),
     ...(options.outDir === undefined ? {} : {
       outDir: options.outDir,
@@ -346,6 +357,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     }),
     ...(runner === undefined ? {} : { runner }),
     progress: options.progress ?? "none",
+    ...(options.stopOnInterrupt ? { stopOnInterrupt: true } : {}),
   });
   const params: Record<string, Float32Array> = {};
   for (const p of graph.params) params[p.name!] = result.params[p.name!] ?? initial[p.name!];

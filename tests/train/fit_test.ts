@@ -26,7 +26,7 @@ Deno.test("fit", async (t) => {
       logEvery: 10,
     });
     equal(history.at(-1)!.step, 200);
-    ok(history.at(-1)!.loss < history[0].loss / 100);
+    ok(history.at(-1)!.loss! < history[0].loss! / 100);
     deepEqual(Array.from(params.w, Math.round), [1, 2, 3]);
     deepEqual(Object.keys(params), graph.params.map((p) => p.name));
   });
@@ -71,6 +71,10 @@ Deno.test("fit", async (t) => {
       equal(ended, 1);
       ok(result.eval !== undefined && result.eval.accuracy !== undefined);
       equal(typeof result.history.at(-1)!.eval_loss, "number");
+      // The untrained model is evaluated first, as the CLI does: a step-0 record with eval fields only.
+      equal(result.history[0].step, 0);
+      equal(typeof result.history[0].eval_accuracy, "number");
+      equal(result.history[0].loss, undefined);
       for (const [name, value] of Object.entries(base)) {
         const trained = name.startsWith("classifier.");
         if (trained) notDeepEqual(result.params[name], value, name);
