@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import fc from "fast-check";
 import { loadCheckpoint } from "../../train/checkpoint.ts";
 import { train } from "../../train/trainer.ts";
