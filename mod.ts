@@ -166,6 +166,15 @@ export {
   type FitStep,
 } from "./train/fit.ts";
 export { loadBaseModel } from "./train/checkpoint.ts";
+export {
+  evaluateModel,
+  type EvaluateModelOptions,
+  type EvaluationData,
+  loadAdapter,
+  type LoadedAdapter,
+  withAdapter,
+} from "./train/adapted_model.ts";
+export { TrainInterrupted } from "./train/trainer.ts";
 export { cpuRunner, type RunnerFactory, type StepRunner } from "./train/runner.ts";
 export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
 export {

@@ -7,7 +7,9 @@ import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
 import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
-import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
+import { CONFIG_FLAG, type FlagSpec, intFlag, numberFlag, required, UsageError } from "./_args.ts";
+import { adamw } from "../train/optim.ts";
+import type { Optimizer } from "../train/_rules.ts";
 import type { LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
 import { requestGpu } from "../runtime/webgpu.ts";
@@ -24,8 +26,27 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   "log-every": flag("read back and log the loss every N steps", "25"),
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
   backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
+  dropout: flag("dropout probability in each block while training (0 = none)", "0"),
+  "weight-decay": flag("AdamW weight decay", "0.01"),
+  warmup: flag("learning-rate warm-up as a fraction of --steps (then cosine decay)", "0.06"),
+  "clip-norm": flag("clip the global gradient norm to this (0 = no clipping)", "1"),
   json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
+  config: CONFIG_FLAG,
 };
+
+/** The optimizer, gradient clipping and model dropout that `--weight-decay`, `--clip-norm` and `--dropout` set. */
+export function trainingOptions(
+  values: Record<string, unknown>,
+): { optimizer: Optimizer; clipNorm?: number; dropout: number } {
+  const weightDecay = numberFlag(values, "weight-decay", { min: 0 })!;
+  const clipNorm = numberFlag(values, "clip-norm", { min: 0 })!;
+  const dropout = numberFlag(values, "dropout", { min: 0, max: 1, maxExclusive: true })!;
+  return {
+    optimizer: adamw({ weightDecay }),
+    ...(clipNorm > 0 ? { clipNorm } : {}),
+    dropout,
+  };
+}
 
 /**
  * Options of the training commands (tests and the lead's wiring use them).
@@ -73,8 +94,10 @@ export function int(values: Record<string, unknown>, name: string): number {
   return intFlag(values, name)!;
 }
 
-export function schedule(peak: number, steps: number) {
-  return warmupCosine({ peak, warmupSteps: Math.floor(steps * 0.06), totalSteps: steps });
+/** Warm-up over `--warmup` of the steps, then cosine decay to the last step. */
+export function schedule(peak: number, steps: number, values: Record<string, unknown> = {}) {
+  const warmup = numberFlag(values, "warmup", { min: 0, max: 1 }) ?? 0.06;
+  return warmupCosine({ peak, warmupSteps: Math.floor(steps * warmup), totalSteps: steps });
 }
 
 /**

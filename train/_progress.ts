@@ -55,8 +55,10 @@ export interface Progress {
   update(step: number, info: ProgressInfo): void;
   /** Prints a line of its own (above the bar); `pause` also does what {@link Progress.pause} does. */
   message(line: string, options?: { readonly pause?: boolean }): void;
-  /** Stops the training clock until the next update: what runs meanwhile (compiling, evaluating, saving) is not in the ETA. */
+  /** Stops the training clock: what runs until {@link Progress.resume} (compiling, evaluating, saving) is not in the ETA. */
   pause(): void;
+  /** Restarts the training clock (an update also does). */
+  resume(): void;
   /** Ends the display (a bar leaves its last state on screen). */
   stop(): void;
 }
@@ -185,12 +187,12 @@ export function createProgress(options: ProgressOptions): Progress {
   const mode = options.mode === undefined || options.mode === "auto"
     ? (Deno.stderr.isTerminal() ? "bar" : "lines")
     : options.mode;
-  if (mode === "none") return { update() {}, message() {}, pause() {}, stop() {} };
+  if (mode === "none") return { update() {}, message() {}, pause() {}, resume() {}, stop() {} };
   const now = options.now ?? (() => performance.now());
   const { total, start } = options;
   const rate = new MovingRate();
   // Training time excludes pauses (compiling, evaluating, saving): the clock
-  // stops at a paused message and restarts at the next update.
+  // stops at a pause and restarts at resume (or the next update).
   let trainMs = 0, runningSince: number | undefined = now();
   const elapsed = () => trainMs + (runningSince === undefined ? 0 : now() - runningSince);
   rate.add({ ms: 0, step: start, tokens: 0 });
@@ -226,6 +228,7 @@ export function createProgress(options: ProgressOptions): Progress {
         write(line);
       },
       pause,
+      resume: resumeClock,
       stop() {},
     };
   }
@@ -255,6 +258,7 @@ export function createProgress(options: ProgressOptions): Progress {
     },
     message,
     pause,
+    resume: resumeClock,
     stop() {
       if (shown !== "") out("\n");
       shown = "";

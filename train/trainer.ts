@@ -234,7 +234,10 @@ function interruptWatch(
   const onSignal = () => {
     if (requested) Deno.exit(130);
     requested = true;
-    say("interrupted: saving a checkpoint after this step (Ctrl-C again to quit without it)");
+    // Unlogged steps are queued without waiting, so the signal is seen at the next logged step.
+    say(
+      "interrupted: saving a checkpoint at the next logged step (Ctrl-C again to quit without it)",
+    );
   };
   Deno.addSignalListener("SIGINT", onSignal);
   return {
@@ -404,6 +407,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       progress.message(`step 0: ${evalText(m)}`);
     }
     windowStart = performance.now(); // the step-0 evaluation is no part of the first step's time
+    progress.resume();
     for (let s = start + 1; s <= steps; s++) {
       if (interrupt.requested() && s > start + 1) {
         // The data position saved is the next batch's: resuming runs step s next.
@@ -479,6 +483,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         progress.pause();
         await saveAt(s);
       }
+      progress.resume();
       progress.update(s, { loss, lr: lrs.default ?? NaN, tokens, logged, note: evalNote });
       windowStart = performance.now();
     }

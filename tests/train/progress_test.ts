@@ -18,7 +18,7 @@ Deno.test("progress: time spent in a pause (compiling, evaluating) is not in the
   await t.step("a long compile before the first step does not count", () => {
     p.message("compiling 93 kernels…", { pause: true });
     clock += 600_000; // ten minutes of shader compilation
-    p.update(0, { lr: 1, logged: false }); // the clock restarts here
+    p.resume(); // the first step starts
     clock += 1000;
     p.update(10, { loss: 1, lr: 1, tokens: 100, logged: true });
     // 10 steps per second: 20 steps left are 2 s, and 100 tokens/s.
@@ -27,7 +27,7 @@ Deno.test("progress: time spent in a pause (compiling, evaluating) is not in the
   await t.step("nor does an evaluation between steps", () => {
     p.pause();
     clock += 60_000;
-    p.update(10, { lr: 1, logged: false });
+    p.resume();
     clock += 1000;
     p.update(20, { loss: 1, lr: 1, tokens: 200, logged: true });
     match(lines.at(-1)!, /ETA 0:01$/);
