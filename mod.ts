@@ -30,6 +30,7 @@ export {
   makeGraph,
   makeNode,
   type Node,
+  printAround,
   type ParamRole,
   print,
   type Shape,
@@ -165,7 +166,7 @@ export {
   type FitResult,
   type FitStep,
 } from "./train/fit.ts";
-export { loadBaseModel } from "./train/checkpoint.ts";
+export { loadBaseModel, saveBaseModel } from "./train/checkpoint.ts";
 export {
   evaluateModel,
   type EvaluateModelOptions,

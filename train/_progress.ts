@@ -189,13 +189,14 @@ export function createProgress(options: ProgressOptions): Progress {
     : options.mode;
   if (mode === "none") return { update() {}, message() {}, pause() {}, resume() {}, stop() {} };
   const now = options.now ?? (() => performance.now());
-  const { total, start } = options;
+  const { total } = options;
   const rate = new MovingRate();
   // Training time excludes pauses (compiling, evaluating, saving): the clock
   // stops at a pause and restarts at resume (or the next update).
   let trainMs = 0, runningSince: number | undefined = now();
   const elapsed = () => trainMs + (runningSince === undefined ? 0 : now() - runningSince);
-  rate.add({ ms: 0, step: start, tokens: 0 });
+  // No sample at the start: the first logged update (the first step, which
+  // includes finishing compilation) is the window's baseline.
   const status = (step: number, info: ProgressInfo) => {
     if (info.logged) rate.add({ ms: elapsed(), step, tokens: info.tokens ?? 0 });
     const tps = rate.tokensPerS();
