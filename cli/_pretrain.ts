@@ -165,7 +165,8 @@ export async function pretrainCommand(
       seed,
       lr,
       dropout,
-      weight_decay: numberFlag(values, "weight-decay")!,
+      optimizer: String(values.optimizer),
+      weight_decay: numberFlag(values, "weight-decay") ?? null,
       warmup: numberFlag(values, "warmup")!,
       clip_norm: clipNorm ?? 0,
     };

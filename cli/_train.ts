@@ -71,6 +71,13 @@ export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
   out: flag("run directory to write (runs/NAME)"),
   r: flag("rank (default 256 for vera, 8 for lora)"),
   targets: flag("adapted modules, comma-separated (default: the model family's)"),
+  "target-layers": flag(
+    "adapt only these layer indices, comma-separated (PEFT's layers_to_transform)",
+  ),
+  "layers-pattern": flag(
+    "the module name before the layer index, e.g. layers (PEFT's layers_pattern)",
+  ),
+  "exclude-modules": flag("never adapt these modules, comma-separated (PEFT's exclude_modules)"),
   "d-initial": flag("VeRA: initial lambda_d", "0.1"),
   alpha: flag("LoRA: scaling numerator alpha (default r)"),
   rslora: { type: "boolean", help: "LoRA: scale by alpha/√r instead of alpha/r (rsLoRA)" },
@@ -114,6 +121,22 @@ function applyMethod(
     ? [...defaults.targets]
     : String(values.targets).split(",").map((t) => t.trim()).filter((t) => t);
   const { modulesToSave } = defaults;
+  const list = (name: string) =>
+    values[name] === undefined
+      ? undefined
+      : String(values[name]).split(",").map((t) => t.trim()).filter((t) => t);
+  const layers = list("target-layers")?.map((l) => {
+    if (!/^\d+$/.test(l)) throw new UsageError(`--target-layers must be layer indices, got "${l}"`);
+    return Number(l);
+  });
+  const excluded = list("exclude-modules");
+  const targeting = {
+    ...(layers ? { layersToTransform: layers } : {}),
+    ...(excluded ? { excludeModules: excluded } : {}),
+    ...(values["layers-pattern"] === undefined
+      ? {}
+      : { layersPattern: String(values["layers-pattern"]) }),
+  };
   const dropout = training
     ? numberFlag(values, "adapter-dropout", { min: 0, max: 1, maxExclusive: true })!
     : 0;
@@ -128,6 +151,7 @@ function applyMethod(
         projectionPrngKey: seed,
         modulesToSave,
         dropout,
+        ...targeting,
       });
     }
     if (method === "lora") {
@@ -139,6 +163,7 @@ function applyMethod(
         modulesToSave,
         dropout,
         useRslora: !!values.rslora,
+        ...targeting,
       });
     }
   } catch (e) {
@@ -309,7 +334,8 @@ export async function finetuneCommand(
     lr,
     head_lr: headLr,
     dropout,
-    weight_decay: numberFlag(values, "weight-decay")!,
+    optimizer: String(values.optimizer),
+    weight_decay: numberFlag(values, "weight-decay") ?? null,
     warmup: numberFlag(values, "warmup")!,
     clip_norm: clipNorm ?? 0,
     adapter_config: adapterConfig,

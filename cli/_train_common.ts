@@ -8,7 +8,7 @@ import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
 import { CONFIG_FLAG, type FlagSpec, intFlag, numberFlag, required, UsageError } from "./_args.ts";
-import { adamw } from "../train/optim.ts";
+import { adamw, sgd } from "../train/optim.ts";
 import type { Optimizer } from "../train/_rules.ts";
 import type { LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
@@ -27,7 +27,11 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
   backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
   dropout: flag("dropout probability in each block while training (0 = none)", "0"),
-  "weight-decay": flag("AdamW weight decay", "0.01"),
+  optimizer: { ...flag("adamw | sgd", "adamw"), choices: ["adamw", "sgd"] },
+  "weight-decay": flag("decoupled weight decay (AdamW's default 0.01, SGD's 0)"),
+  betas: flag("AdamW: decay rates of the moments, as B1,B2", "0.9,0.999"),
+  eps: flag("AdamW: added to the denominator", "1e-8"),
+  momentum: flag("SGD: momentum", "0"),
   warmup: flag("learning-rate warm-up as a fraction of --steps (then cosine decay)", "0.06"),
   "clip-norm": flag("clip the global gradient norm to this (0 = no clipping)", "1"),
   json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
@@ -38,11 +42,27 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
 export function trainingOptions(
   values: Record<string, unknown>,
 ): { optimizer: Optimizer; clipNorm?: number; dropout: number } {
-  const weightDecay = numberFlag(values, "weight-decay", { min: 0 })!;
+  const weightDecay = numberFlag(values, "weight-decay", { min: 0 });
   const clipNorm = numberFlag(values, "clip-norm", { min: 0 })!;
   const dropout = numberFlag(values, "dropout", { min: 0, max: 1, maxExclusive: true })!;
+  const betas = String(values.betas ?? "0.9,0.999").split(",");
+  if (betas.length !== 2) {
+    throw new UsageError(`--betas must be two numbers B1,B2, got "${values.betas}"`);
+  }
+  const beta = (i: number) =>
+    numberFlag({ betas: betas[i].trim() }, "betas", { min: 0, max: 1, maxExclusive: true })!;
+  const optimizer = values.optimizer === "sgd"
+    ? sgd({
+      momentum: numberFlag(values, "momentum", { min: 0 }) ?? 0,
+      ...(weightDecay === undefined ? {} : { weightDecay }),
+    })
+    : adamw({
+      betas: [beta(0), beta(1)],
+      eps: numberFlag(values, "eps", { min: 0, minExclusive: true }) ?? 1e-8,
+      ...(weightDecay === undefined ? {} : { weightDecay }),
+    });
   return {
-    optimizer: adamw({ weightDecay }),
+    optimizer,
     ...(clipNorm > 0 ? { clipNorm } : {}),
     dropout,
   };

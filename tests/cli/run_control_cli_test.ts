@@ -100,6 +100,39 @@ Deno.test("cli run control", async (t) => {
     },
   );
 
+  await t.step("adapter targeting and the optimizer are flags", async () => {
+    const out = `${dir}/targeted`;
+    await quietly(() =>
+      finetuneCommand([
+        ...["--base", base, "--data", "names", "--method", "lora", "--r", "2", "--out", out],
+        ...["--batch", "2", "--steps", "2", "--eval-limit", "4", "--backend", "cpu"],
+        ...["--target-layers", "0", "--layers-pattern", "layers", "--exclude-modules", "v_proj"],
+        ...["--optimizer", "sgd", "--momentum", "0.9", "--warmup", "0", "--clip-norm", "0"],
+      ], QUIET)
+    );
+    const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+    // q_proj of layer 0 only (r·(in + out) = 2·(8 + 8)) plus the classifier head (8·2 + 2).
+    equal(summary.trainable_params, 2 * (8 + 8) + (8 * 2 + 2));
+    equal(summary.optimizer, "sgd");
+    deepEqual(summary.adapter_config.layers_to_transform, [0]);
+    deepEqual(summary.adapter_config.exclude_modules, ["v_proj"]);
+    await rejects(
+      finetuneCommand([
+        "--base",
+        base,
+        "--data",
+        "names",
+        "--method",
+        "lora",
+        "--out",
+        `${dir}/y`,
+        "--betas",
+        "0.9",
+      ], QUIET),
+      /--betas must be two numbers B1,B2/,
+    );
+  });
+
   await t.step("Ctrl-C saves a checkpoint and prints the exact command that resumes", async () => {
     const out = "interrupted";
     const args = [
