@@ -114,8 +114,13 @@ export interface FitOptions {
   readonly adapter?: FitAdapter;
   /** Training batches. */
   readonly data: FitData;
-  /** How many steps to run. */
-  readonly steps: number;
+  /** How many steps to run; give this or `epochs`. */
+  readonly steps?: number;
+  /**
+   * How many passes over the data to run instead of `steps` (one step per batch); needs `data` to
+   * be an array or a function returning a fresh iterable, so that a pass can be counted.
+   */
+  readonly epochs?: number;
   /**
    * Initial values (e.g. pretrained weights); params missing here are initialized from `seed`,
    * names the model lacks are skipped (at least one must be the model's).
@@ -231,6 +236,28 @@ function sourceOfData(data: FitData): BatchSource {
   };
 }
 
+/** `steps`, or `epochs` passes over the data counted in batches. */
+function stepsOf(options: FitOptions): number {
+  const { steps, epochs, data } = options;
+  if ((steps === undefined) === (epochs === undefined)) {
+    throw new Error("fit: give either steps or epochs");
+  }
+  if (steps !== undefined) return steps;
+  if (!(Number.isSafeInteger(epochs) && epochs! >= 1)) {
+    throw new Error(`fit: epochs must be an integer ≥ 1, got ${epochs}`);
+  }
+  let perEpoch: number;
+  if (Array.isArray(data)) perEpoch = data.length;
+  else if (typeof data === "function") {
+    perEpoch = 0;
+    for (const _ of (data as () => Iterable<FitBatch>)()) perEpoch++;
+  } else {
+    throw new Error("fit: epochs needs data as an array or a function returning a fresh iterable");
+  }
+  if (perEpoch === 0) throw new Error("fit: the data has no batches");
+  return epochs! * perEpoch;
+}
+
 function runnerFactory(backend: FitOptions["backend"]): RunnerFactory | undefined {
   if (backend === undefined || backend === "cpu") return undefined;
   if (backend === "webgpu") return webgpuRunnerFactory;
@@ -295,6 +322,7 @@ function watchSteps(
  * ```
  */
 export async function fit(options: FitOptions): Promise<FitResult> {
+  const steps = stepsOf(options);
   const { graph, adapter } = adapt(options.model, options.adapter);
   if (!("loss" in graph.outputs)) throw new Error("fit: the model has no `loss` output");
   const step = trainStep(graph, { ...options.step, optimizer: options.optimizer ?? adamw() });
@@ -337,7 +365,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     step,
     params: { ...initial, ...initOptimizerState(step) },
     data: () => sourceOfData(options.data),
-    steps: options.steps,
+    steps,
     lr,
     ...(options.logEvery === undefined ? {} : { logEvery: options.logEvery }),
     ...(evalBatches === undefined ? {} : {

@@ -109,6 +109,20 @@ Deno.test("fit", async (t) => {
     equal(calls, 3);
   });
 
+  await t.step("epochs: passes over the data, one step per batch", async () => {
+    const three = [BATCH, BATCH, BATCH];
+    const byArray = await fit({ model: linear(), data: three, epochs: 2, logEvery: 1 });
+    equal(byArray.history.at(-1)!.step, 6);
+    let calls = 0;
+    const byFunction = await fit({ model: linear(), data: () => (calls++, three), epochs: 2 });
+    equal(byFunction.history.at(-1)!.step, 6);
+    equal(calls, 1 + 2, "one pass to count the batches, then one per epoch");
+    await rejects(fit({ model: linear(), data: three.values(), epochs: 1 }), /epochs needs data/);
+    await rejects(fit({ model: linear(), data: three, epochs: 1, steps: 3 }), /either steps or/);
+    await rejects(fit({ model: linear(), data: three }), /either steps or epochs/);
+    await rejects(fit({ model: linear(), data: three, epochs: 0.5 }), /epochs must be an integer/);
+  });
+
   await t.step("divergence stops the run with the trainer's NaN guard", async () => {
     await rejects(
       fit({ model: linear(), data: [BATCH], steps: 50, schedule: 1e30, optimizer: undefined }),
