@@ -246,10 +246,16 @@ export function createProgress(options: ProgressOptions): Progress {
     out(`\r\x1b[2K${line}\n`);
     if (shown !== "") out(shown);
   };
+  // Redrawn at most every 100 ms (and at every logged step): fast steps would
+  // otherwise spend their time writing to the terminal.
+  let drawnAt = -Infinity;
   return {
     update(step, info) {
       resumeClock();
       const { tps, eta } = status(step, info);
+      const t = now();
+      if (!info.logged && !info.note && step !== total && t - drawnAt < 100) return;
+      drawnAt = t;
       draw(
         `${barText(step, total)} ${step}/${total} | loss ${formatNumber(info.loss, 4)} | lr ${
           info.lr.toExponential(2)
