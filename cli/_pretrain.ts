@@ -34,6 +34,7 @@ import {
   flag,
   int,
   schedule,
+  snakeCaseKeys,
   type TrainCommandOptions,
   trainingOptions,
 } from "./_train_common.ts";
@@ -230,7 +231,7 @@ export async function pretrainCommand(
       console.log(JSON.stringify({
         out,
         run_dir: runDirPath,
-        config,
+        config: snakeCaseKeys({ ...config }),
         params: count,
         loss: result.loss,
         validation_loss: result.eval?.loss ?? null,

@@ -38,6 +38,7 @@ import {
   flag,
   int,
   schedule,
+  snakeCaseKeys,
   type TrainCommandOptions,
   trainingOptions,
 } from "./_train_common.ts";
@@ -206,17 +207,6 @@ async function bytesUnder(dir: string): Promise<number> {
     total += e.isFile ? (await Deno.stat(`${dir}/${e.name}`)).size : 0;
   }
   return total;
-}
-
-/** `targetModules` → `target_modules`, recursively through objects (not through their values' strings). */
-function snakeCaseKeys(value: Json): Json {
-  if (Array.isArray(value)) return value.map(snakeCaseKeys);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.entries(value).map((
-      [k, v],
-    ) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeCaseKeys(v)]),
-  );
 }
 
 const percent = (v: number | undefined) => v === undefined ? "?" : `${(100 * v).toFixed(1)}%`;

@@ -10,7 +10,7 @@ import type { ProgressMode } from "../train/trainer.ts";
 import { CONFIG_FLAG, type FlagSpec, intFlag, numberFlag, required, UsageError } from "./_args.ts";
 import { adamw, sgd } from "../train/optim.ts";
 import type { Optimizer } from "../train/_rules.ts";
-import type { LoadedCheckpoint } from "../train/checkpoint.ts";
+import type { Json, LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
 import { requestGpu } from "../runtime/webgpu.ts";
 
@@ -208,4 +208,24 @@ export function extendedResume(
     resume: { ...loaded, config: { ...config, steps } },
     resumeNote: { steps_before: before, steps },
   };
+}
+
+/**
+ * `targetModules` → `target_modules`, recursively through objects (values are kept): the one naming
+ * style of what the commands write (summary.json, --json), as in metrics.jsonl and PEFT's files.
+ *
+ * @example
+ * ```ts
+ * import { snakeCaseKeys } from "./_train_common.ts";
+ * console.log(snakeCaseKeys({ dModel: 64, targetModules: ["q_proj"] })); // { d_model: 64, target_modules: [...] }
+ * ```
+ */
+export function snakeCaseKeys(value: Json): Json {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map((
+      [k, v],
+    ) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeCaseKeys(v)]),
+  );
 }
