@@ -396,11 +396,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (options.evalAtStart && options.eval !== undefined && start === 0) {
       progress.message("evaluating the untrained model…", { pause: true });
       const m = await evaluate();
-      const record = {
+      const record: MetricsRecord = {
         step: 0,
         eval_loss: m.loss,
         ...(m.accuracy === undefined ? {} : { eval_accuracy: m.accuracy }),
-      } as unknown as MetricsRecord;
+      };
       records.push(record);
       await metrics?.append(record);
       progress.message(`step 0: ${evalText(m)}`);
