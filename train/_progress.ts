@@ -121,7 +121,7 @@ interface Sample {
  * ```ts
  * import assert from "node:assert/strict";
  * import { MovingRate } from "./_progress.ts";
- * const rate = new MovingRate(3);
+ * const rate = new MovingRate(2);
  * rate.add({ ms: 0, step: 0, tokens: 0 });
  * rate.add({ ms: 1000, step: 10, tokens: 100 }); // a slow start
  * rate.add({ ms: 1100, step: 20, tokens: 200 });

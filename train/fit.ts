@@ -317,7 +317,7 @@ function watchSteps(
  * );
  * const batch = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
  * const { history, params } = await fit({ model, data: [batch], steps: 300, schedule: 0.05 });
- * assert.ok(history.at(-1)!.loss < 1e-3);
+ * assert.ok(history.at(-1)!.loss! < 1e-3);
  * assert.deepEqual(Array.from(params.w, Math.round), [1, 2, 3]);
  * ```
  */
