@@ -19,6 +19,23 @@
  * console.log(out.loss.data[0], out["grad:w"].data);
  * ```
  *
+ * Training goes through `fit` (the trainer of the command line: metrics, plot,
+ * checkpoints, the NaN guard; an adapter such as `{ vera: { r, targetModules } }`);
+ * a trained adapter comes back with `loadAdapter`, `evaluateModel` and `withAdapter`.
+ *
+ * @example
+ * ```ts
+ * import { fit, param, trace } from "./mod.ts";
+ *
+ * const model = trace(
+ *   (x, y) => ({ loss: x.matmul(param("w", [3, 1])).sub(y).square().mean() }),
+ *   [{ name: "x", shape: [4, 3] }, { name: "y", shape: [4, 1] }],
+ * );
+ * const batch = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
+ * const { params } = await fit({ model, data: [batch], epochs: 300, schedule: 0.05 });
+ * console.log(params.w); // ≈ [1, 2, 3]
+ * ```
+ *
  * @module
  */
 export {
