@@ -94,6 +94,10 @@ export interface FitStep {
 export interface FitCallbacks {
   /** After every step (its loss on logged steps), before that step's evaluation. */
   onStep?(step: FitStep): void;
+  /** Each logged record (the `history` entry), after its evaluation: step 0 too. */
+  onLog?(record: MetricsRecord): void;
+  /** After each evaluation, with its metrics and step (0: before training). */
+  onEvaluate?(metrics: { loss: number; accuracy?: number }, step: number): void;
   /** Once the run has finished. */
   onEnd?(result: FitResult): void;
 }
@@ -386,6 +390,14 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     ...(runner === undefined ? {} : { runner }),
     progress: options.progress ?? "none",
     ...(options.stopOnInterrupt ? { stopOnInterrupt: true } : {}),
+    onRecord: (record) => {
+      const { onLog, onEvaluate } = options.callbacks ?? {};
+      onLog?.(record);
+      if (onEvaluate && record.eval_loss !== undefined) {
+        const { eval_loss: loss, eval_accuracy: accuracy } = record;
+        onEvaluate({ loss, ...(accuracy === undefined ? {} : { accuracy }) }, record.step);
+      }
+    },
   });
   const params: Record<string, Float32Array> = {};
   for (const p of graph.params) params[p.name!] = result.params[p.name!] ?? initial[p.name!];

@@ -109,6 +109,8 @@ export interface TrainOptions {
    * a second Ctrl-C exits at once.
    */
   readonly stopOnInterrupt?: boolean;
+  /** Called with each record as it is logged (after its evaluation, if any). */
+  readonly onRecord?: (record: MetricsRecord) => void;
 }
 
 /**
@@ -379,6 +381,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const evalText = (m: EvalMetrics) =>
     `val loss ${m.loss.toFixed(4)}` +
     (m.accuracy === undefined ? "" : ` acc ${(100 * m.accuracy).toFixed(1)}%`);
+  const log = async (record: MetricsRecord) => {
+    records.push(record);
+    await metrics?.append(record);
+    options.onRecord?.(record);
+  };
   const saveAt = async (s: number) => {
     const { path, config } = options.checkpoint!;
     await saveCheckpoint(path, {
@@ -401,8 +408,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         eval_loss: m.loss,
         ...(m.accuracy === undefined ? {} : { eval_accuracy: m.accuracy }),
       };
-      records.push(record);
-      await metrics?.append(record);
+      await log(record);
       progress.message(`step 0: ${evalText(m)}`);
     }
     windowStart = performance.now(); // the step-0 evaluation is no part of the first step's time
@@ -471,8 +477,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       const firstBad = watching ? out[NONFINITE_STEP][0] : 0;
       if (firstBad > 0 || !Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        records.push(record as MetricsRecord);
-        await metrics?.append(record as MetricsRecord);
+        await log(record as MetricsRecord);
         throw new NonFiniteError(
           firstBad > 0 ? firstBad : s,
           { loss, gradNorm },
@@ -489,8 +494,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         if (lastEval.accuracy !== undefined) record.eval_accuracy = lastEval.accuracy;
         evalNote = evalText(lastEval);
       }
-      records.push(record as MetricsRecord);
-      await metrics?.append(record as MetricsRecord);
+      await log(record as MetricsRecord);
       if (isCheckpoint) {
         progress.pause();
         await saveAt(s);

@@ -47,6 +47,7 @@ Deno.test("fit", async (t) => {
       ];
       const steps: FitStep[] = [];
       let ended = 0;
+      const logged: number[] = [], evaluated: [number, number][] = [];
       const result = await fit({
         model,
         adapter: {
@@ -58,7 +59,12 @@ Deno.test("fit", async (t) => {
         steps: 5,
         schedule: 1e-2,
         logEvery: 2,
-        callbacks: { onStep: (s) => void steps.push(s), onEnd: () => void ended++ },
+        callbacks: {
+          onStep: (s) => void steps.push(s),
+          onLog: (r) => void logged.push(r.step),
+          onEvaluate: (m, step) => void evaluated.push([step, m.accuracy!]),
+          onEnd: () => void ended++,
+        },
         eval: {
           batches: () => [{ feeds: classificationFeeds(examples.slice(0, 2)), rows: 2 }],
           every: 5,
@@ -69,6 +75,9 @@ Deno.test("fit", async (t) => {
       deepEqual(steps.filter((s) => s.loss !== undefined).map((s) => s.step), [1, 2, 4, 5]);
       ok(steps.every((s) => s.lr === 1e-2));
       equal(ended, 1);
+      deepEqual(logged, result.history.map((r) => r.step));
+      deepEqual(evaluated.map(([step]) => step), [0, 5]);
+      equal(evaluated[1][1], result.eval!.accuracy);
       ok(result.eval !== undefined && result.eval.accuracy !== undefined);
       equal(typeof result.history.at(-1)!.eval_loss, "number");
       // The untrained model is evaluated first, as the CLI does: a step-0 record with eval fields only.
