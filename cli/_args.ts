@@ -11,6 +11,8 @@ export interface FlagSpec {
   readonly default?: string | boolean;
   /** The only values a string flag accepts (checked by {@link parseFlags}). */
   readonly choices?: readonly string[];
+  /** Whether the value is JSON (a `--config` file may then give it as a JSON object). */
+  readonly json?: boolean;
 }
 
 /** The thrown type for bad command lines: printed as one `error:` line. */
@@ -175,8 +177,12 @@ export function readConfigFile(
     if (spec.type === "boolean" && typeof value === "boolean") out[key] = value;
     else if (spec.type === "string" && (typeof value === "string" || Number.isFinite(value))) {
       out[key] = String(value);
+    } else if (spec.json && typeof value === "object" && value !== null) {
+      out[key] = JSON.stringify(value); // a flag whose value is JSON, written as JSON in the file
     } else {
-      const wanted = spec.type === "boolean" ? "true or false" : "a string or a number";
+      const wanted = spec.type === "boolean"
+        ? "true or false"
+        : `a string or a number${spec.json ? " or a JSON object" : ""}`;
       throw new UsageError(
         `${command}: --config ${path}: "${key}" must be ${wanted}, got ${JSON.stringify(value)}`,
       );

@@ -82,6 +82,14 @@ export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
   "d-initial": flag("VeRA: initial lambda_d", "0.1"),
   alpha: flag("LoRA: scaling numerator alpha (default r)"),
   rslora: { type: "boolean", help: "LoRA: scale by alpha/√r instead of alpha/r (rsLoRA)" },
+  "rank-pattern": {
+    ...flag(`LoRA: ranks by module, as JSON: '{"q_proj": 4}' (PEFT's rank_pattern)`),
+    json: true,
+  },
+  "alpha-pattern": {
+    ...flag(`LoRA: alphas by module, as JSON: '{"q_proj": 8}' (PEFT's alpha_pattern)`),
+    json: true,
+  },
   "adapter-dropout": flag("VeRA/LoRA: dropout on the adapter's input while training", "0"),
   seq: flag("tokens per example (default: the base's maxSeqLen)"),
   steps: flag("training steps", "200"),
@@ -105,6 +113,24 @@ const METHODS = ["vera", "lora", "full", "head"] as const;
 type Method = typeof METHODS[number];
 // VeRA and LoRA rates picked by validation accuracy on spam (bench/methods_table.ts sweeps, BENCHMARKS.md).
 const DEFAULT_LR: Record<Method, number> = { vera: 3e-2, lora: 1e-2, full: 1e-3, head: 3e-3 };
+
+/** A `--rank-pattern`/`--alpha-pattern` value: a JSON object of positive numbers by module key. */
+function patternFlag(values: Record<string, unknown>, name: string): Record<string, number> {
+  const v = values[name];
+  if (v === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(v));
+  } catch {
+    throw new UsageError(`--${name} must be a JSON object such as '{"q_proj": 4}', got ${v}`);
+  }
+  const ok = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) &&
+    Object.values(parsed).every((n) => typeof n === "number" && Number.isFinite(n) && n > 0);
+  if (!ok) {
+    throw new UsageError(`--${name} must map module names to positive numbers, got ${v}`);
+  }
+  return parsed as Record<string, number>;
+}
 
 /**
  * The model of a method: the task's graph with the adapter applied or params frozen. The
@@ -164,6 +190,8 @@ function applyMethod(
         modulesToSave,
         dropout,
         useRslora: !!values.rslora,
+        rankPattern: patternFlag(values, "rank-pattern"),
+        alphaPattern: patternFlag(values, "alpha-pattern"),
         ...targeting,
       });
     }
