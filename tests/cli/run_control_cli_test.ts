@@ -67,6 +67,7 @@ Deno.test("cli run control", async (t) => {
           backend: "cpu",
           dropout: 0.1,
           rslora: true,
+          "rank-pattern": { q_proj: 4 }, // a JSON-valued flag, written as JSON
         }),
       );
       const out = `${dir}/configured`;
@@ -77,6 +78,7 @@ Deno.test("cli run control", async (t) => {
       equal(summary.steps, 3, "--steps on the command line wins over the file's 9");
       equal(summary.dropout, 0.1);
       equal(summary.adapter_config.use_rslora, true);
+      deepEqual(summary.adapter_config.rank_pattern, { q_proj: 4 });
       // One naming style: every key of summary.json is snake_case, nested ones too.
       const keys = (v: unknown): string[] =>
         v !== null && typeof v === "object" && !Array.isArray(v)
