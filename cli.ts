@@ -20,6 +20,7 @@ import { GENERATE_FLAGS, generateCommand } from "./cli/_generate.ts";
 import { FINETUNE_FLAGS, finetuneCommand, PRETRAIN_FLAGS, pretrainCommand } from "./cli/_train.ts";
 import { PREDICT_FLAGS, predictCommand } from "./cli/_predict.ts";
 import { EVAL_FLAGS, evalCommand } from "./cli/_eval.ts";
+import { RunStopped } from "./cli/_interrupt.ts";
 
 interface Command {
   readonly summary: string;
@@ -146,6 +147,10 @@ export async function main(args: readonly string[]): Promise<number> {
     await command.run(rest);
     return 0;
   } catch (e) {
+    if (e instanceof RunStopped) {
+      console.error(`${e.message}\nresume with:\n  ${e.resume}`);
+      return e.exitCode;
+    }
     const message = e instanceof Error ? e.message : String(e);
     // One line, always: the first line of the message, prefixed.
     console.error(`error: ${message.split("\n")[0]}`);

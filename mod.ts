@@ -19,6 +19,23 @@
  * console.log(out.loss.data[0], out["grad:w"].data);
  * ```
  *
+ * Training goes through `fit` (the trainer of the command line: metrics, plot,
+ * checkpoints, the NaN guard; an adapter such as `{ vera: { r, targetModules } }`);
+ * a trained adapter comes back with `loadAdapter`, `evaluateModel` and `withAdapter`.
+ *
+ * @example
+ * ```ts
+ * import { fit, param, trace } from "./mod.ts";
+ *
+ * const model = trace(
+ *   (x, y) => ({ loss: x.matmul(param("w", [3, 1])).sub(y).square().mean() }),
+ *   [{ name: "x", shape: [4, 3] }, { name: "y", shape: [4, 1] }],
+ * );
+ * const batch = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
+ * const { params } = await fit({ model, data: [batch], epochs: 300, schedule: 0.05 });
+ * console.log(params.w); // ≈ [1, 2, 3]
+ * ```
+ *
  * @module
  */
 export {
@@ -35,7 +52,7 @@ export {
   type TensorType,
   trainableParams,
 } from "./compiler/ir.ts";
-export { print } from "./compiler/print.ts";
+export { print, printAround } from "./compiler/print.ts";
 export { validate } from "./compiler/validate.ts";
 export {
   concat,
@@ -176,7 +193,16 @@ export {
   type FitResult,
   type FitStep,
 } from "./train/fit.ts";
-export { loadBaseModel } from "./train/checkpoint.ts";
+export { loadBaseModel, saveBaseModel } from "./train/checkpoint.ts";
+export {
+  evaluateModel,
+  type EvaluateModelOptions,
+  type EvaluationData,
+  loadAdapter,
+  type LoadedAdapter,
+  withAdapter,
+} from "./train/adapted_model.ts";
+export { TrainInterrupted } from "./train/trainer.ts";
 export { cpuRunner, type RunnerFactory, type StepRunner } from "./train/runner.ts";
 export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
 export {

@@ -11,6 +11,8 @@ export interface FlagSpec {
   readonly default?: string | boolean;
   /** The only values a string flag accepts (checked by {@link parseFlags}). */
   readonly choices?: readonly string[];
+  /** Whether the value is JSON (a `--config` file may then give it as a JSON object). */
+  readonly json?: boolean;
 }
 
 /** The thrown type for bad command lines: printed as one `error:` line. */
@@ -108,6 +110,13 @@ export function parseFlags(
     seen.add(token.name);
   }
   const values = { ...(parsed.values as object) } as Record<string, string | boolean | undefined>;
+  if (Object.hasOwn(flags, "config") && typeof values.config === "string") {
+    // The file fills in what the command line does not say: the command line wins.
+    const fromFile = readConfigFile(command, values.config, flags);
+    for (const [name, value] of Object.entries(fromFile)) {
+      if (!seen.has(name)) values[name] = value;
+    }
+  }
   for (const [name, spec] of Object.entries(flags)) {
     const v = values[name];
     if (spec.choices !== undefined && typeof v === "string" && !spec.choices.includes(v)) {
@@ -117,6 +126,69 @@ export function parseFlags(
     }
   }
   return { values, positionals: parsed.positionals };
+}
+
+/** The `--config` flag: a JSON file holding any of the command's other flags. */
+export const CONFIG_FLAG: FlagSpec = {
+  type: "string",
+  help: 'a JSON file of flags, e.g. {"steps": 500, "lr": 0.01}; flags given here win',
+};
+
+/**
+ * The flags a `--config` file sets: a JSON object whose keys are flag names (as on the command
+ * line, without `--`). Numbers and strings are taken for flags with values, booleans for switches;
+ * an unknown key or a value of the wrong type is an error naming the file and the key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readConfigFile } from "./_args.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(path, JSON.stringify({ steps: 30, resume: true }));
+ * const flags = {
+ *   steps: { type: "string" as const, help: "steps" },
+ *   resume: { type: "boolean" as const, help: "resume" },
+ * };
+ * assert.deepEqual(readConfigFile("finetune", path, flags), { steps: "30", resume: true });
+ * ```
+ */
+export function readConfigFile(
+  command: string,
+  path: string,
+  flags: Readonly<Record<string, FlagSpec>>,
+): Record<string, string | boolean> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Deno.readTextFileSync(path));
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+    throw new UsageError(`${command}: --config ${path}: ${why}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`${command}: --config ${path}: must hold a JSON object of flags`);
+  }
+  const out: Record<string, string | boolean> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!Object.hasOwn(flags, key) || key === "config") {
+      const known = Object.keys(flags).filter((f) => f !== "config").join(", ");
+      throw new UsageError(`${command}: --config ${path}: unknown key "${key}" (keys: ${known})`);
+    }
+    const spec = flags[key];
+    if (spec.type === "boolean" && typeof value === "boolean") out[key] = value;
+    else if (spec.type === "string" && (typeof value === "string" || Number.isFinite(value))) {
+      out[key] = String(value);
+    } else if (spec.json && typeof value === "object" && value !== null) {
+      out[key] = JSON.stringify(value); // a flag whose value is JSON, written as JSON in the file
+    } else {
+      const wanted = spec.type === "boolean"
+        ? "true or false"
+        : `a string or a number${spec.json ? " or a JSON object" : ""}`;
+      throw new UsageError(
+        `${command}: --config ${path}: "${key}" must be ${wanted}, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  return out;
 }
 
 /**

@@ -6,6 +6,7 @@
  * on disk, a merged model, and a check that the merged model predicts exactly
  * what the adapted model does.
  */
+import { relative } from "node:path";
 import { gptGraph } from "../nn/gpt.ts";
 import { lora, loraTrainableCount } from "../adapters/lora.ts";
 import { vera, veraTrainableCount } from "../adapters/vera.ts";
@@ -109,9 +110,11 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
         fmt(Object.values(base.weights).reduce((n, w) => n + w.length, 0))
       } weights, pretrained on spam-assassin)`,
   );
+  // Recorded in the adapter as the base model's name: relative, not this machine's absolute path.
+  const near = relative(Deno.cwd(), DEMO_BASE);
   await finetuneCommand([
     "--base",
-    DEMO_BASE,
+    near.startsWith("..") ? DEMO_BASE : near,
     "--data",
     "spam",
     "--method",

@@ -1,18 +1,19 @@
 /** The `merge`, `export` and `inspect` commands. */
-import { decodeSafetensors, openSafetensors } from "../io/safetensors.ts";
+import { openSafetensors } from "../io/safetensors.ts";
 import { listBundle, writeBundle } from "../io/bundle.ts";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import { peftSource, readPeft } from "../adapters/peft_import.ts";
 import { exportMerged } from "../adapters/export.ts";
-import { adapterFromCompact, COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
+import { COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
 import { cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
-import { resolveAdapter, type ResolvedAdapter, type ResolveOptions } from "../adapters/resolve.ts";
+import { resolveAdapter } from "../adapters/resolve.ts";
 import { GPT_METADATA_KEY } from "../train/checkpoint.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { type FlagSpec, humanOutput, parseFlags, required, UsageError } from "./_args.ts";
-import { readFileBounded, regularFileSize } from "../io/read_file.ts";
+import { regularFileSize } from "../io/read_file.ts";
 import { checkOutput } from "./_outputs.ts";
 import { mergeHf } from "./_merge_hf.ts";
+import { isDirectory, loadAdapter } from "./_load_adapter.ts";
 import { loadBase } from "./_task.ts";
 
 /** Where the merge graph runs, by `--backend` name. */
@@ -26,9 +27,6 @@ const BACKEND_FLAG: FlagSpec = {
   help: "where the merge runs: webgpu (navigator.gpu) | cpu (f32 reference)",
   default: "webgpu",
 };
-
-// A compact adapter holds vectors only; a file past this size is not one.
-const COMPACT_LIMIT = 1024 ** 3;
 
 /** The flags of `merge`. */
 export const MERGE_FLAGS: Record<string, FlagSpec> = {
@@ -59,39 +57,6 @@ export const EXPORT_FLAGS: Record<string, FlagSpec> = {
 export const INSPECT_FLAGS: Record<string, FlagSpec> = {
   json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
 };
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch (e) {
-    throw new UsageError(`cannot open ${path}: ${(e as Error).message}`);
-  }
-}
-
-/**
- * Loads an adapter (PEFT directory or compact file) and checks it whole against a base model's
- * stored weight shapes (or, without `weights`, against itself) — the one check merge and export
- * share.
- */
-export async function loadAdapter(
-  path: string,
-  weights?: Record<string, number[]>,
-  options: ResolveOptions = {},
-): Promise<ResolvedAdapter & { shapes: Record<string, readonly number[]> }> {
-  if (await isDirectory(path)) {
-    const files = await readPeft(path);
-    return { ...resolveAdapter(peftSource(files, path), weights, options), shapes: files.shapes };
-  }
-  const bytes = await readFileBounded(path, COMPACT_LIMIT, "adapter");
-  const resolved = adapterFromCompact(bytes, weights ?? {}, path, options);
-  return { ...resolved, shapes: compactShapes(bytes) };
-}
-
-/** Tensor shapes of a compact file (already checked by `adapterFromCompact`). */
-function compactShapes(bytes: Uint8Array): Record<string, readonly number[]> {
-  const file = decodeSafetensors(bytes);
-  return Object.fromEntries([...file.tensors].map(([name, t]) => [name, t.shape]));
-}
 
 /**
  * The merged file's metadata: a wgrad base whose new head came from the adapter records it, so

@@ -3,7 +3,7 @@ import { merge } from "../adapters/merge.ts";
 import { type LoadedModel, loadModel } from "../nn/families.ts";
 import { generate } from "../nn/generate.ts";
 import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
-import { loadAdapter } from "./_formats.ts";
+import { loadAdapter } from "./_load_adapter.ts";
 
 /** The flags of `generate`. */
 export const GENERATE_FLAGS: Record<string, FlagSpec> = {

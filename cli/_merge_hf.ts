@@ -4,7 +4,7 @@ import { readPeft } from "../adapters/peft_import.ts";
 import { mergeToHfDir } from "../adapters/merge_hf.ts";
 import type { LoadedModel } from "../nn/families.ts";
 import { UsageError } from "./_args.ts";
-import { loadAdapter } from "./_formats.ts";
+import { loadAdapter } from "./_load_adapter.ts";
 
 /** Graph-layout shapes of every weight the family's LM and classifier graphs use. */
 function graphShapes(model: LoadedModel, classes: number): Record<string, number[]> {

@@ -3,14 +3,17 @@ import { dirname } from "node:path";
 import type { Graph } from "../compiler/ir.ts";
 import { type GptConfig, gptGraph } from "../nn/gpt.ts";
 import { initParams } from "../nn/init.ts";
-import { lmBatches } from "../data/batches.ts";
 import { vocabSize } from "../data/tokenizer.ts";
-import { adamw, trainStep } from "../train/optim.ts";
+import { trainStep } from "../train/optim.ts";
 import { saveBaseModel } from "../train/checkpoint.ts";
 import { lmTexts } from "../data/datasets.ts";
-import { lmEvalBatches, sourceOf, train } from "../train/trainer.ts";
+import { lmEvalBatches, train, TrainInterrupted } from "../train/trainer.ts";
+import { LmBatcher } from "../data/batches.ts";
+import type { BatchState } from "../data/batches.ts";
+import { type Json, loadCheckpoint, type LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkNameLength, checkOutput } from "./_outputs.ts";
-import { lockOutputFile } from "../train/run_dir.ts";
+import { lockOutputFile, openRunDir } from "../train/run_dir.ts";
+import { resumeCommand, RunStopped } from "./_interrupt.ts";
 import {
   type FlagSpec,
   humanOutput,
@@ -27,10 +30,13 @@ import {
   checkRunMemory,
   COMMON_FLAGS,
   dataFlag,
+  extendedResume,
   flag,
   int,
   schedule,
+  snakeCaseKeys,
   type TrainCommandOptions,
+  trainingOptions,
 } from "./_train_common.ts";
 
 /**
@@ -53,7 +59,15 @@ export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
   steps: flag("training steps", "500"),
   lr: flag("peak learning rate (warm-up, cosine decay)", "0.003"),
   "eval-batches": flag("validation batches per evaluation", "8"),
-  force: { type: "boolean", help: "replace an existing --out" },
+  "run-dir": flag(
+    "where metrics.jsonl, loss.svg and the checkpoint go (default: --out without .safetensors, plus -run)",
+  ),
+  "save-every": flag("write the checkpoint every N steps (default --eval-every, else 100)"),
+  resume: {
+    type: "boolean",
+    help: "continue the run in --run-dir from its checkpoint (a larger --steps extends it)",
+  },
+  force: { type: "boolean", help: "replace an existing --out and start --run-dir over" },
   ...COMMON_FLAGS,
 };
 
@@ -78,6 +92,7 @@ export async function pretrainCommand(
   const [steps, batch, seq] = [int(values, "steps"), int(values, "batch"), int(values, "seq")];
   const seed = intFlag(values, "seed", 0)!;
   const lr = numberFlag(values, "lr", { min: 0, minExclusive: true })!;
+  const { optimizer, clipNorm, dropout } = trainingOptions(values);
   const runner = backendOf(values, options);
   const config: GptConfig = {
     vocabSize,
@@ -90,59 +105,133 @@ export async function pretrainCommand(
   // Before the graph is traced (its node count grows with --layers): a size that cannot fit in
   // memory is refused from the config alone.
   checkConfigMemory("pretrain", config, batch, seq);
-  let model: Graph;
+  // Trained with dropout, if any; evaluated and saved without.
+  let model: Graph, trainGraph: Graph;
   try {
     model = gptGraph(config, { batch, seqLen: seq });
+    trainGraph = dropout > 0 ? gptGraph({ ...config, dropout }, { batch, seqLen: seq }) : model;
   } catch (e) {
     throw new UsageError(`pretrain: ${(e as Error).message}`);
   }
-  await checkRunMemory("pretrain", model, values, "lower --d-model, --layers, --batch or --seq");
+  await checkRunMemory(
+    "pretrain",
+    trainGraph,
+    values,
+    "lower --d-model, --layers, --batch or --seq",
+  );
   const texts = lmTexts(data);
   const evalBatches = int(values, "eval-batches");
   checkNameLength("pretrain", out);
+  const runDirPath = typeof values["run-dir"] === "string"
+    ? values["run-dir"]
+    : `${out.replace(/\.safetensors$/, "")}-run`;
   // Locked before the existence check, so a second pretrain of the same --out is refused as such.
   const lock = await lockOutputFile(out, "pretrain").catch((e: Error) => {
     throw new UsageError(e.message);
   });
   try {
     await checkOutput("pretrain", out, {}, !!values.force);
-    await run();
+    const runDir = await openRunDir(runDirPath, "pretrain", {
+      resume: !!values.resume,
+      force: !!values.force,
+    }).catch((e: Error) => {
+      throw new UsageError(e.message.replaceAll("--out", "--run-dir"));
+    });
+    try {
+      await run(runDir.hasCheckpoint);
+    } finally {
+      runDir.release();
+    }
   } finally {
     lock.release();
   }
 
-  async function run() {
-    const result = await train({
-      step: trainStep(model, { optimizer: adamw(), clipNorm: 1 }),
-      params: initParams(model, { seed }),
-      data: () => sourceOf(lmBatches(texts.train, { batchSize: batch, seqLen: seq, seed })),
+  async function run(hasCheckpoint: boolean) {
+    const checkpointPath = `${runDirPath}/checkpoint.safetensors`;
+    let resume: LoadedCheckpoint | undefined, resumeNote: Record<string, number> | undefined;
+    if (hasCheckpoint) {
+      ({ resume, resumeNote } = extendedResume(
+        await loadCheckpoint(checkpointPath),
+        steps,
+        checkpointPath,
+      ));
+    }
+    // The run's settings, kept in the checkpoint: a resumed run must have the same ones.
+    const runConfig: Json = {
+      data,
+      config: { ...config },
       steps,
-      lr: schedule(lr, steps),
+      batch,
+      seq,
+      seed,
+      lr,
+      dropout,
+      optimizer: String(values.optimizer),
+      weight_decay: numberFlag(values, "weight-decay") ?? null,
+      warmup: numberFlag(values, "warmup")!,
+      clip_norm: clipNorm ?? 0,
+    };
+    const batchOptions = { batchSize: batch, seqLen: seq, seed };
+    const evalEvery = intFlag(values, "eval-every");
+    const result = await train({
+      step: trainStep(trainGraph, { optimizer, ...(clipNorm ? { clipNorm } : {}) }),
+      params: initParams(model, { seed }),
+      data: (state) => {
+        const it = state === undefined
+          ? new LmBatcher(texts.train, batchOptions)
+          : LmBatcher.fromState(texts.train, batchOptions, state as BatchState);
+        return {
+          next: () => {
+            const r = it.next();
+            return r.done ? undefined : { tokens: r.value.tokens, targets: r.value.targets };
+          },
+          get state() {
+            return it.state;
+          },
+        };
+      },
+      steps,
+      lr: schedule(lr, steps, values),
       logEvery: int(values, "log-every"),
-      evalEvery: intFlag(values, "eval-every"),
+      evalEvery,
       eval: {
         graph: model,
         batches: () =>
           lmEvalBatches(texts.validation, { batchSize: batch, seqLen: seq, limit: evalBatches }),
       },
+      evalAtStart: true,
+      outDir: runDirPath,
+      checkpoint: {
+        path: checkpointPath,
+        every: intFlag(values, "save-every") ?? evalEvery ?? 100,
+        config: runConfig,
+      },
+      resume,
+      resumeNote,
+      stopOnInterrupt: true,
       seed,
       runner,
       progress: options.progress,
+    }).catch((e) => {
+      if (!(e instanceof TrainInterrupted)) throw e;
+      throw new RunStopped(e.message, resumeCommand("pretrain", args));
     });
     await Deno.mkdir(dirname(out), { recursive: true });
     await saveBaseModel(out, config, model, { ...initParams(model, { seed }), ...result.params });
+    await Deno.remove(checkpointPath).catch(() => {}); // the model file now holds the weights
     const count = model.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
     humanOutput(values)(
       `pretrained a ${config.layers}-layer GPT (d=${config.dModel}, ${
         count.toLocaleString("en-US")
       } ` +
         `params) on ${data} for ${steps} steps: loss ${result.loss.toFixed(4)}, validation loss ` +
-        `${result.eval?.loss.toFixed(4)} → ${out}`,
+        `${result.eval?.loss.toFixed(4)} → ${out} (metrics and loss plot in ${runDirPath})`,
     );
     if (values.json) {
       console.log(JSON.stringify({
         out,
-        config,
+        run_dir: runDirPath,
+        config: snakeCaseKeys({ ...config }),
         params: count,
         loss: result.loss,
         validation_loss: result.eval?.loss ?? null,

@@ -186,7 +186,7 @@ export function checkSeq(model: LoadedModel, seqLen: number): void {
 export function taskGraph(
   model: LoadedModel,
   task: DataTask,
-  shape: { batch: number; seqLen: number; numClasses?: number },
+  shape: { batch: number; seqLen: number; numClasses?: number; dropout?: number },
 ): Graph {
   checkSeq(model, shape.seqLen);
   try {

@@ -11,14 +11,15 @@ import { RowBatcher, rowEvalBatches, type TokenRow } from "../data/token_rows.ts
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import type { LoadedModel } from "../nn/families.ts";
 import { parseHubRef } from "../io/hub.ts";
-import { adamw, trainStep } from "../train/optim.ts";
+import { trainStep } from "../train/optim.ts";
 import { classificationMetrics } from "../train/metrics_cls.ts";
 import { scoreRows } from "./_scoring.ts";
 import { type Json, loadCheckpoint, type LoadedCheckpoint } from "../train/checkpoint.ts";
 import type { StepRunner } from "../train/runner.ts";
 import { openRunDir } from "../train/run_dir.ts";
 import { checkNameLength, checkRunInputs } from "./_outputs.ts";
-import { evaluateModel, train } from "../train/trainer.ts";
+import { evaluateModel, train, TrainInterrupted } from "../train/trainer.ts";
+import { resumeCommand, RunStopped } from "./_interrupt.ts";
 import {
   type FlagSpec,
   humanOutput,
@@ -37,7 +38,9 @@ import {
   flag,
   int,
   schedule,
+  snakeCaseKeys,
   type TrainCommandOptions,
+  trainingOptions,
 } from "./_train_common.ts";
 import {
   checkSeq,
@@ -69,8 +72,25 @@ export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
   out: flag("run directory to write (runs/NAME)"),
   r: flag("rank (default 256 for vera, 8 for lora)"),
   targets: flag("adapted modules, comma-separated (default: the model family's)"),
+  "target-layers": flag(
+    "adapt only these layer indices, comma-separated (PEFT's layers_to_transform)",
+  ),
+  "layers-pattern": flag(
+    "the module name before the layer index, e.g. layers (PEFT's layers_pattern)",
+  ),
+  "exclude-modules": flag("never adapt these modules, comma-separated (PEFT's exclude_modules)"),
   "d-initial": flag("VeRA: initial lambda_d", "0.1"),
   alpha: flag("LoRA: scaling numerator alpha (default r)"),
+  rslora: { type: "boolean", help: "LoRA: scale by alpha/√r instead of alpha/r (rsLoRA)" },
+  "rank-pattern": {
+    ...flag(`LoRA: ranks by module, as JSON: '{"q_proj": 4}' (PEFT's rank_pattern)`),
+    json: true,
+  },
+  "alpha-pattern": {
+    ...flag(`LoRA: alphas by module, as JSON: '{"q_proj": 8}' (PEFT's alpha_pattern)`),
+    json: true,
+  },
+  "adapter-dropout": flag("VeRA/LoRA: dropout on the adapter's input while training", "0"),
   seq: flag("tokens per example (default: the base's maxSeqLen)"),
   steps: flag("training steps", "200"),
   lr: flag("peak learning rate of the adapter (vera 3e-2, lora 1e-2, full 1e-3)"),
@@ -94,23 +114,72 @@ type Method = typeof METHODS[number];
 // VeRA and LoRA rates picked by validation accuracy on spam (bench/methods_table.ts sweeps, BENCHMARKS.md).
 const DEFAULT_LR: Record<Method, number> = { vera: 3e-2, lora: 1e-2, full: 1e-3, head: 3e-3 };
 
-/** The model of a method: the task's graph with the adapter applied or params frozen. */
+/** A `--rank-pattern`/`--alpha-pattern` value: a JSON object of positive numbers by module key. */
+function patternFlag(values: Record<string, unknown>, name: string): Record<string, number> {
+  const v = values[name];
+  if (v === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(v));
+  } catch {
+    throw new UsageError(`--${name} must be a JSON object such as '{"q_proj": 4}', got ${v}`);
+  }
+  const ok = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) &&
+    Object.values(parsed).every((n) => typeof n === "number" && Number.isFinite(n) && n > 0);
+  if (!ok) {
+    throw new UsageError(`--${name} must map module names to positive numbers, got ${v}`);
+  }
+  return parsed as Record<string, number>;
+}
+
+/**
+ * The model of a method: the task's graph with the adapter applied or params frozen. The
+ * training graph has the adapter's dropout; the evaluation graph (`training` false) has none.
+ */
 function applyMethod(
   model: Graph,
   method: Method,
   values: Record<string, unknown>,
   seed: number,
   defaults: { targets: readonly string[]; modulesToSave: string[] },
+  training = true,
 ): { graph: Graph; adapter?: Adapter } {
   const targetModules = values.targets === undefined
     ? [...defaults.targets]
     : String(values.targets).split(",").map((t) => t.trim()).filter((t) => t);
   const { modulesToSave } = defaults;
+  const list = (name: string) =>
+    values[name] === undefined
+      ? undefined
+      : String(values[name]).split(",").map((t) => t.trim()).filter((t) => t);
+  const layers = list("target-layers")?.map((l) => {
+    if (!/^\d+$/.test(l)) throw new UsageError(`--target-layers must be layer indices, got "${l}"`);
+    return Number(l);
+  });
+  const excluded = list("exclude-modules");
+  const targeting = {
+    ...(layers ? { layersToTransform: layers } : {}),
+    ...(excluded ? { excludeModules: excluded } : {}),
+    ...(values["layers-pattern"] === undefined
+      ? {}
+      : { layersPattern: String(values["layers-pattern"]) }),
+  };
+  const dropout = training
+    ? numberFlag(values, "adapter-dropout", { min: 0, max: 1, maxExclusive: true })!
+    : 0;
   try {
     if (method === "vera") {
       const r = intFlag(values, "r") ?? 256;
       const dInitial = numberFlag(values, "d-initial");
-      return vera(model, { r, targetModules, dInitial, projectionPrngKey: seed, modulesToSave });
+      return vera(model, {
+        r,
+        targetModules,
+        dInitial,
+        projectionPrngKey: seed,
+        modulesToSave,
+        dropout,
+        ...targeting,
+      });
     }
     if (method === "lora") {
       const r = intFlag(values, "r") ?? 8;
@@ -119,6 +188,11 @@ function applyMethod(
         alpha: numberFlag(values, "alpha") ?? r,
         targetModules,
         modulesToSave,
+        dropout,
+        useRslora: !!values.rslora,
+        rankPattern: patternFlag(values, "rank-pattern"),
+        alphaPattern: patternFlag(values, "alpha-pattern"),
+        ...targeting,
       });
     }
   } catch (e) {
@@ -218,12 +292,26 @@ export async function finetuneCommand(
     );
   }
   const labels = task.labels;
-  const model = taskGraph(base, task.task, { batch, seqLen: seq, numClasses: labels?.length });
+  const { optimizer, clipNorm, dropout } = trainingOptions(values);
+  const shape = { batch, seqLen: seq, numClasses: labels?.length };
   const head = base.family.classificationHead;
-  const { graph, adapter } = applyMethod(model, method, values, seed, {
-    targets: base.family.defaultTargets,
-    modulesToSave: labels ? [head] : [],
-  });
+  const defaults = { targets: base.family.defaultTargets, modulesToSave: labels ? [head] : [] };
+  // Two graphs with the same params: the one trained (with any dropout) and the one measured.
+  const { graph, adapter } = applyMethod(
+    taskGraph(base, task.task, { ...shape, dropout }),
+    method,
+    values,
+    seed,
+    defaults,
+  );
+  const evalGraph = applyMethod(
+    taskGraph(base, task.task, shape),
+    method,
+    values,
+    seed,
+    defaults,
+    false,
+  ).graph;
   await checkRunMemory("finetune", graph, values, "lower --r, --batch or --seq");
   const params = initialParams(graph, base, seed);
   const checkpointPath = `${out}/checkpoint.safetensors`;
@@ -244,12 +332,13 @@ export async function finetuneCommand(
   try {
     const loaded = runDir.hasCheckpoint ? await loadCheckpoint(checkpointPath) : undefined;
     ({ resume, resumeNote } = extendedResume(loaded, steps, checkpointPath));
-    evaluator = await runner(graph);
+    evaluator = await runner(evalGraph);
   } catch (e) {
     await runDir.abandon();
     throw e;
   }
-  const adapterConfig = adapter ? JSON.parse(JSON.stringify(adapter.config)) : null;
+  const adapterConfig = adapter ? snakeCaseKeys(JSON.parse(JSON.stringify(adapter.config))) : null;
+  // snake_case throughout, as in metrics.jsonl and PEFT's files.
   const runConfig: Json = {
     base: basePath,
     data,
@@ -261,8 +350,13 @@ export async function finetuneCommand(
     seq,
     seed,
     lr,
-    headLr,
-    adapterConfig,
+    head_lr: headLr,
+    dropout,
+    optimizer: String(values.optimizer),
+    weight_decay: numberFlag(values, "weight-decay") ?? null,
+    warmup: numberFlag(values, "warmup")!,
+    clip_norm: clipNorm ?? 0,
+    adapter_config: adapterConfig,
   };
 
   const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
@@ -274,7 +368,7 @@ export async function finetuneCommand(
     split.length === 0 ? Promise.resolve(undefined) : evaluateModel(evaluator, evalOn(split)());
   const measure = async (weights: Record<string, Float32Array>) => {
     await evaluator.setParams(
-      Object.fromEntries(graph.params.map((p) => [p.name!, weights[p.name!]])),
+      Object.fromEntries(evalGraph.params.map((p) => [p.name!, weights[p.name!]])),
     );
     return {
       validation: await measureOn(task.rows.validation),
@@ -283,9 +377,13 @@ export async function finetuneCommand(
   };
   const groups = labels ? [{ name: "head", match: [head] }] : [];
   try {
-    const before = await measure(params);
+    // The test split before training; the validation split is the trainer's step-0 evaluation.
+    await evaluator.setParams(
+      Object.fromEntries(evalGraph.params.map((p) => [p.name!, params[p.name!]])),
+    );
+    const testBefore = await measureOn(task.rows.test);
     const result = await train({
-      step: trainStep(graph, { optimizer: adamw(), groups, clipNorm: 1 }),
+      step: trainStep(graph, { optimizer, groups, ...(clipNorm ? { clipNorm } : {}) }),
       params,
       data: (state) => {
         const it = state === undefined
@@ -299,12 +397,14 @@ export async function finetuneCommand(
         };
       },
       steps,
-      lr: { default: schedule(lr, steps), head: schedule(headLr, steps) },
+      lr: { default: schedule(lr, steps, values), head: schedule(headLr, steps, values) },
       logEvery: int(values, "log-every"),
       evalEvery,
       eval: task.rows.validation.length > 0
-        ? { graph, batches: evalOn(task.rows.validation) }
+        ? { graph: evalGraph, batches: evalOn(task.rows.validation) }
         : undefined,
+      evalAtStart: true,
+      stopOnInterrupt: true,
       outDir: out,
       checkpoint: {
         path: checkpointPath,
@@ -316,14 +416,24 @@ export async function finetuneCommand(
       seed,
       runner,
       progress: options.progress,
+    }).catch((e) => {
+      if (!(e instanceof TrainInterrupted)) throw e;
+      throw new RunStopped(e.message, resumeCommand("finetune", args));
     });
+    const atStart = result.records.find((r) => r.step === 0);
+    const before = {
+      validation: atStart?.eval_loss === undefined
+        ? undefined
+        : { loss: atStart.eval_loss, accuracy: atStart.eval_accuracy },
+      test: testBefore,
+    };
     const trained = { ...params, ...result.params };
     const after = await measure(trained);
     // Per-class metrics of the trained classifier on the test split (evaluator holds its weights).
     const test = sample(task.rows.test, evalLimit);
     let testMetrics: Json = null;
     if (labels && test.length > 0) {
-      const scores = await scoreRows(evaluator, graph, test, padId);
+      const scores = await scoreRows(evaluator, evalGraph, test, padId);
       const predicted = scores.map((s) => s.probabilities!.indexOf(Math.max(...s.probabilities!)));
       const m = classificationMetrics(test.map((r) => r.label!), predicted, labels);
       testMetrics = {
@@ -337,7 +447,7 @@ export async function finetuneCommand(
     if (adapter) {
       await writeDirAtomic(
         `${out}/adapter`,
-        adapterFiles(adapter, trained, graph, base, basePath, labels),
+        adapterFiles(adapter, trained, evalGraph, base, basePath, labels),
       );
       adapterBytes = await bytesUnder(`${out}/adapter`);
     }

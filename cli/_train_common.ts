@@ -7,8 +7,10 @@ import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
 import { warmupCosine } from "../train/schedule.ts";
 import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
-import { type FlagSpec, intFlag, required, UsageError } from "./_args.ts";
-import type { LoadedCheckpoint } from "../train/checkpoint.ts";
+import { CONFIG_FLAG, type FlagSpec, intFlag, numberFlag, required, UsageError } from "./_args.ts";
+import { adamw, sgd } from "../train/optim.ts";
+import type { Optimizer } from "../train/_rules.ts";
+import type { Json, LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
 
@@ -24,8 +26,47 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   "log-every": flag("read back and log the loss every N steps", "25"),
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
   backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
+  dropout: flag("dropout probability in each block while training (0 = none)", "0"),
+  optimizer: { ...flag("adamw | sgd", "adamw"), choices: ["adamw", "sgd"] },
+  "weight-decay": flag("decoupled weight decay (AdamW's default 0.01, SGD's 0)"),
+  betas: flag("AdamW: decay rates of the moments, as B1,B2", "0.9,0.999"),
+  eps: flag("AdamW: added to the denominator", "1e-8"),
+  momentum: flag("SGD: momentum", "0"),
+  warmup: flag("learning-rate warm-up as a fraction of --steps (then cosine decay)", "0.06"),
+  "clip-norm": flag("clip the global gradient norm to this (0 = no clipping)", "1"),
   json: { type: "boolean", help: "print only a JSON summary on stdout (the rest goes to stderr)" },
+  config: CONFIG_FLAG,
 };
+
+/** The optimizer, gradient clipping and model dropout that `--weight-decay`, `--clip-norm` and `--dropout` set. */
+export function trainingOptions(
+  values: Record<string, unknown>,
+): { optimizer: Optimizer; clipNorm?: number; dropout: number } {
+  const weightDecay = numberFlag(values, "weight-decay", { min: 0 });
+  const clipNorm = numberFlag(values, "clip-norm", { min: 0 })!;
+  const dropout = numberFlag(values, "dropout", { min: 0, max: 1, maxExclusive: true })!;
+  const betas = String(values.betas ?? "0.9,0.999").split(",");
+  if (betas.length !== 2) {
+    throw new UsageError(`--betas must be two numbers B1,B2, got "${values.betas}"`);
+  }
+  const beta = (i: number) =>
+    numberFlag({ betas: betas[i].trim() }, "betas", { min: 0, max: 1, maxExclusive: true })!;
+  const optimizer = values.optimizer === "sgd"
+    ? sgd({
+      momentum: numberFlag(values, "momentum", { min: 0 }) ?? 0,
+      ...(weightDecay === undefined ? {} : { weightDecay }),
+    })
+    : adamw({
+      betas: [beta(0), beta(1)],
+      eps: numberFlag(values, "eps", { min: 0, minExclusive: true }) ?? 1e-8,
+      ...(weightDecay === undefined ? {} : { weightDecay }),
+    });
+  return {
+    optimizer,
+    ...(clipNorm > 0 ? { clipNorm } : {}),
+    dropout,
+  };
+}
 
 /**
  * Options of the training commands (tests and the lead's wiring use them).
@@ -73,8 +114,10 @@ export function int(values: Record<string, unknown>, name: string): number {
   return intFlag(values, name)!;
 }
 
-export function schedule(peak: number, steps: number) {
-  return warmupCosine({ peak, warmupSteps: Math.floor(steps * 0.06), totalSteps: steps });
+/** Warm-up over `--warmup` of the steps, then cosine decay to the last step. */
+export function schedule(peak: number, steps: number, values: Record<string, unknown> = {}) {
+  const warmup = numberFlag(values, "warmup", { min: 0, max: 1 }) ?? 0.06;
+  return warmupCosine({ peak, warmupSteps: Math.floor(steps * warmup), totalSteps: steps });
 }
 
 /**
@@ -165,4 +208,24 @@ export function extendedResume(
     resume: { ...loaded, config: { ...config, steps } },
     resumeNote: { steps_before: before, steps },
   };
+}
+
+/**
+ * `targetModules` → `target_modules`, recursively through objects (values are kept): the one naming
+ * style of what the commands write (summary.json, --json), as in metrics.jsonl and PEFT's files.
+ *
+ * @example
+ * ```ts
+ * import { snakeCaseKeys } from "./_train_common.ts";
+ * console.log(snakeCaseKeys({ dModel: 64, targetModules: ["q_proj"] })); // { d_model: 64, target_modules: [...] }
+ * ```
+ */
+export function snakeCaseKeys(value: Json): Json {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map((
+      [k, v],
+    ) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeCaseKeys(v)]),
+  );
 }

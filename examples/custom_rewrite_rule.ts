@@ -6,9 +6,16 @@
  *
  *   deno run -A examples/custom_rewrite_rule.ts
  */
-import { type Graph, graphNodes, makeNode, rewrite, type Rule, validate } from "../mod.ts";
-import { gptGraph } from "../nn/gpt.ts";
-import * as ops from "../ops/mod.ts";
+import {
+  gptGraph,
+  type Graph,
+  graphNodes,
+  makeNode,
+  ops,
+  rewrite,
+  type Rule,
+  validate,
+} from "../mod.ts";
 
 const training = gptGraph(
   { vocabSize: 64, maxSeqLen: 16, dModel: 32, heads: 4, layers: 2, head: "lm", dropout: 0.1 },

@@ -1,50 +1,37 @@
 /**
- * Fine-tune the committed pretrained GPT as a spam classifier with VeRA,
- * using the library's `fit` (the `finetune` command does the same with more
- * options): the classifier graph, a VeRA adapter on q_proj and v_proj, the
- * lambdas and the head trained on the GPU, and a PEFT adapter exported.
+ * Fine-tune the committed pretrained GPT as a spam classifier with VeRA using
+ * `fit` (the `finetune` command does the same with more options), then export
+ * a PEFT adapter.
  *
- *   deno run -A examples/vera_finetune.ts
+ *   deno run -A examples/vera_finetune.ts [steps]
  */
-import {
-  classifierEvalBatches,
-  exportPeft,
-  fit,
-  formatSummary,
-  gptGraph,
-  loadBaseModel,
-  summary,
-} from "../mod.ts";
-// The data sets are a separate entry point (`@wgrad/wgrad/data`): several megabytes from npm.
+import { classifierEvalBatches, exportPeft, fit, gptGraph, loadBaseModel } from "../mod.ts";
 import { classificationBatches, classificationTask } from "../data/mod.ts";
 
+const steps = Number(Deno.args[0] ?? 60);
 const base = await loadBaseModel(
   new URL("../models/gpt-spam-2L-d64-t128.safetensors", import.meta.url).pathname,
 );
-const [batch, seqLen] = [16, base.config.maxSeqLen];
+const shape = { batchSize: 16, seqLen: base.config.maxSeqLen };
 const spam = classificationTask("spam");
 
-// The base model with a new two-class head; `fit` applies the VeRA rewrite
-// (base weights frozen, one lambda_d [r] and lambda_b [out] per targeted layer).
-const model = gptGraph({ ...base.config, head: "classifier", numClasses: 2 }, { batch, seqLen });
-const { graph, adapter, params, eval: metrics } = await fit({
-  model,
+// The base with a new two-class head; fit applies VeRA (base frozen, lambda_d and lambda_b train).
+const config = { ...base.config, head: "classifier" as const, numClasses: 2 };
+const { graph, adapter, params, history } = await fit({
+  model: gptGraph(config, { batch: shape.batchSize, seqLen: shape.seqLen }),
   adapter: { vera: { r: 256, targetModules: ["q_proj", "v_proj"], modulesToSave: ["classifier"] } },
   params: base.weights,
-  data: () => classificationBatches(spam.train, { batchSize: batch, seqLen, seed: 0, epochs: 1 }),
-  steps: 60,
-  schedule: { default: () => 1e-2, head: () => 3e-3 }, // the head trains at its own rate
-  step: { groups: [{ name: "head", match: ["classifier"] }], clipNorm: 1 },
-  eval: {
-    batches: () => classifierEvalBatches(spam.validation, { batchSize: batch, seqLen, limit: 256 }),
-  },
+  data: () => classificationBatches(spam.train, { ...shape, seed: 0 }),
+  steps,
+  schedule: 1e-2,
+  eval: { batches: () => classifierEvalBatches(spam.validation, { ...shape, limit: 128 }) },
   backend: "webgpu",
-  logEvery: 10,
   progress: "auto",
 });
-console.log(formatSummary(summary(adapter!, graph)));
-console.log(`validation accuracy after 60 steps: ${(100 * metrics!.accuracy!).toFixed(1)}%`);
-
+const [before, after] = [history[0], history.at(-1)!].map((r) =>
+  (100 * r.eval_accuracy!).toFixed(1)
+);
+console.log(`validation accuracy: ${before}% before, ${after}% after ${steps} steps`);
 const dir = await Deno.makeTempDir();
 await exportPeft(`${dir}/adapter`, adapter!, params, { graph });
-console.log(`PEFT adapter written to ${dir}/adapter (load it with PeftModel.from_pretrained)`);
+console.log(`PEFT adapter written to ${dir}/adapter (PeftModel.from_pretrained loads it)`);

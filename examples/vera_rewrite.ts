@@ -4,10 +4,7 @@
  *
  *   deno run -A examples/vera_rewrite.ts
  */
-import { printAround } from "../compiler/print.ts";
-import { gptGraph } from "../nn/gpt.ts";
-import { vera } from "../adapters/vera.ts";
-import { formatSummary, summary } from "../adapters/summary.ts";
+import { formatSummary, gptGraph, printAround, summary, vera } from "../mod.ts";
 
 const base = gptGraph(
   { vocabSize: 260, maxSeqLen: 64, dModel: 64, heads: 4, layers: 2, head: "classifier" },

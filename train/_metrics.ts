@@ -11,18 +11,18 @@ import { writeFileAtomic } from "../io/atomic.ts";
  * ```
  */
 export interface MetricsRecord {
-  /** The step (1-based). */
+  /** The step (1-based; 0 for the evaluation before training, which has only `eval_*` fields). */
   readonly step: number;
-  /** Training loss of that step's batch. */
-  readonly loss: number;
-  /** Learning rate of the default group. */
-  readonly lr: number;
-  /** Global gradient norm before clipping. */
-  readonly grad_norm: number;
-  /** Tokens fed per second of training since the previous logged step. */
-  readonly tokens_per_s: number;
+  /** Training loss of that step's batch (absent at step 0). */
+  readonly loss?: number;
+  /** Learning rate of the default group (absent at step 0). */
+  readonly lr?: number;
+  /** Global gradient norm before clipping (absent at step 0). */
+  readonly grad_norm?: number;
+  /** Tokens fed per second of training since the previous logged step (absent at step 0). */
+  readonly tokens_per_s?: number;
   /** Other fields: `lr.<group>`, `eval_loss`, `eval_accuracy`, ... */
-  readonly [key: string]: number;
+  readonly [key: string]: number | undefined;
 }
 
 /**

@@ -125,7 +125,7 @@ function drawPanel(panel: Panel, top: number, xScale: (s: number) => number, xTi
     [lo, hi] = [lo - pad, hi + 3 * pad];
   }
   if (log) [lo, hi] = [lo / 1.1, hi * 1.6];
-  const ticks = log ? logTicks(lo, hi) : niceTicks(lo, hi, Math.max(2, Math.round(h / 45)));
+  const ticks = log ? logTicks(lo, hi) : niceTicks(lo, hi, Math.max(4, Math.round(h / 45)));
   const tf = (v: number) => log ? Math.log10(v) : v;
   const y = (v: number) => top + h - ((tf(v) - tf(lo)) / (tf(hi) - tf(lo))) * h;
   const out: string[] = [
@@ -215,12 +215,12 @@ function plotSvg(records: readonly MetricsRecord[]): string {
   // Values are clamped so that no scale arithmetic overflows into Infinity or NaN.
   const clamp = (v: number) => Math.max(-1e300, Math.min(1e300, v));
   const pick = (key: string) =>
-    sorted.filter((r) => finite(r[key])).map((r) => [r.step, clamp(r[key])] as Point);
+    sorted.filter((r) => finite(r[key])).map((r) => [r.step, clamp(r[key]!)] as Point);
   const train = pick("loss");
   const evalLoss = pick("eval_loss");
   const accuracy = pick("eval_accuracy").map(([s, v]) => [s, clamp(100 * v)] as Point);
   const lr = sorted.filter((r) => finite(r.lr) && finite(r.loss)).map((r) =>
-    [r.step, clamp(r.lr)] as Point
+    [r.step, clamp(r.lr!)] as Point
   );
   const smoothed = smooth(train.map((p) => p[1])).map((v, i) => [train[i][0], v] as Point);
 
@@ -279,7 +279,8 @@ function plotSvg(records: readonly MetricsRecord[]): string {
       title: "learning rate",
       height: 70,
       series: [{ label: "lr", color: COLORS.lr, points: lr, style: "line" }],
-      format: (v) => v === 0 ? "0" : v.toExponential(1).replace("e+", "e"),
+      // 0.01, 0.02, ... as written in a command line; exponents only below 1e-3.
+      format: formatNumber,
       ...(flat ? { domain: [0, Math.max(...lrs) * 1.25 || 1] as const } : {}),
     });
   }

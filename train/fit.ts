@@ -94,6 +94,10 @@ export interface FitStep {
 export interface FitCallbacks {
   /** After every step (its loss on logged steps), before that step's evaluation. */
   onStep?(step: FitStep): void;
+  /** Each logged record (the `history` entry), after its evaluation: step 0 too. */
+  onLog?(record: MetricsRecord): void;
+  /** After each evaluation, with its metrics and step (0: before training). */
+  onEvaluate?(metrics: { loss: number; accuracy?: number }, step: number): void;
   /** Once the run has finished. */
   onEnd?(result: FitResult): void;
 }
@@ -114,8 +118,13 @@ export interface FitOptions {
   readonly adapter?: FitAdapter;
   /** Training batches. */
   readonly data: FitData;
-  /** How many steps to run. */
-  readonly steps: number;
+  /** How many steps to run; give this or `epochs`. */
+  readonly steps?: number;
+  /**
+   * How many passes over the data to run instead of `steps` (one step per batch); needs `data` to
+   * be an array or a function returning a fresh iterable, so that a pass can be counted.
+   */
+  readonly epochs?: number;
   /**
    * Initial values (e.g. pretrained weights); params missing here are initialized from `seed`,
    * names the model lacks are skipped (at least one must be the model's).
@@ -127,10 +136,14 @@ export interface FitOptions {
   readonly schedule?: number | Schedule | Readonly<Record<string, Schedule>>;
   /** Param groups and gradient clipping, as {@link trainStep} takes them. */
   readonly step?: Omit<TrainStepOptions, "optimizer">;
-  /** Evaluate the adapted model on these batches every `every` steps (default: after the last). */
+  /**
+   * Evaluate the adapted model on these batches every `every` steps (default: after the last),
+   * and before the first step unless `atStart` is false (a step-0 record in the history).
+   */
   readonly eval?: {
     readonly batches: readonly EvalBatch[] | (() => Iterable<EvalBatch>);
     readonly every?: number;
+    readonly atStart?: boolean;
   };
   /** Called as the run goes. */
   readonly callbacks?: FitCallbacks;
@@ -146,6 +159,11 @@ export interface FitOptions {
   readonly progress?: ProgressMode;
   /** Seed of fresh params (default 0). */
   readonly seed?: number;
+  /**
+   * On Ctrl-C, save the checkpoint and reject with `TrainInterrupted` (default false: a library
+   * leaves signals alone); needs `outDir`.
+   */
+  readonly stopOnInterrupt?: boolean;
 }
 
 /**
@@ -222,6 +240,28 @@ function sourceOfData(data: FitData): BatchSource {
   };
 }
 
+/** `steps`, or `epochs` passes over the data counted in batches. */
+function stepsOf(options: FitOptions): number {
+  const { steps, epochs, data } = options;
+  if ((steps === undefined) === (epochs === undefined)) {
+    throw new Error("fit: give either steps or epochs");
+  }
+  if (steps !== undefined) return steps;
+  if (!(Number.isSafeInteger(epochs) && epochs! >= 1)) {
+    throw new Error(`fit: epochs must be an integer ≥ 1, got ${epochs}`);
+  }
+  let perEpoch: number;
+  if (Array.isArray(data)) perEpoch = data.length;
+  else if (typeof data === "function") {
+    perEpoch = 0;
+    for (const _ of (data as () => Iterable<FitBatch>)()) perEpoch++;
+  } else {
+    throw new Error("fit: epochs needs data as an array or a function returning a fresh iterable");
+  }
+  if (perEpoch === 0) throw new Error("fit: the data has no batches");
+  return epochs! * perEpoch;
+}
+
 function runnerFactory(backend: FitOptions["backend"]): RunnerFactory | undefined {
   if (backend === undefined || backend === "cpu") return undefined;
   if (backend === "webgpu") return webgpuRunnerFactory;
@@ -245,6 +285,7 @@ function watchSteps(
     let step = 0;
     return {
       graph: runner.graph,
+      ...(runner.kernels === undefined ? {} : { kernels: runner.kernels }),
       setParams: (values) => runner.setParams(values),
       readParams: (names) => runner.readParams(names),
       dispose: () => runner.dispose(),
@@ -280,11 +321,12 @@ function watchSteps(
  * );
  * const batch = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
  * const { history, params } = await fit({ model, data: [batch], steps: 300, schedule: 0.05 });
- * assert.ok(history.at(-1)!.loss < 1e-3);
+ * assert.ok(history.at(-1)!.loss! < 1e-3);
  * assert.deepEqual(Array.from(params.w, Math.round), [1, 2, 3]);
  * ```
  */
 export async function fit(options: FitOptions): Promise<FitResult> {
+  const steps = stepsOf(options);
   const { graph, adapter } = adapt(options.model, options.adapter);
   if (!("loss" in graph.outputs)) throw new Error("fit: the model has no `loss` output");
   const step = trainStep(graph, { ...options.step, optimizer: options.optimizer ?? adamw() });
@@ -327,7 +369,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     step,
     params: { ...initial, ...initOptimizerState(step) },
     data: () => sourceOfData(options.data),
-    steps: options.steps,
+    steps,
     lr,
     ...(options.logEvery === undefined ? {} : { logEvery: options.logEvery }),
     ...(evalBatches === undefined ? {} : {
@@ -336,6 +378,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
         batches: typeof evalBatches === "function" ? evalBatches : () => evalBatches,
       },
       ...(options.eval?.every === undefined ? {} : { evalEvery: options.eval.every }),
+      evalAtStart: options.eval?.atStart ?? true,
     }),
     ...(options.outDir === undefined ? {} : {
       outDir: options.outDir,
@@ -346,6 +389,15 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     }),
     ...(runner === undefined ? {} : { runner }),
     progress: options.progress ?? "none",
+    ...(options.stopOnInterrupt ? { stopOnInterrupt: true } : {}),
+    onRecord: (record) => {
+      const { onLog, onEvaluate } = options.callbacks ?? {};
+      onLog?.(record);
+      if (onEvaluate && record.eval_loss !== undefined) {
+        const { eval_loss: loss, eval_accuracy: accuracy } = record;
+        onEvaluate({ loss, ...(accuracy === undefined ? {} : { accuracy }) }, record.step);
+      }
+    },
   });
   const params: Record<string, Float32Array> = {};
   for (const p of graph.params) params[p.name!] = result.params[p.name!] ?? initial[p.name!];

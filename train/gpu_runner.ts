@@ -34,6 +34,7 @@ export async function webgpuRunner(graph: Graph): Promise<StepRunner> {
   const defaultRead = Object.keys(graph.outputs).filter((k) => !k.startsWith("update:"));
   return {
     graph,
+    kernels: exe.program?.steps.length,
     setParams: (values) => {
       try {
         exe.setParams(values);

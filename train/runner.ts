@@ -106,6 +106,8 @@ export interface StepRunner {
   readParams(names?: readonly string[]): Promise<Record<string, Float32Array>>;
   /** Releases what the runner holds; the runner is unusable afterwards. */
   dispose(): void;
+  /** GPU kernels compiled for the graph (absent where nothing is compiled, e.g. on the CPU). */
+  readonly kernels?: number;
 }
 
 /**

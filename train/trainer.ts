@@ -78,6 +78,11 @@ export interface TrainOptions {
   readonly eval?: { readonly graph: Graph; readonly batches: () => Iterable<EvalBatch> };
   /** Evaluate every this many steps (default: only after the last step). */
   readonly evalEvery?: number;
+  /**
+   * Also evaluate before the first step (default false): logged as a step-0 record with only the
+   * `eval_*` fields, so the plot starts from the untrained model.
+   */
+  readonly evalAtStart?: boolean;
   /** Where `metrics.jsonl` and `loss.svg` go (created if missing); none when absent. */
   readonly outDir?: string;
   /** Write a checkpoint to `path` every `every` steps (default: only the last) with `config`. */
@@ -98,6 +103,14 @@ export interface TrainOptions {
   readonly progress?: ProgressMode;
   /** Where plain progress lines go (default `console.error`). */
   readonly log?: (line: string) => void;
+  /**
+   * On Ctrl-C (SIGINT), finish the current step, write the checkpoint and throw
+   * {@link TrainInterrupted} (default false: a library leaves signals alone). Needs `checkpoint`;
+   * a second Ctrl-C exits at once.
+   */
+  readonly stopOnInterrupt?: boolean;
+  /** Called with each record as it is logged (after its evaluation, if any). */
+  readonly onRecord?: (record: MetricsRecord) => void;
 }
 
 /**
@@ -177,6 +190,62 @@ export class NonFiniteError extends Error {
     this.values = values;
     this.lastCheckpoint = lastCheckpoint;
   }
+}
+
+/**
+ * Thrown when a run stopped on Ctrl-C after saving its checkpoint; resuming from
+ * `checkpoint` continues it exactly.
+ *
+ * @example
+ * ```ts
+ * import { TrainInterrupted } from "./trainer.ts";
+ * const e = new TrainInterrupted(40, "runs/a/checkpoint.safetensors");
+ * console.log(e.message); // "interrupted at step 40; checkpoint saved to runs/a/checkpoint.safetensors"
+ * ```
+ */
+export class TrainInterrupted extends Error {
+  /** The last step run and saved. */
+  readonly step: number;
+  /** The checkpoint written. */
+  readonly checkpoint: string;
+
+  /**
+   * Builds the error for a run saved at `step` to `checkpoint`.
+   *
+   * @example
+   * ```ts
+   * import { TrainInterrupted } from "./trainer.ts";
+   * console.log(new TrainInterrupted(3, "ckpt.safetensors").step); // 3
+   * ```
+   */
+  constructor(step: number, checkpoint: string) {
+    super(`interrupted at step ${step}; checkpoint saved to ${checkpoint}`);
+    this.name = "TrainInterrupted";
+    this.step = step;
+    this.checkpoint = checkpoint;
+  }
+}
+
+/** Listens for Ctrl-C while a run goes: the first asks it to stop, a second exits at once. */
+function interruptWatch(
+  enabled: boolean,
+  say: (line: string) => void,
+): { readonly requested: () => boolean; readonly close: () => void } {
+  if (!enabled) return { requested: () => false, close() {} };
+  let requested = false;
+  const onSignal = () => {
+    if (requested) Deno.exit(130);
+    requested = true;
+    // Unlogged steps are queued without waiting, so the signal is seen at the next logged step.
+    say(
+      "interrupted: saving a checkpoint at the next logged step (Ctrl-C again to quit without it)",
+    );
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  return {
+    requested: () => requested,
+    close: () => Deno.removeSignalListener("SIGINT", onSignal),
+  };
 }
 
 function checkSteps(value: number | undefined, what: string): void {
@@ -271,13 +340,30 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await writePlot(options.outDir, records);
     return finishedResult(resume, records, updated);
   }
+  if (options.stopOnInterrupt && options.checkpoint === undefined) {
+    throw new Error("train: stopOnInterrupt needs checkpoint (where the run is saved)");
+  }
   const progress = createProgress({
     total: steps,
     start,
     mode: options.progress,
     write: options.log,
   });
+  if (resume !== undefined) {
+    progress.message(
+      `resuming from step ${start} of ${steps}` +
+        (options.checkpoint ? ` (${options.checkpoint.path})` : ""),
+    );
+  }
+  // Compiling is a phase of its own: minutes for a large graph on a software
+  // GPU, and no part of the time per step. Drivers finish compiling shaders
+  // at their first dispatch, so the first step counts as compiling too: it is
+  // read back, and kept out of the speed and the ETA when more steps follow.
+  const compileStart = performance.now();
+  progress.message("compiling the training step…", { pause: true });
   const runner = await factory(stepGraph);
+  let compileMs = performance.now() - compileStart;
+  const interrupt = interruptWatch(!!options.stopOnInterrupt, (l) => progress.message(l));
   let evalRunner: StepRunner | undefined;
   let note: Readonly<Record<string, number>> = options.resumeNote ?? {};
   let lastCheckpoint = resume && options.checkpoint
@@ -286,9 +372,55 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let last: { loss?: number; gradNorm?: number; tokensPerS?: number } = {};
   let lastEval: EvalMetrics | undefined;
   let trainMs = 0, tokens = 0, windowTokens = 0, windowStart = performance.now();
+  const evaluate = async () => {
+    evalRunner ??= await freshEval(factory, options.eval!, initial);
+    const evalNames = trainable.filter((n) => options.eval!.graph.params.some((p) => p.name === n));
+    await evalRunner.setParams(await runner.readParams(evalNames));
+    return await evaluateModel(evalRunner, options.eval!.batches());
+  };
+  const evalText = (m: EvalMetrics) =>
+    `val loss ${m.loss.toFixed(4)}` +
+    (m.accuracy === undefined ? "" : ` acc ${(100 * m.accuracy).toFixed(1)}%`);
+  const log = async (record: MetricsRecord) => {
+    records.push(record);
+    await metrics?.append(record);
+    options.onRecord?.(record);
+  };
+  const saveAt = async (s: number) => {
+    const { path, config } = options.checkpoint!;
+    await saveCheckpoint(path, {
+      step: s,
+      params: await runner.readParams(updated),
+      shapes,
+      data: source.state as Json,
+      rng: { seed },
+      config,
+    });
+    lastCheckpoint = { step: s, path };
+  };
   try {
     await runner.setParams(initial);
+    if (options.evalAtStart && options.eval !== undefined && start === 0) {
+      progress.message("evaluating the untrained model…", { pause: true });
+      const m = await evaluate();
+      const record: MetricsRecord = {
+        step: 0,
+        eval_loss: m.loss,
+        ...(m.accuracy === undefined ? {} : { eval_accuracy: m.accuracy }),
+      };
+      await log(record);
+      progress.message(`step 0: ${evalText(m)}`);
+    }
+    windowStart = performance.now(); // the step-0 evaluation is no part of the first step's time
+    progress.resume();
     for (let s = start + 1; s <= steps; s++) {
+      if (interrupt.requested() && s > start + 1) {
+        // The data position saved is the next batch's: resuming runs step s next.
+        progress.message(`saving the checkpoint at step ${s - 1}…`, { pause: true });
+        await saveAt(s - 1);
+        await writePlot(options.outDir, records);
+        throw new TrainInterrupted(s - 1, options.checkpoint!.path);
+      }
       const feeds = source.next();
       if (feeds === undefined) throw new Error(`train: the data ran out before step ${s}`);
       const lrs = lrsAt(options.lr, s);
@@ -301,7 +433,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const isCheckpoint = options.checkpoint !== undefined &&
         (every(options.checkpoint.every) || s === steps);
       const isEval = options.eval !== undefined && (every(options.evalEvery) || s === steps);
-      const logged = s === 1 || s === steps || every(logEvery) || isCheckpoint || isEval;
+      const first = s === start + 1;
+      const logged = first || s === steps || every(logEvery) || isCheckpoint || isEval;
       const batchTokens = (feeds.tokens as ArrayLike<number> | undefined)?.length ?? 0;
       tokens += batchTokens;
       windowTokens += batchTokens;
@@ -309,12 +442,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         read: logged ? ["loss", "grad_norm", ...(watching ? [NONFINITE_STEP] : [])] : [],
       });
       if (!logged) {
-        const { loss, tokensPerS } = last;
-        progress.update(s, { loss, lr: lrs.default ?? NaN, tokensPerS, logged });
+        progress.update(s, { loss: last.loss, lr: lrs.default ?? NaN, tokens, logged });
         continue;
       }
       const ms = performance.now() - windowStart;
       trainMs += ms;
+      if (first && s < steps) {
+        compileMs += ms;
+        trainMs -= ms;
+        tokens -= batchTokens;
+        if (runner.kernels !== undefined) {
+          progress.message(
+            `compiled ${runner.kernels} kernels in ${(compileMs / 1000).toFixed(1)} s ` +
+              `(the first step included)`,
+            { pause: true },
+          );
+        }
+      }
       const loss = out.loss[0], gradNorm = out.grad_norm[0];
       const tokensPerS = windowTokens / Math.max(ms / 1000, 1e-9);
       windowTokens = 0;
@@ -333,8 +477,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       const firstBad = watching ? out[NONFINITE_STEP][0] : 0;
       if (firstBad > 0 || !Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        records.push(record as MetricsRecord);
-        await metrics?.append(record as MetricsRecord);
+        await log(record as MetricsRecord);
         throw new NonFiniteError(
           firstBad > 0 ? firstBad : s,
           { loss, gradNorm },
@@ -344,35 +487,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
       let evalNote: string | undefined;
       if (isEval) {
-        evalRunner ??= await freshEval(factory, options.eval!, initial);
-        const evalNames = trainable.filter((n) =>
-          options.eval!.graph.params.some((p) => p.name === n)
-        );
-        await evalRunner.setParams(await runner.readParams(evalNames));
-        lastEval = await evaluateModel(evalRunner, options.eval!.batches());
+        if (s === steps) progress.message("running the final evaluation…", { pause: true });
+        else progress.pause();
+        lastEval = await evaluate();
         record.eval_loss = lastEval.loss;
         if (lastEval.accuracy !== undefined) record.eval_accuracy = lastEval.accuracy;
-        evalNote = `val loss ${lastEval.loss.toFixed(4)}` +
-          (lastEval.accuracy === undefined ? "" : ` acc ${(100 * lastEval.accuracy).toFixed(1)}%`);
+        evalNote = evalText(lastEval);
       }
-      records.push(record as MetricsRecord);
-      await metrics?.append(record as MetricsRecord);
+      await log(record as MetricsRecord);
       if (isCheckpoint) {
-        const { path, config } = options.checkpoint!;
-        await saveCheckpoint(path, {
-          step: s,
-          params: await runner.readParams(updated),
-          shapes,
-          data: source.state as Json,
-          rng: { seed },
-          config,
-        });
-        lastCheckpoint = { step: s, path };
+        progress.pause();
+        await saveAt(s);
       }
-      progress.update(s, { loss, lr: lrs.default ?? NaN, tokensPerS, logged, note: evalNote });
+      progress.resume();
+      progress.update(s, { loss, lr: lrs.default ?? NaN, tokens, logged, note: evalNote });
       windowStart = performance.now();
     }
-    const ran = steps - start;
+    const ran = steps - start > 1 ? steps - start - 1 : 1; // the first step is compiling
     await writePlot(options.outDir, records);
     return {
       step: steps,
@@ -389,6 +520,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await writePlot(options.outDir, records).catch(() => {});
     throw e;
   } finally {
+    interrupt.close();
     progress.stop();
     metrics?.close();
     runner.dispose();

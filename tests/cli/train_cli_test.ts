@@ -124,7 +124,12 @@ Deno.test("cli pretrain and finetune", async (t) => {
     const adapter = await readPeft(`${run}/adapter`);
     equal(adapter.kind, "vera");
     ok("classifier.weight" in adapter.tensors, "the head is saved with it");
-    deepEqual((await metricLines(run)).map((r) => r.step), [1, 2, 3, 4, 5, 6]);
+    const records = await metricLines(run);
+    // Step 0 is the untrained model's evaluation, so the curves start where training did.
+    deepEqual(records.map((r) => r.step), [0, 1, 2, 3, 4, 5, 6]);
+    const first = JSON.parse((await Deno.readTextFile(`${run}/metrics.jsonl`)).split("\n")[0]);
+    deepEqual(Object.keys(first).sort(), ["eval_accuracy", "eval_loss", "step"]);
+    equal(records[0].eval_accuracy, summary.accuracy.validation.before);
     ok((await Deno.readTextFile(`${run}/loss.svg`)).startsWith("<svg"));
   });
 
@@ -167,9 +172,9 @@ Deno.test("cli pretrain and finetune", async (t) => {
     await finetune("extend", "lora");
     await finetune("extend", "lora", ["--resume", "--steps", "9"]);
     const lines = await metricLines(`${dir}/extend`);
-    deepEqual(lines.map((l) => l.step), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    equal(lines[6].steps_before, 6);
-    equal(lines[6].steps, 9);
+    deepEqual(lines.map((l) => l.step), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    equal(lines[7].steps_before, 6);
+    equal(lines[7].steps, 9);
     equal(JSON.parse(await Deno.readTextFile(`${dir}/extend/summary.json`)).steps, 9);
     await rejects(
       finetune("extend", "lora", ["--resume", "--steps", "8"]),

@@ -77,7 +77,7 @@ Deno.test("finetune and pretrain outputs", async (t) => {
     await rejects(finetune(out), /already holds a run; pass --resume to continue it, --force/);
     deepEqual(await Deno.readFile(`${out}/checkpoint.safetensors`), before);
     await finetune(out, ["--force", "--steps", "3"]);
-    deepEqual(await steps(out), [1, 2, 3], "the new run's metrics only");
+    deepEqual(await steps(out), [0, 1, 2, 3], "the new run's metrics only (0: before training)");
     // Resuming a finished run finishes nothing new but rewrites its outputs.
     await Deno.remove(`${out}/summary.json`);
     await finetune(out, ["--resume", "--steps", "3"]);
@@ -186,7 +186,7 @@ Deno.test("finetune and pretrain outputs", async (t) => {
     ok(!status.success, "killed before it finished");
     await finetune(out, ["--resume", "--steps", "200"]);
     const logged = await steps(out);
-    deepEqual(logged, Array.from({ length: 200 }, (_, i) => i + 1), "each step exactly once");
+    deepEqual(logged, Array.from({ length: 201 }, (_, i) => i), "each step exactly once");
     ok(await exists(`${out}/adapter/adapter_config.json`));
   });
 

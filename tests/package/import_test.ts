@@ -98,6 +98,65 @@ console.log(JSON.stringify({ losses: result.records.map((r) => r.loss), w: Array
     deepEqual(w.map((v: number) => Math.round(v)), [1, 2, 3]);
   });
 
+  await t.step("fit trains a tiny GPT with VeRA and writes its run directory", async () => {
+    const { code, stdout, stderr } = await runOutside(`
+import { fit, gptGraph } from "${MOD}";
+const model = gptGraph(
+  { vocabSize: 260, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "classifier", numClasses: 2 },
+  { batch: 2, seqLen: 8 },
+);
+const batch = {
+  tokens: new Int32Array([72, 105, 0, 0, 0, 0, 0, 0, 87, 73, 78, 0, 0, 0, 0, 0]),
+  labels: new Int32Array([0, 1]),
+  lastIndex: new Int32Array([1, 2]),
+};
+const result = await fit({
+  model,
+  adapter: { vera: { r: 4, targetModules: ["q_proj", "v_proj"], modulesToSave: ["classifier"] } },
+  data: [batch],
+  steps: 6,
+  schedule: 0.05,
+  eval: { batches: [{ feeds: batch, rows: 2 }], every: 3 },
+  outDir: "run",
+  logEvery: 1,
+});
+const files = [...Deno.readDirSync("run")].map((e) => e.name).sort();
+console.log(JSON.stringify({ steps: result.history.map((r) => r.step), files, kind: result.adapter?.kind }));
+`);
+    equal(code, 0, stderr);
+    const { steps, files, kind } = JSON.parse(stdout.trim().split("\n").at(-1)!);
+    deepEqual(steps, [0, 1, 2, 3, 4, 5, 6]);
+    deepEqual(files, ["checkpoint.safetensors", "loss.svg", "metrics.jsonl"]);
+    equal(kind, "vera");
+  });
+
+  await t.step("cli.ts pretrain and finetune run from another directory", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "wgrad-cli-" });
+    const cli = new URL(CLI).pathname;
+    const run = async (args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", cli, ...args, "--backend", "cpu", "--json"],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+      equal(out.code, 0, decode(out.stderr));
+      // --json: one JSON document on stdout, nothing else.
+      return JSON.parse(decode(out.stdout));
+    };
+    const tiny = ["--batch", "2", "--seq", "8", "--steps", "3", "--data", "names"];
+    await run(["pretrain", ...tiny, "--out", "base.safetensors", "--layers", "1"]
+      .concat(["--d-model", "8", "--heads", "2", "--eval-batches", "1"]));
+    const summary = await run(["finetune", ...tiny, "--base", "base.safetensors"]
+      .concat(["--method", "lora", "--r", "2", "--eval-limit", "4", "--out", "runs/a"]));
+    equal(summary.out, "runs/a");
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/runs/a/adapter/adapter_config.json`));
+    equal(config.base_model_name_or_path, "base.safetensors", "the base as it was given");
+    ok(await Deno.stat(`${dir}/base-run/loss.svg`));
+    await Deno.remove(dir, { recursive: true });
+  });
+
   await t.step("the CLI entry point loads", async () => {
     const { code, stdout, stderr } = await runOutside(`
 import { main } from "${CLI}";

@@ -26,7 +26,7 @@ Deno.test("fit", async (t) => {
       logEvery: 10,
     });
     equal(history.at(-1)!.step, 200);
-    ok(history.at(-1)!.loss < history[0].loss / 100);
+    ok(history.at(-1)!.loss! < history[0].loss! / 100);
     deepEqual(Array.from(params.w, Math.round), [1, 2, 3]);
     deepEqual(Object.keys(params), graph.params.map((p) => p.name));
   });
@@ -47,6 +47,7 @@ Deno.test("fit", async (t) => {
       ];
       const steps: FitStep[] = [];
       let ended = 0;
+      const logged: number[] = [], evaluated: [number, number][] = [];
       const result = await fit({
         model,
         adapter: {
@@ -58,7 +59,12 @@ Deno.test("fit", async (t) => {
         steps: 5,
         schedule: 1e-2,
         logEvery: 2,
-        callbacks: { onStep: (s) => void steps.push(s), onEnd: () => void ended++ },
+        callbacks: {
+          onStep: (s) => void steps.push(s),
+          onLog: (r) => void logged.push(r.step),
+          onEvaluate: (m, step) => void evaluated.push([step, m.accuracy!]),
+          onEnd: () => void ended++,
+        },
         eval: {
           batches: () => [{ feeds: classificationFeeds(examples.slice(0, 2)), rows: 2 }],
           every: 5,
@@ -69,8 +75,15 @@ Deno.test("fit", async (t) => {
       deepEqual(steps.filter((s) => s.loss !== undefined).map((s) => s.step), [1, 2, 4, 5]);
       ok(steps.every((s) => s.lr === 1e-2));
       equal(ended, 1);
+      deepEqual(logged, result.history.map((r) => r.step));
+      deepEqual(evaluated.map(([step]) => step), [0, 5]);
+      equal(evaluated[1][1], result.eval!.accuracy);
       ok(result.eval !== undefined && result.eval.accuracy !== undefined);
       equal(typeof result.history.at(-1)!.eval_loss, "number");
+      // The untrained model is evaluated first, as the CLI does: a step-0 record with eval fields only.
+      equal(result.history[0].step, 0);
+      equal(typeof result.history[0].eval_accuracy, "number");
+      equal(result.history[0].loss, undefined);
       for (const [name, value] of Object.entries(base)) {
         const trained = name.startsWith("classifier.");
         if (trained) notDeepEqual(result.params[name], value, name);
@@ -103,6 +116,20 @@ Deno.test("fit", async (t) => {
     let calls = 0;
     await fit({ model: linear(), data: () => (calls++, [BATCH]), steps: 3 });
     equal(calls, 3);
+  });
+
+  await t.step("epochs: passes over the data, one step per batch", async () => {
+    const three = [BATCH, BATCH, BATCH];
+    const byArray = await fit({ model: linear(), data: three, epochs: 2, logEvery: 1 });
+    equal(byArray.history.at(-1)!.step, 6);
+    let calls = 0;
+    const byFunction = await fit({ model: linear(), data: () => (calls++, three), epochs: 2 });
+    equal(byFunction.history.at(-1)!.step, 6);
+    equal(calls, 1 + 2, "one pass to count the batches, then one per epoch");
+    await rejects(fit({ model: linear(), data: three.values(), epochs: 1 }), /epochs needs data/);
+    await rejects(fit({ model: linear(), data: three, epochs: 1, steps: 3 }), /either steps or/);
+    await rejects(fit({ model: linear(), data: three }), /either steps or epochs/);
+    await rejects(fit({ model: linear(), data: three, epochs: 0.5 }), /epochs must be an integer/);
   });
 
   await t.step("divergence stops the run with the trainer's NaN guard", async () => {

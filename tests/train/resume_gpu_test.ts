@@ -75,7 +75,7 @@ Deno.test("train on WebGPU: resume equals the uninterrupted run (≤ 1e-5)", asy
   const checkpoint = await loadCheckpoint(`${dir}/resumed/checkpoint.safetensors`);
   equal(checkpoint.step, 3);
   const resumed = await train({ ...options("resumed", webgpuRunner), resume: checkpoint });
-  const losses = (r: typeof whole) => r.records.map((x) => x.loss);
+  const losses = (r: typeof whole) => r.records.map((x) => x.loss!);
   const a = losses(whole), b = losses(resumed);
   // The resumed run's metrics hold steps 1–3 from before the crash and 4–6 from after it.
   equal(b.length, 6);

@@ -5,7 +5,7 @@
 // test code.
 import type { Kernel } from "../../../backends/webgpu/wgsl/kernel.ts";
 import { THREEFRY_WGSL } from "../../../backends/webgpu/wgsl/threefry.ts";
-import { kaimingUniformBound, threefryKey } from "../../../prng/threefry.ts";
+import { threefryKey } from "../../../prng/threefry.ts";
 
 /** Invocations per workgroup of {@link uniformSymmetricKernel}. */
 const WORKGROUP_SIZE = 64;
