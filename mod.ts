@@ -92,7 +92,7 @@ export {
   type OpDef,
   type WgslRule,
 } from "./ops/mod.ts";
-export { evaluate, type EvaluateOptions, type Feeds, type TensorData } from "./runtime/cpu.ts";
+export { type EvaluateOptions, type Feeds, type TensorData } from "./runtime/cpu.ts";
 export { initParams } from "./nn/init.ts";
 export {
   type AttentionOptions,
@@ -185,6 +185,7 @@ export {
 } from "./train/fit.ts";
 export { loadBaseModel, saveBaseModel } from "./train/checkpoint.ts";
 export {
+  evaluate,
   evaluateModel,
   type EvaluateModelOptions,
   type EvaluationData,
