@@ -176,9 +176,11 @@ export type {
 export {
   fit,
   type FitAdapter,
+  type FitAdapterConfig,
   type FitBatch,
   type FitCallbacks,
   type FitData,
+  type FitExamples,
   type FitOptions,
   type FitResult,
   type FitStep,
