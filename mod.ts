@@ -94,12 +94,7 @@ export {
 } from "./compiler/ir.ts";
 export * as ops from "./ops/mod.ts";
 export { builtinOps } from "./ops/mod.ts";
-export {
-  evaluate,
-  type EvaluateOptions,
-  type Feeds,
-  type TensorData,
-} from "./backends/cpu/interpreter.ts";
+export { type EvaluateOptions, type Feeds, type TensorData } from "./backends/cpu/interpreter.ts";
 export { initParams } from "./nn/init.ts";
 export {
   type AttentionOptions,
@@ -186,15 +181,18 @@ export type {
 export {
   fit,
   type FitAdapter,
+  type FitAdapterConfig,
   type FitBatch,
   type FitCallbacks,
   type FitData,
+  type FitExamples,
   type FitOptions,
   type FitResult,
   type FitStep,
 } from "./train/fit.ts";
 export { loadBaseModel, saveBaseModel } from "./train/checkpoint.ts";
 export {
+  evaluate,
   evaluateModel,
   type EvaluateModelOptions,
   type EvaluationData,

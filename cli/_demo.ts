@@ -22,7 +22,14 @@ import type { Graph } from "../compiler/ir.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
 import { finetuneCommand } from "./_train.ts";
-import { type FlagSpec, intFlag, noPositionals, parseFlags, UsageError } from "./_args.ts";
+import {
+  CONFIG_FLAG,
+  type FlagSpec,
+  intFlag,
+  noPositionals,
+  parseFlags,
+  UsageError,
+} from "./_args.ts";
 
 /** The committed base model the demo starts from (see models/README.md for the command). */
 export const DEMO_BASE =
@@ -35,6 +42,7 @@ export const DEMO_FLAGS: Record<string, FlagSpec> = {
   batch: { type: "string", help: "batch size", default: "16" },
   r: { type: "string", help: "VeRA rank", default: "256" },
   backend: { type: "string", help: "webgpu | cpu", default: "webgpu", choices: ["webgpu", "cpu"] },
+  config: CONFIG_FLAG,
 };
 
 const fmt = (n: number) => n.toLocaleString("en-US");

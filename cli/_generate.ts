@@ -2,7 +2,15 @@
 import { merge } from "../adapters/merge.ts";
 import { type LoadedModel, loadModel } from "../nn/families.ts";
 import { generate } from "../nn/generate.ts";
-import { type FlagSpec, intFlag, numberFlag, parseFlags, required, UsageError } from "./_args.ts";
+import {
+  CONFIG_FLAG,
+  type FlagSpec,
+  intFlag,
+  numberFlag,
+  parseFlags,
+  required,
+  UsageError,
+} from "./_args.ts";
 import { loadAdapter } from "./_load_adapter.ts";
 
 /** The flags of `generate`. */
@@ -17,6 +25,7 @@ export const GENERATE_FLAGS: Record<string, FlagSpec> = {
   seed: { type: "string", default: "0", help: "sampling seed" },
   backend: { type: "string", default: "webgpu", help: "webgpu or cpu" },
   json: { type: "boolean", help: "print one JSON document on stdout (tokens stream to stderr)" },
+  config: CONFIG_FLAG,
 };
 
 /** The model with an adapter (PEFT directory or compact file) folded into its weights. */
@@ -82,13 +91,13 @@ export async function generateCommand(args: readonly string[]): Promise<void> {
     console.log(JSON.stringify({
       model: { path: base, family: model.family.name, adapter: values.adapter ?? null },
       prompt: options.prompt,
-      promptIds: result.promptIds,
+      prompt_ids: result.promptIds,
       text: result.text,
       ids: result.ids,
       backend,
-      tokensPerS: result.tokensPerS,
-      prefillMs: result.prefillMs,
-      msPerToken: perToken,
+      tokens_per_s: result.tokensPerS,
+      prefill_ms: result.prefillMs,
+      ms_per_token: perToken,
     }));
   } else {
     console.error(

@@ -12,7 +12,7 @@ import { loadDataFile } from "../data/files.ts";
 import { classificationTask, lmTexts } from "../train/_eval.ts";
 import type { StepRunner } from "../train/runner.ts";
 import { softmax } from "../train/metrics_cls.ts";
-import { type FlagSpec, intFlag, parseFlags, required, UsageError } from "./_args.ts";
+import { CONFIG_FLAG, type FlagSpec, intFlag, parseFlags, required, UsageError } from "./_args.ts";
 import { backendOf, flag, type TrainCommandOptions } from "./_train_common.ts";
 import { DATA_FLAGS, initialParams, loadBase, taskGraph } from "./_task.ts";
 
@@ -28,6 +28,7 @@ export const SCORING_FLAGS: Record<string, FlagSpec> = {
   task: DATA_FLAGS.task,
   "text-column": DATA_FLAGS["text-column"],
   "label-column": DATA_FLAGS["label-column"],
+  config: CONFIG_FLAG,
 };
 
 /** A model ready to score: its graph, params, task and class names. */

@@ -1,12 +1,19 @@
 /**
  * The model after training, in three calls: {@link loadAdapter} reads a PEFT
- * adapter directory (what `finetune` and {@link fit} runs export),
+ * adapter directory (what `finetune` and `fit` runs export),
  * {@link evaluateModel} measures a model with or without it on examples, and
- * {@link withAdapter} folds it into the weights for `generate`.
+ * {@link withAdapter} folds it into the weights for `generate`. {@link evaluate}
+ * is `evaluateModel` for a loaded model and the CPU interpreter for a graph.
  *
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
+import type { CpuTensor } from "../compiler/ir.ts";
+import {
+  evaluate as evaluateGraph,
+  type EvaluateOptions,
+  type Feeds,
+} from "../backends/cpu/interpreter.ts";
 import { merge } from "../adapters/merge.ts";
 import { importPeft, type PeftAdapterFiles, readPeft } from "../adapters/peft_import.ts";
 import type { LoadedModel } from "../nn/families.ts";
@@ -187,4 +194,52 @@ export async function withAdapter(
   const weights = { ...model.weights };
   for (const name of Object.keys(model.weights)) if (merged[name]) weights[name] = merged[name];
   return { ...model, weights };
+}
+
+/**
+ * Runs a graph on the float64 CPU interpreter (every output, synchronously), or
+ * measures a loaded model on examples as {@link evaluateModel} does (a promise of
+ * the loss, and the accuracy of a classifier).
+ *
+ * @example
+ * ```ts
+ * import { trace } from "../compiler/trace.ts";
+ * import { loadModel } from "../nn/families.ts";
+ * import { evaluate } from "./adapted_model.ts";
+ * const g = trace((x) => x.mul(2).sum(), [{ name: "x", shape: [3] }]);
+ * console.log(evaluate(g, { inputs: { x: [1, 2, 3] } }).out.data[0]); // 12
+ * const model = await loadModel("models/gpt-spam-2L-d64-t128.safetensors");
+ * console.log(await evaluate(model, [{ prompt: "", completion: "Hello" }], { batch: 1 })); // { loss, count: 5 }
+ * ```
+ */
+export function evaluate(
+  graph: Graph,
+  feeds?: Feeds,
+  options?: EvaluateOptions,
+): Record<string, CpuTensor>;
+/**
+ * Measures a loaded model (with `options.adapter`) on examples: {@link evaluateModel}.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "../nn/families.ts";
+ * import { evaluate } from "./adapted_model.ts";
+ * const model = await loadModel("models/gpt-spam-2L-d64-t128.safetensors");
+ * console.log((await evaluate(model, [{ prompt: "", completion: "Hi" }], { batch: 1 })).count); // 2
+ * ```
+ */
+export function evaluate(
+  model: LoadedModel,
+  data: EvaluationData,
+  options?: EvaluateModelOptions,
+): Promise<EvalMetrics>;
+export function evaluate(
+  target: Graph | LoadedModel,
+  second?: Feeds | EvaluationData,
+  options?: EvaluateOptions | EvaluateModelOptions,
+): Record<string, CpuTensor> | Promise<EvalMetrics> {
+  if ("family" in target) {
+    return evaluateModel(target, second as EvaluationData, options as EvaluateModelOptions);
+  }
+  return evaluateGraph(target, second as Feeds, options as EvaluateOptions);
 }

@@ -21,6 +21,11 @@ import { type BatchSource, type EvalBatch, type EvalMetrics, feedsOf } from "./_
 import type { MetricsRecord } from "./_metrics.ts";
 import type { ProgressMode } from "./_progress.ts";
 import type { ClassificationBatch, LmBatch } from "../data/batches.ts";
+import type { LoadedModel } from "../nn/families.ts";
+import type { TargetConfig } from "../adapters/targets.ts";
+import { type FitExamples, isExamples, isLoadedModel, prepareModel } from "./_fit_model.ts";
+
+export type { FitExamples } from "./_fit_model.ts";
 
 /**
  * One batch: named feeds, or a batch from `data/` (`classificationBatches`, `lmBatches`).
@@ -57,9 +62,24 @@ export type FitData = readonly FitBatch[] | (() => Iterable<FitBatch>) | Iterabl
  * ```
  */
 export type FitAdapter =
-  | { readonly vera: VeraConfig }
-  | { readonly lora: LoraConfig }
+  | { readonly vera: FitAdapterConfig<VeraConfig> }
+  | { readonly lora: FitAdapterConfig<LoraConfig> }
   | ((model: Graph) => { graph: Graph; adapter?: Adapter });
+
+/**
+ * An adapter config for {@link fit}: on a loaded model, `targetModules` defaults to the family's
+ * PEFT defaults and a classifier's head is kept trainable (`modulesToSave`) unless given.
+ *
+ * @example
+ * ```ts
+ * import type { FitAdapterConfig } from "./fit.ts";
+ * import type { VeraConfig } from "../adapters/vera.ts";
+ * const config: FitAdapterConfig<VeraConfig> = { r: 256 };
+ * ```
+ */
+export type FitAdapterConfig<C extends TargetConfig> =
+  & Omit<C, "targetModules">
+  & { readonly targetModules?: C["targetModules"] };
 
 /**
  * What a callback hears after each step.
@@ -112,12 +132,22 @@ export interface FitCallbacks {
  * ```
  */
 export interface FitOptions {
-  /** The model: a traced graph with a scalar `loss` output. */
-  readonly model: Graph;
+  /**
+   * The model: a traced graph with a scalar `loss` output, or a loaded model (`loadModel`: a
+   * Hugging Face directory or a wgrad base file) trained on examples as a classifier or a language
+   * model.
+   */
+  readonly model: Graph | LoadedModel;
   /** The adapter; without one every trainable param of the model trains. */
   readonly adapter?: FitAdapter;
-  /** Training batches. */
-  readonly data: FitData;
+  /** Training batches of a graph, or examples of a loaded model. */
+  readonly data: FitData | FitExamples;
+  /** A loaded model's batch size (default 8). */
+  readonly batch?: number;
+  /** A loaded model's tokens per example (default its `maxSeqLen`). */
+  readonly seqLen?: number;
+  /** A loaded model's classes (default: the largest label + 1). */
+  readonly numClasses?: number;
   /** How many steps to run; give this or `epochs`. */
   readonly steps?: number;
   /**
@@ -141,7 +171,10 @@ export interface FitOptions {
    * and before the first step unless `atStart` is false (a step-0 record in the history).
    */
   readonly eval?: {
-    readonly batches: readonly EvalBatch[] | (() => Iterable<EvalBatch>);
+    /** Eval batches of a graph. */
+    readonly batches?: readonly EvalBatch[] | (() => Iterable<EvalBatch>);
+    /** Examples, for a loaded model. */
+    readonly examples?: FitExamples;
     readonly every?: number;
     readonly atStart?: boolean;
   };
@@ -190,12 +223,64 @@ export interface FitResult {
   readonly result: TrainResult;
 }
 
-function adapt(model: Graph, adapter: FitAdapter | undefined): { graph: Graph; adapter?: Adapter } {
+function adapt(
+  model: Graph,
+  adapter: FitAdapter | undefined,
+  defaults: { targets?: readonly string[]; head?: string },
+): { graph: Graph; adapter?: Adapter } {
   if (adapter === undefined) return { graph: model };
   if (typeof adapter === "function") return adapter(model);
-  if ("vera" in adapter) return vera(model, adapter.vera);
-  if ("lora" in adapter) return lora(model, adapter.lora);
+  const config = <C extends FitAdapterConfig<TargetConfig>>(c: C) => {
+    const targetModules = c.targetModules ?? defaults.targets;
+    if (targetModules === undefined) {
+      throw new Error('fit: the adapter config needs targetModules (e.g. ["q_proj", "v_proj"])');
+    }
+    const modulesToSave = c.modulesToSave ?? (defaults.head ? [defaults.head] : undefined);
+    return { ...c, targetModules, ...(modulesToSave ? { modulesToSave } : {}) };
+  };
+  if ("vera" in adapter) return vera(model, config(adapter.vera));
+  if ("lora" in adapter) return lora(model, config(adapter.lora));
   throw new Error("fit: adapter must be { vera: config }, { lora: config } or a function");
+}
+
+/** The graph, data, params and eval batches of a run: a loaded model's prepared from examples. */
+function prepare(options: FitOptions) {
+  const seed = options.seed ?? 0;
+  if (!isLoadedModel(options.model)) {
+    if (isExamples(options.data) || options.eval?.examples) {
+      throw new Error(
+        "fit: examples train a loaded model (loadModel); a graph takes batches of feeds",
+      );
+    }
+    return {
+      graph: options.model,
+      data: options.data as FitData,
+      params: options.params,
+      evalBatches: options.eval?.batches,
+      defaults: {},
+    };
+  }
+  const model = options.model;
+  if (!isExamples(options.data)) {
+    throw new Error(
+      "fit: a loaded model trains on examples: [{ text, label }], [{ prompt, completion }] or texts",
+    );
+  }
+  const prepared = prepareModel(model, options.data, {
+    batch: options.batch ?? 8,
+    ...(options.seqLen === undefined ? {} : { seqLen: options.seqLen }),
+    seed,
+    ...(options.numClasses === undefined ? {} : { numClasses: options.numClasses }),
+    ...(options.eval?.examples ? { evalExamples: options.eval.examples } : {}),
+  });
+  return {
+    graph: prepared.graph,
+    data: prepared.data as FitData,
+    params: { ...prepared.params, ...options.params },
+    evalBatches: options.eval?.batches ?? prepared.evalBatches,
+    batchesPerEpoch: prepared.batchesPerEpoch,
+    defaults: { targets: model.family.defaultTargets, head: prepared.head },
+  };
 }
 
 function toFeeds(batch: FitBatch): Readonly<Record<string, Feed>> {
@@ -241,7 +326,7 @@ function sourceOfData(data: FitData): BatchSource {
 }
 
 /** `steps`, or `epochs` passes over the data counted in batches. */
-function stepsOf(options: FitOptions): number {
+function stepsOf(options: FitOptions, batchesPerEpoch?: number): number {
   const { steps, epochs, data } = options;
   if ((steps === undefined) === (epochs === undefined)) {
     throw new Error("fit: give either steps or epochs");
@@ -251,7 +336,8 @@ function stepsOf(options: FitOptions): number {
     throw new Error(`fit: epochs must be an integer ≥ 1, got ${epochs}`);
   }
   let perEpoch: number;
-  if (Array.isArray(data)) perEpoch = data.length;
+  if (batchesPerEpoch !== undefined) perEpoch = batchesPerEpoch;
+  else if (Array.isArray(data)) perEpoch = data.length;
   else if (typeof data === "function") {
     perEpoch = 0;
     for (const _ of (data as () => Iterable<FitBatch>)()) perEpoch++;
@@ -326,14 +412,15 @@ function watchSteps(
  * ```
  */
 export async function fit(options: FitOptions): Promise<FitResult> {
-  const steps = stepsOf(options);
-  const { graph, adapter } = adapt(options.model, options.adapter);
+  const run = prepare(options);
+  const steps = stepsOf(options, run.batchesPerEpoch);
+  const { graph, adapter } = adapt(run.graph, options.adapter, run.defaults);
   if (!("loss" in graph.outputs)) throw new Error("fit: the model has no `loss` output");
   const step = trainStep(graph, { ...options.step, optimizer: options.optimizer ?? adamw() });
   const initial = initParams(graph, { seed: options.seed ?? 0 });
   // Given params the graph lacks are skipped (a pretrained checkpoint keeps a head the
   // fine-tuned model replaces), but some must match, and every match must fit.
-  const given = Object.entries(options.params ?? {});
+  const given = Object.entries(run.params ?? {});
   const used = given.filter(([name]) => name in initial);
   if (given.length > 0 && used.length === 0) {
     throw new Error(
@@ -364,11 +451,14 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   if (options.checkpointEvery !== undefined && options.outDir === undefined) {
     throw new Error("fit: checkpointEvery needs outDir (where the checkpoint goes)");
   }
-  const evalBatches = options.eval?.batches;
+  const evalBatches = run.evalBatches;
+  if (options.eval !== undefined && evalBatches === undefined) {
+    throw new Error("fit: eval needs batches (a graph) or examples (a loaded model)");
+  }
   const result = await train({
     step,
     params: { ...initial, ...initOptimizerState(step) },
-    data: () => sourceOfData(options.data),
+    data: () => sourceOfData(run.data),
     steps,
     lr,
     ...(options.logEvery === undefined ? {} : { logEvery: options.logEvery }),

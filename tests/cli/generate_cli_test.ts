@@ -38,11 +38,13 @@ Deno.test("cli generate", async (t) => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assert.deepEqual(doc.promptIds, ref.logitsInput);
+    assert.deepEqual(doc.prompt_ids, ref.logitsInput);
     // Greedy stops at the end-of-sequence token; transformers' continuation has none before 16.
     assert.deepEqual(doc.ids, ref.greedy);
     assert.equal(doc.model.family, "llama");
-    assert.ok(doc.tokensPerS > 0);
+    assert.ok(doc.tokens_per_s > 0);
+    // snake_case, as every document the commands print.
+    assert.deepEqual(Object.keys(doc).filter((k) => /[A-Z]/.test(k)), []);
     assert.ok(r.stderr.startsWith(doc.text));
   });
   await t.step("without --json the text streams to stdout", async () => {

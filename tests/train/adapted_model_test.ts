@@ -2,7 +2,8 @@ import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { finetuneCommand, pretrainCommand } from "../../cli/_train.ts";
 import { evalCommand } from "../../cli/_eval.ts";
 import { loadModel } from "../../nn/families.ts";
-import { evaluateModel, loadAdapter, withAdapter } from "../../train/adapted_model.ts";
+import { evaluate, evaluateModel, loadAdapter, withAdapter } from "../../train/adapted_model.ts";
+import { trace } from "../../compiler/trace.ts";
 import { quietly } from "../cli/_capture.ts";
 
 const TINY = ["--layers", "1", "--d-model", "8", "--heads", "2", "--seq", "16", "--batch", "2"];
@@ -72,6 +73,16 @@ Deno.test("loadAdapter, evaluateModel and withAdapter agree with the CLI", async
     ok(Math.abs(unmerged.loss - merged.loss) < 1e-4, `${unmerged.loss} vs ${merged.loss}`);
     ok(Math.abs(unmerged.loss - plain.loss) > 1e-4, "the adapter changed the model");
     equal(merged.count, plain.count);
+  });
+
+  await t.step("evaluate: a model's metrics, or a graph's outputs on the CPU", async () => {
+    const docs = [{ prompt: "", completion: "annabel" }];
+    deepEqual(
+      await evaluate(model, docs, { batch: 1 }),
+      await evaluateModel(model, docs, { batch: 1 }),
+    );
+    const g = trace((x) => x.mul(2).sum(), [{ name: "x", shape: [3] }]);
+    equal(evaluate(g, { inputs: { x: [1, 2, 3] } }).out.data[0], 12);
   });
 
   await t.step("clear errors", async () => {

@@ -6,6 +6,9 @@ import { fit, type FitStep } from "../../train/fit.ts";
 import { NonFiniteError } from "../../train/trainer.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
 import { classificationBatches } from "../../data/batches.ts";
+import { saveBaseModel } from "../../train/checkpoint.ts";
+import { loadModel } from "../../nn/families.ts";
+import { evaluateModel } from "../../train/adapted_model.ts";
 
 const linear = () =>
   trace(
@@ -165,3 +168,70 @@ function classificationFeeds(examples: { text: string; label: number }[]) {
   });
   return { tokens: batch.tokens, labels: batch.labels, lastIndex: batch.lastIndex };
 }
+
+Deno.test("fit on a loaded model and examples", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const config = { ...CONFIG, vocabSize: 260, head: "lm" as const };
+  const lm = gptGraph(config, { batch: 1, seqLen: 8 });
+  await saveBaseModel(`${dir}/base.safetensors`, config, lm, initParams(lm, { seed: 3 }));
+  const model = await loadModel(`${dir}/base.safetensors`);
+  const examples = ["anna", "bob", "carla", "dave", "eve"].map((text, i) => ({
+    text,
+    label: i % 2,
+  }));
+
+  await t.step("a classifier: VeRA on the family's targets, the new head trained too", async () => {
+    const result = await fit({
+      model,
+      adapter: { vera: { r: 4 } },
+      data: examples,
+      epochs: 2,
+      batch: 2,
+      schedule: 1e-2,
+      eval: { examples },
+      logEvery: 1,
+    });
+    // 5 examples in batches of 2: 3 batches a pass, 2 passes; step 0 is the evaluation before.
+    deepEqual(result.history.map((r) => r.step), [0, 1, 2, 3, 4, 5, 6]);
+    equal(result.adapter?.kind, "vera");
+    deepEqual(result.adapter!.targets.map((x) => x.module), [
+      "layers.0.attn.q_proj",
+      "layers.0.attn.v_proj",
+    ]);
+    ok(result.params["classifier.weight"] !== undefined, "a classification head");
+    notDeepEqual(
+      result.params["classifier.weight"],
+      initParams(result.graph, { seed: 0 })["classifier.weight"],
+    );
+    // The base weights are the loaded model's, untouched.
+    deepEqual(
+      result.params["layers.0.attn.q_proj.weight"],
+      model.weights["layers.0.attn.q_proj.weight"],
+    );
+    equal(result.history.at(-1)!.eval_accuracy, result.eval!.accuracy);
+  });
+
+  await t.step("a language model on texts, measured as evaluateModel measures it", async () => {
+    const texts = ["anna", "bob", "carla", "dave"];
+    const result = await fit({ model, data: texts, steps: 3, batch: 2, seqLen: 8, schedule: 1e-2 });
+    ok(Number.isFinite(result.history.at(-1)!.loss));
+    const trained = { ...model, weights: { ...model.weights, ...result.params } };
+    const docs = texts.map((completion) => ({ prompt: "", completion }));
+    const after = await evaluateModel(trained, docs, { batch: 2, seqLen: 8 });
+    const before = await evaluateModel(model, docs, { batch: 2, seqLen: 8 });
+    ok(after.loss < before.loss, `${before.loss} → ${after.loss}`);
+  });
+
+  await t.step("examples need a loaded model, a loaded model needs examples", async () => {
+    await rejects(
+      fit({ model: linear(), data: examples, steps: 1 }),
+      /examples train a loaded model/,
+    );
+    await rejects(fit({ model, data: [BATCH], steps: 1 }), /a loaded model trains on examples/);
+    await rejects(
+      fit({ model: linear(), adapter: { lora: { r: 2 } }, data: [BATCH], steps: 1 }),
+      /needs targetModules/,
+    );
+  });
+  await Deno.remove(dir, { recursive: true });
+});
