@@ -201,7 +201,12 @@ export {
   withAdapter,
 } from "./train/adapted_model.ts";
 export { TrainInterrupted } from "./train/trainer.ts";
-export { cpuRunner, type RunnerFactory, type StepRunner } from "./train/runner.ts";
+export {
+  cpuRunner,
+  type RunnerFactory,
+  type RunnerHooks,
+  type StepRunner,
+} from "./train/runner.ts";
 export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
 export {
   decodeSafetensors,
@@ -241,18 +246,18 @@ export type {
   TypedArray,
 } from "./train/runner.ts";
 export type { Checkpoint, Json } from "./train/checkpoint.ts";
-export type { BatchSource, EvalBatch, EvalMetrics } from "./train/_eval.ts";
+export type { BatchSource, EvalBatch, EvalMetrics } from "./train/evaluation.ts";
 export type { Schedule, WarmupOptions } from "./train/schedule.ts";
-export type { ProgressMode } from "./train/_progress.ts";
-export type { MetricsRecord } from "./train/_metrics.ts";
+export type { ProgressMode } from "./train/progress.ts";
+export type { MetricsRecord } from "./train/metrics.ts";
 export type {
   AdamWOptions,
   Optimizer,
   SgdOptions,
   UpdateContext,
   UpdateResult,
-} from "./train/_rules.ts";
-export type { ParamGroup, ParamMatcher } from "./train/_groups.ts";
+} from "./train/update_rules.ts";
+export type { ParamGroup, ParamMatcher } from "./train/param_groups.ts";
 export type { TrainStepOptions } from "./train/optim.ts";
 export type {
   LoadedTensor,

@@ -44,6 +44,8 @@ export interface BackendCapabilities {
 export interface BackendCompileOptions {
   /** Receives the backend's own dumps (the WebGPU program after scheduling). */
   readonly debug?: (stage: string, dump: string) => void;
+  /** Told how many kernels there are once they are known, before they are compiled (progress). */
+  readonly onKernels?: (count: number) => void;
 }
 
 /**

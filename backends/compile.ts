@@ -50,6 +50,8 @@ export interface CompileOptions {
   readonly mapKernel?: (kernel: Kernel) => Kernel;
   /** webgpu: how VeRA's projections are computed (see `WebGpuBackendOptions`). */
   readonly randomProjections?: RandomProjections;
+  /** Told the number of kernels once they are known, before they are compiled (progress). */
+  readonly onKernels?: (count: number) => void;
 }
 
 async function chooseBackend(options: CompileOptions): Promise<Backend> {
@@ -101,5 +103,5 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
     passes = passes.slice(0, passes.indexOf("fuse"));
   }
   const state = runPipeline(graph, passes, { context: backend.capabilities.fusion, debug });
-  return await backend.compile(state, { debug });
+  return await backend.compile(state, { debug, onKernels: options.onKernels });
 }

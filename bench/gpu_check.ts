@@ -25,17 +25,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  measureStep,
-  randomBatches,
-  type StepBenchConfig,
-  type StepReport,
-} from "../cli/_bench.ts";
+import { measureStep, randomBatches, type StepBenchConfig, type StepReport } from "../cli/bench.ts";
 import { trace } from "../compiler/trace.ts";
 import { param } from "../compiler/trace.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
-import { type HostTensor, type PeerConfig, peerWeights, wgradConfig } from "./peers/_shared.ts";
-import { prepareStep } from "../cli/_bench.ts";
+import { type HostTensor, type PeerConfig, peerWeights, wgradConfig } from "./peers/shared.ts";
+import { prepareStep } from "../cli/bench.ts";
 import { hostEncodeMicros, type KernelTiming, timeGraph, timingContext } from "./_gpu_timing.ts";
 
 const { values: flags } = parseArgs({

@@ -7,8 +7,8 @@
  *   deno run -A bench/methods_table.ts [--steps 300] [--batch 16] [--vera-lr 3e-2] [--lora-lr 1e-2] [--out runs/methods]
  */
 import { parseArgs } from "node:util";
-import { finetuneCommand } from "../cli/_train.ts";
-import { DEMO_BASE } from "../cli/_demo.ts";
+import { finetuneCommand } from "../cli/train.ts";
+import { DEMO_BASE } from "../cli/demo.ts";
 import { readPeft } from "../adapters/peft_import.ts";
 import { compactFromPeft } from "../adapters/compact.ts";
 

@@ -18,9 +18,9 @@
  *
  * @module
  */
-import { type PreparedStep, prepareStep, randomBatches } from "../cli/_bench.ts";
+import { type PreparedStep, prepareStep, randomBatches } from "../cli/bench.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
-import { type PeerConfig, type PeerStep, peerWeights, wgradConfig } from "./peers/_shared.ts";
+import { type PeerConfig, type PeerStep, peerWeights, wgradConfig } from "./peers/shared.ts";
 import { freshTfjsBackend, tfjsVeraStep } from "./peers/tfjs_gpt.ts";
 import { jaxDevices, jaxVeraStep } from "./peers/jaxjs_gpt.ts";
 

@@ -20,7 +20,7 @@ import { adamw, hyperparameterFeeds, initOptimizerState, trainStep } from "../tr
  *
  * @example
  * ```ts
- * import type { BenchMethod } from "./_bench.ts";
+ * import type { BenchMethod } from "./bench.ts";
  * const methods: BenchMethod[] = ["vera", "lora", "full"];
  * ```
  */
@@ -31,7 +31,7 @@ export type BenchMethod = "vera" | "lora" | "full";
  *
  * @example
  * ```ts
- * import type { StepBenchConfig } from "./_bench.ts";
+ * import type { StepBenchConfig } from "./bench.ts";
  * const config: StepBenchConfig = {
  *   method: "vera", layers: 2, dModel: 64, heads: 4, seq: 32, batch: 8, vocab: 96,
  *   r: 256, targets: ["q_proj", "v_proj"],
@@ -71,7 +71,7 @@ const LEARNING_RATE: Record<BenchMethod, number> = { vera: 1e-2, lora: 3e-3, ful
  *
  * @example
  * ```ts
- * import type { TokenBatch } from "./_bench.ts";
+ * import type { TokenBatch } from "./bench.ts";
  * const batch: TokenBatch = { tokens: new Int32Array(8), targets: new Int32Array(8) };
  * ```
  */
@@ -88,7 +88,7 @@ export interface TokenBatch {
  *
  * @example
  * ```ts
- * import { randomBatches } from "./_bench.ts";
+ * import { randomBatches } from "./bench.ts";
  * const [b] = randomBatches({ batch: 2, seq: 4, vocab: 10 }, { count: 1, seed: 0 });
  * console.log(b.tokens.length, b.tokens.every((t) => t >= 0 && t < 10)); // 8 true
  * ```
@@ -114,7 +114,7 @@ export function randomBatches(
  *
  * @example
  * ```ts
- * import { stepGraphs } from "./_bench.ts";
+ * import { stepGraphs } from "./bench.ts";
  * const { step } = stepGraphs({
  *   method: "lora", layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 2,
  *   targets: ["q_proj"],
@@ -148,7 +148,7 @@ export function stepGraphs(config: StepBenchConfig): { model: Graph; step: Graph
  *
  * @example
  * ```ts
- * import { prepareStep } from "./_bench.ts";
+ * import { prepareStep } from "./bench.ts";
  * const prepared = await prepareStep({
  *   method: "vera", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8,
  *   targets: ["q_proj", "v_proj"],
@@ -189,7 +189,7 @@ export interface PreparedStep {
  *
  * @example
  * ```ts
- * import type { PrepareStepOptions } from "./_bench.ts";
+ * import type { PrepareStepOptions } from "./bench.ts";
  * const options: PrepareStepOptions = { params: { "layers.0.attn.q_proj.vera_lambda_b": new Float32Array(16).fill(0.5) } };
  * ```
  */
@@ -211,7 +211,7 @@ const CPU_ADAPTER = "cpu (float64 reference interpreter, f32 rounding)";
  *
  * @example
  * ```ts
- * import { prepareStep } from "./_bench.ts";
+ * import { prepareStep } from "./bench.ts";
  * const prepared = await prepareStep({
  *   method: "lora", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 4,
  *   targets: ["q_proj"], backend: "cpu",
@@ -291,7 +291,7 @@ export async function prepareStep(
  *
  * @example
  * ```ts
- * import { median } from "./_bench.ts";
+ * import { median } from "./bench.ts";
  * console.log(median([3, 1, 2])); // 2
  * ```
  */

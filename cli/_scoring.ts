@@ -9,7 +9,7 @@ import type { LoadedModel } from "../nn/families.ts";
 import type { DataTask } from "../data/files.ts";
 import { classificationRows, lmRows, rowEvalBatches, type TokenRow } from "../data/token_rows.ts";
 import { loadDataFile } from "../data/files.ts";
-import { classificationTask, lmTexts } from "../train/_eval.ts";
+import { classificationTask, lmTexts } from "../train/evaluation.ts";
 import type { StepRunner } from "../train/runner.ts";
 import { softmax } from "../train/metrics_cls.ts";
 import { CONFIG_FLAG, type FlagSpec, intFlag, parseFlags, required, UsageError } from "./_args.ts";

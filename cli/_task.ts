@@ -14,7 +14,7 @@ import {
   type TokenRow,
 } from "../data/token_rows.ts";
 import type { Splits } from "../data/split.ts";
-import { classificationTask, lmTexts } from "../train/_eval.ts";
+import { classificationTask, lmTexts } from "../train/evaluation.ts";
 import { isAdapterParam } from "../adapters/merge.ts";
 import { initParams } from "../nn/init.ts";
 import { type FlagSpec, UsageError } from "./_args.ts";

@@ -9,7 +9,7 @@ import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
 import { CONFIG_FLAG, type FlagSpec, intFlag, numberFlag, required, UsageError } from "./_args.ts";
 import { adamw, sgd } from "../train/optim.ts";
-import type { Optimizer } from "../train/_rules.ts";
+import type { Optimizer } from "../train/update_rules.ts";
 import type { Json, LoadedCheckpoint } from "../train/checkpoint.ts";
 import { checkMemory, estimateTrainingMemory, formatBytes } from "../train/memory.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
@@ -74,7 +74,7 @@ export function trainingOptions(
  * @example
  * ```ts
  * import { cpuRunner } from "../train/runner.ts";
- * import type { TrainCommandOptions } from "./_train.ts";
+ * import type { TrainCommandOptions } from "./train.ts";
  * const options: TrainCommandOptions = { backends: { cpu: (g) => cpuRunner(g) }, progress: "lines" };
  * ```
  */

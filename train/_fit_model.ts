@@ -16,7 +16,7 @@ import {
   rowEvalBatches,
   type TokenRow,
 } from "../data/token_rows.ts";
-import type { EvalBatch } from "./_eval.ts";
+import type { EvalBatch } from "./evaluation.ts";
 
 /**
  * Examples a loaded model trains on: labelled texts (a classifier, class

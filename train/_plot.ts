@@ -7,7 +7,7 @@
  * percent axis, and the learning rate in a small panel. A step-0 evaluation
  * (before training) is drawn where present.
  */
-import type { MetricsRecord } from "./_metrics.ts";
+import type { MetricsRecord } from "./metrics.ts";
 
 const WIDTH = 760;
 const LEFT = 70, RIGHT = 24;

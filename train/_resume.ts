@@ -1,7 +1,7 @@
 /** What resuming a run needs: the starting params, and a checkpoint complete enough to continue. */
 import type { Checkpoint, Json } from "./checkpoint.ts";
-import type { BatchSource } from "./_eval.ts";
-import type { MetricsRecord } from "./_metrics.ts";
+import type { BatchSource } from "./evaluation.ts";
+import type { MetricsRecord } from "./metrics.ts";
 import { initOptimizerState } from "./optim.ts";
 import { updatedParams } from "./runner.ts";
 import type { Graph } from "../compiler/ir.ts";

@@ -21,7 +21,7 @@ import { initParams } from "../nn/init.ts";
 import type { ClassificationExample } from "../data/classification_batches.ts";
 import type { LmDocument } from "../data/files.ts";
 import { classificationRows, lmRows, rowEvalBatches } from "../data/token_rows.ts";
-import { type EvalMetrics, evaluateModel as evaluateRunner } from "./_eval.ts";
+import { type EvalMetrics, evaluateModel as evaluateRunner } from "./evaluation.ts";
 import { cpuRunner } from "./runner.ts";
 import { webgpuRunner } from "./gpu_runner.ts";
 

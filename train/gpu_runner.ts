@@ -8,7 +8,7 @@
 import type { Graph } from "../compiler/ir.ts";
 import { compile } from "../backends/compile.ts";
 import type { HostArray } from "../backends/executable.ts";
-import type { RunnerFactory, StepRunner } from "./runner.ts";
+import type { RunnerFactory, RunnerHooks, StepRunner } from "./runner.ts";
 
 function toHost(value: HostArray): Float32Array | Int32Array {
   if (value instanceof Float32Array || value instanceof Int32Array) return value;
@@ -29,8 +29,8 @@ function toHost(value: HostArray): Float32Array | Int32Array {
  * runner.dispose();
  * ```
  */
-export async function webgpuRunner(graph: Graph): Promise<StepRunner> {
-  const exe = await compile(graph, { backend: "webgpu" });
+export async function webgpuRunner(graph: Graph, hooks: RunnerHooks = {}): Promise<StepRunner> {
+  const exe = await compile(graph, { backend: "webgpu", onKernels: hooks.onKernels });
   const defaultRead = Object.keys(graph.outputs).filter((k) => !k.startsWith("update:"));
   return {
     graph,
@@ -64,5 +64,5 @@ export async function webgpuRunner(graph: Graph): Promise<StepRunner> {
 }
 
 /** A {@link RunnerFactory} for the WebGPU backend. */
-export const webgpuRunnerFactory: RunnerFactory = (graph): Promise<StepRunner> =>
-  webgpuRunner(graph);
+export const webgpuRunnerFactory: RunnerFactory = (graph, hooks): Promise<StepRunner> =>
+  webgpuRunner(graph, hooks);

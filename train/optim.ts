@@ -43,20 +43,26 @@ import {
 } from "../compiler/ir.ts";
 import { gradName, valueAndGrad } from "../compiler/autodiff.ts";
 import { constant, Tensor } from "../compiler/trace.ts";
-import { assignGroups, lrInputName, type ParamGroup } from "./_groups.ts";
-import type { Optimizer } from "./_rules.ts";
+import { assignGroups, lrInputName, type ParamGroup } from "./param_groups.ts";
+import type { Optimizer } from "./update_rules.ts";
 import * as ops from "../ops/mod.ts";
 
-export { adamw, sgd } from "./_rules.ts";
-export type { AdamWOptions, Optimizer, SgdOptions, UpdateContext, UpdateResult } from "./_rules.ts";
-export { lrInputName } from "./_groups.ts";
+export { adamw, sgd } from "./update_rules.ts";
+export type {
+  AdamWOptions,
+  Optimizer,
+  SgdOptions,
+  UpdateContext,
+  UpdateResult,
+} from "./update_rules.ts";
+export { lrInputName } from "./param_groups.ts";
 export {
   applyUpdates,
   hyperparameterFeeds,
   initOptimizerState,
   optimizerStateNames,
 } from "./_state.ts";
-export type { ParamGroup, ParamMatcher } from "./_groups.ts";
+export type { ParamGroup, ParamMatcher } from "./param_groups.ts";
 
 /** Options of {@link trainStep}. */
 export interface TrainStepOptions {

@@ -120,7 +120,24 @@ export interface StepRunner {
  * const cpu64: RunnerFactory = (graph) => cpuRunner(graph, { precision: "f64" });
  * ```
  */
-export type RunnerFactory = (graph: Graph) => StepRunner | Promise<StepRunner>;
+export type RunnerFactory = (
+  graph: Graph,
+  hooks?: RunnerHooks,
+) => StepRunner | Promise<StepRunner>;
+
+/**
+ * What a runner factory may report while it builds a runner.
+ *
+ * @example
+ * ```ts
+ * import type { RunnerHooks } from "./runner.ts";
+ * const hooks: RunnerHooks = { onKernels: (n) => console.log(`compiling ${n} kernels…`) };
+ * ```
+ */
+export interface RunnerHooks {
+  /** The number of kernels, once known and before they are compiled. */
+  readonly onKernels?: (count: number) => void;
+}
 
 /**
  * Options of {@link cpuRunner}.

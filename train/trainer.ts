@@ -40,17 +40,23 @@ import { type Checkpoint, type Json, saveCheckpoint } from "./checkpoint.ts";
 import { hyperparameterFeeds } from "./optim.ts";
 import { cpuRunner, type RunnerFactory, type StepRunner, updatedParams } from "./runner.ts";
 import type { Schedule } from "./schedule.ts";
-import { type BatchSource, type EvalBatch, type EvalMetrics, evaluateModel } from "./_eval.ts";
-import { MetricsLog, type MetricsRecord } from "./_metrics.ts";
+import { type BatchSource, type EvalBatch, type EvalMetrics, evaluateModel } from "./evaluation.ts";
+import { MetricsLog, type MetricsRecord } from "./metrics.ts";
 import { lossPlotSvg } from "./_plot.ts";
-import { createProgress, type ProgressMode } from "./_progress.ts";
+import { createProgress, type ProgressMode } from "./progress.ts";
 import { checkResumable, finishedResult, startingParams } from "./_resume.ts";
 import { NONFINITE_STEP, watchNonFinite } from "./_nonfinite.ts";
 
-export { classifierEvalBatches, evaluateModel, feedsOf, lmEvalBatches, sourceOf } from "./_eval.ts";
-export type { BatchSource, EvalBatch, EvalMetrics } from "./_eval.ts";
-export type { MetricsRecord } from "./_metrics.ts";
-export type { ProgressMode } from "./_progress.ts";
+export {
+  classifierEvalBatches,
+  evaluateModel,
+  feedsOf,
+  lmEvalBatches,
+  sourceOf,
+} from "./evaluation.ts";
+export type { BatchSource, EvalBatch, EvalMetrics } from "./evaluation.ts";
+export type { MetricsRecord } from "./metrics.ts";
+export type { ProgressMode } from "./progress.ts";
 
 /**
  * Options of {@link train}.
@@ -361,7 +367,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // read back, and kept out of the speed and the ETA when more steps follow.
   const compileStart = performance.now();
   progress.message("compiling the training step…", { pause: true });
-  const runner = await factory(stepGraph);
+  const runner = await factory(stepGraph, {
+    onKernels: (n) => progress.message(`compiling ${n} kernels…`, { pause: true }),
+  });
   let compileMs = performance.now() - compileStart;
   const interrupt = interruptWatch(!!options.stopOnInterrupt, (l) => progress.message(l));
   let evalRunner: StepRunner | undefined;

@@ -78,7 +78,7 @@ export function webgpuBackend(gpu: GpuContext, options: WebGpuBackendOptions = {
         randomProjections: options.randomProjections ?? DEFAULT_RANDOM_PROJECTIONS,
       },
     },
-    async compile(state, { debug }) {
+    async compile(state, { debug, onKernels }) {
       if (state.plan === undefined) throw new Error(`the webgpu backend needs the pass "fuse"`);
       const program = schedule(state.plan, {
         tiles: (shape) => tilesFor(gpu, shape),
@@ -86,6 +86,7 @@ export function webgpuBackend(gpu: GpuContext, options: WebGpuBackendOptions = {
         mapKernel: options.mapKernel,
       });
       debug?.("schedule", printProgram(program));
+      onKernels?.(program.steps.length);
       const before = gpu.pipelines.pipelinesCreated;
       // One at a time: concurrent compilations would interleave their error scopes.
       for (const step of program.steps) await gpu.pipelines.get(step.kernel);

@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { prepareStep, randomBatches } from "../../cli/_bench.ts";
-import { type PeerConfig, type PeerStep, peerWeights, wgradConfig } from "./_shared.ts";
+import { prepareStep, randomBatches } from "../../cli/bench.ts";
+import { type PeerConfig, type PeerStep, peerWeights, wgradConfig } from "./shared.ts";
 import { tfjsVeraStep, useTfjsWebGpu } from "./tfjs_gpt.ts";
 import { type JaxDevice, jaxDevices, jaxVeraStep } from "./jaxjs_gpt.ts";
 

@@ -23,7 +23,7 @@ import {
   type PeerConfig,
   type PeerStep,
   type PeerWeights,
-} from "./_shared.ts";
+} from "./shared.ts";
 
 const { defaultDevice, init, jit, nn, numpy: np, tree, valueAndGrad } = jaxjs;
 type JaxArray = jaxjs.Array;
@@ -134,8 +134,8 @@ function gptLoss(
  *
  * @example
  * ```ts
- * import { randomBatches } from "../../cli/_bench.ts";
- * import { peerWeights, type PeerConfig } from "./_shared.ts";
+ * import { randomBatches } from "../../cli/bench.ts";
+ * import { peerWeights, type PeerConfig } from "./shared.ts";
  * import { jaxDevices, jaxVeraStep } from "./jaxjs_gpt.ts";
  * await jaxDevices();
  * const config: PeerConfig = { layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8, targets: ["q_proj", "v_proj"] };

@@ -22,7 +22,7 @@ import {
   type PeerConfig,
   type PeerStep,
   type PeerWeights,
-} from "./_shared.ts";
+} from "./shared.ts";
 
 let freshCount = 0;
 
@@ -89,8 +89,8 @@ export async function useTfjsWebGpu(): Promise<string> {
  *
  * @example
  * ```ts
- * import { randomBatches } from "../../cli/_bench.ts";
- * import { peerWeights, type PeerConfig } from "./_shared.ts";
+ * import { randomBatches } from "../../cli/bench.ts";
+ * import { peerWeights, type PeerConfig } from "./shared.ts";
  * import { tfjsVeraStep, useTfjsWebGpu } from "./tfjs_gpt.ts";
  * await useTfjsWebGpu();
  * const config: PeerConfig = { layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8, targets: ["q_proj", "v_proj"] };

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { finetuneCommand } from "../../cli/_train.ts";
-import { predictCommand } from "../../cli/_predict.ts";
-import { mergeCommand } from "../../cli/_formats.ts";
+import { finetuneCommand } from "../../cli/train.ts";
+import { predictCommand } from "../../cli/predict.ts";
+import { mergeCommand } from "../../cli/formats.ts";
 import { cpuMergeRunner } from "../../adapters/merge.ts";
 import { classifierArchitecture } from "../../adapters/merge_hf.ts";
 import { readSafetensors } from "../../io/safetensors.ts";

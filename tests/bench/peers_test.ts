@@ -1,7 +1,7 @@
 import { equal, ok } from "node:assert/strict";
 import { checkPeerLosses, LATER_TOLERANCE, STEP0_TOLERANCE } from "../../bench/peers/check.ts";
-import { peerWeights, wgradConfig } from "../../bench/peers/_shared.ts";
-import { prepareStep, randomBatches } from "../../cli/_bench.ts";
+import { peerWeights, wgradConfig } from "../../bench/peers/shared.ts";
+import { prepareStep, randomBatches } from "../../cli/bench.ts";
 
 const TINY = {
   layers: 1,

@@ -1,5 +1,5 @@
 /** Runs the CLI in-process, capturing what it prints. */
-import { main } from "../../cli.ts";
+import { main } from "../../cli/main.ts";
 
 /** Exit code and printed lines of one CLI run. */
 export interface CliRun {

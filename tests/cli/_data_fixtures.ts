@@ -1,4 +1,4 @@
-import { pretrainCommand } from "../../cli/_train.ts";
+import { pretrainCommand } from "../../cli/train.ts";
 
 async function quietly(run: () => Promise<void>): Promise<void> {
   const { log, error } = console;

@@ -1,5 +1,5 @@
 import { equal, ok, rejects } from "node:assert/strict";
-import { benchCommand, type StepReport } from "../../cli/_bench.ts";
+import { benchCommand, type StepReport } from "../../cli/bench.ts";
 import { UsageError } from "../../cli/_args.ts";
 
 const TINY = [

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { finetuneCommand, type TrainCommandOptions } from "../../cli/_train.ts";
+import { finetuneCommand, type TrainCommandOptions } from "../../cli/train.ts";
 import { readPeft } from "../../adapters/peft_import.ts";
 import { threeClassJsonl, tinyBase } from "./_data_fixtures.ts";
 import { quietly } from "./_capture.ts";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { finetuneCommand } from "../../cli/_train.ts";
-import { predictCommand } from "../../cli/_predict.ts";
-import { evalCommand } from "../../cli/_eval.ts";
-import { main } from "../../cli.ts";
+import { finetuneCommand } from "../../cli/train.ts";
+import { predictCommand } from "../../cli/predict.ts";
+import { evalCommand } from "../../cli/eval.ts";
+import { main } from "../../cli/main.ts";
 import { threeClassJsonl, tinyBase } from "./_data_fixtures.ts";
 import { quietly as stdout } from "./_capture.ts";
 

@@ -2,8 +2,8 @@
 // directory, --json purity and no-command usage. The Ctrl-C case runs cli.ts as a real process
 // (`deno test` handles SIGINT itself).
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/_train.ts";
-import { main } from "../../cli.ts";
+import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/train.ts";
+import { main } from "../../cli/main.ts";
 import { quietly } from "./_capture.ts";
 
 const QUIET: TrainCommandOptions = { progress: "none" };

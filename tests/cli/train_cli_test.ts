@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { UsageError } from "../../cli/_args.ts";
-import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/_train.ts";
+import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/train.ts";
 import { GPT_METADATA_KEY } from "../../train/checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../../io/safetensors.ts";
 import { readPeft } from "../../adapters/peft_import.ts";

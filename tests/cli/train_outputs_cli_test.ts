@@ -1,7 +1,7 @@
 // finetune and pretrain never overwrite without --force, never delete files they did not write,
 // never strand a run (a killed process leaves no stale lock), and refuse bad runs before any work.
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/_train.ts";
+import { finetuneCommand, pretrainCommand, type TrainCommandOptions } from "../../cli/train.ts";
 import { readSafetensors, writeSafetensors } from "../../io/safetensors.ts";
 import { cpuRunner } from "../../train/runner.ts";
 import { runCli } from "./_capture.ts";

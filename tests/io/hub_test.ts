@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { downloadModel, parseHubRef } from "../../io/hub.ts";
 import { loadModel } from "../../nn/families.ts";
-import { main } from "../../cli.ts";
+import { main } from "../../cli/main.ts";
 import { serveHub } from "./_hub_server.ts";
 
 const FIXTURE = new URL("../fixtures/hf/tiny-gpt2", import.meta.url).pathname;

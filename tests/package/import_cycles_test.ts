@@ -1,7 +1,8 @@
 // No import cycles anywhere in the repository's TypeScript, type-only imports
 // included: layers import downwards (ops → compiler/ir, backends → compiler
 // and ops, compile → backends), so each folder can be read, tested and
-// replaced on its own.
+// replaced on its own. And a module named `_name.ts` is private to its
+// folder: code elsewhere (tests aside) imports only public modules.
 import assert from "node:assert/strict";
 
 const root = new URL("../../", import.meta.url);
@@ -86,4 +87,26 @@ Deno.test("no import cycles in the repository", () => {
   const relative = (p: string) => p.slice(root.pathname.length);
   const found = cycles(graph).map((c) => c.map(relative).join(" → "));
   assert.deepEqual(found, [], `import cycles:\n${found.join("\n")}`);
+});
+
+Deno.test("private modules are imported only from their own folder (tests aside)", () => {
+  const folder = (p: string) => p.slice(0, p.lastIndexOf("/"));
+  const tests = new URL("tests/", root).pathname;
+  const crossings: string[] = [];
+  for (const file of sourceFiles(root).filter((f) => !f.startsWith(tests))) {
+    for (const spec of importsOf(Deno.readTextFileSync(file))) {
+      const target = new URL(spec, `file://${file}`).pathname;
+      const name = target.slice(target.lastIndexOf("/") + 1);
+      if (name.startsWith("_") && folder(target) !== folder(file)) {
+        crossings.push(
+          `${file.slice(root.pathname.length)} → ${target.slice(root.pathname.length)}`,
+        );
+      }
+    }
+  }
+  assert.deepEqual(
+    crossings,
+    [],
+    `private modules imported from another folder:\n${crossings.join("\n")}`,
+  );
 });

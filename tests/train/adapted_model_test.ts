@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { finetuneCommand, pretrainCommand } from "../../cli/_train.ts";
-import { evalCommand } from "../../cli/_eval.ts";
+import { finetuneCommand, pretrainCommand } from "../../cli/train.ts";
+import { evalCommand } from "../../cli/eval.ts";
 import { loadModel } from "../../nn/families.ts";
 import { evaluate, evaluateModel, loadAdapter, withAdapter } from "../../train/adapted_model.ts";
 import { trace } from "../../compiler/trace.ts";

@@ -1,7 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import fc from "fast-check";
 import { lossPlotSvg, niceTicks, smooth } from "../../train/_plot.ts";
-import type { MetricsRecord } from "../../train/_metrics.ts";
+import type { MetricsRecord } from "../../train/metrics.ts";
 
 const rec = (step: number, loss: number, extra: Record<string, number> = {}): MetricsRecord => ({
   step,

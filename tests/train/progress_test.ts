@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { loadCheckpoint } from "../../train/checkpoint.ts";
 import { train } from "../../train/trainer.ts";
 import { interruptOptions } from "./_interrupt_child.ts";
-import { createProgress, formatEta, MovingRate } from "../../train/_progress.ts";
+import { createProgress, formatEta, MovingRate } from "../../train/progress.ts";
 
 Deno.test("progress: time spent in a pause (compiling, evaluating) is not in the ETA", async (t) => {
   let clock = 0;

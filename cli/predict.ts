@@ -8,7 +8,7 @@ import { scoreDataFile, SCORING_FLAGS } from "./_scoring.ts";
  * @example
  * ```ts
  * import { flagHelp } from "./_args.ts";
- * import { PREDICT_FLAGS } from "./_predict.ts";
+ * import { PREDICT_FLAGS } from "./predict.ts";
  * console.log(flagHelp(PREDICT_FLAGS).includes("--adapter")); // true
  * ```
  */
@@ -27,7 +27,7 @@ const preview = (text: string) => {
  *
  * @example
  * ```ts
- * import { predictCommand } from "./_predict.ts";
+ * import { predictCommand } from "./predict.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/d.txt`, "Anna");
  * await predictCommand(["--base", "models/gpt-spam-2L-d64-t128.safetensors", "--data", `${dir}/d.txt`, "--backend", "cpu"]);

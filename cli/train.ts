@@ -52,7 +52,7 @@ import {
   taskGraph,
 } from "./_task.ts";
 
-export { PRETRAIN_FLAGS, pretrainCommand } from "./_pretrain.ts";
+export { PRETRAIN_FLAGS, pretrainCommand } from "./pretrain.ts";
 export type { TrainCommandOptions } from "./_train_common.ts";
 
 /**
@@ -61,7 +61,7 @@ export type { TrainCommandOptions } from "./_train_common.ts";
  * @example
  * ```ts
  * import { flagHelp } from "./_args.ts";
- * import { FINETUNE_FLAGS } from "./_train.ts";
+ * import { FINETUNE_FLAGS } from "./train.ts";
  * console.log(flagHelp(FINETUNE_FLAGS));
  * ```
  */
@@ -250,7 +250,7 @@ function sample(rows: TokenRow[], limit: number | undefined): TokenRow[] {
  *
  * @example
  * ```ts
- * import { finetuneCommand, pretrainCommand } from "./_train.ts";
+ * import { finetuneCommand, pretrainCommand } from "./train.ts";
  * const dir = await Deno.makeTempDir();
  * const tiny = ["--data", "names", "--steps", "2", "--batch", "2"];
  * await pretrainCommand([...tiny, "--out", `${dir}/base.safetensors`, "--layers", "1", "--d-model", "8", "--heads", "2", "--seq", "8", "--eval-batches", "1"], { progress: "none" });

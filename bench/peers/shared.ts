@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type StepBenchConfig, stepGraphs, type TokenBatch } from "../../cli/_bench.ts";
+import { type StepBenchConfig, stepGraphs, type TokenBatch } from "../../cli/bench.ts";
 import { initParams } from "../../nn/init.ts";
 import { kaimingUniformBound, uniformSymmetric } from "../../prng/threefry.ts";
 import { VERA_STREAM_A, VERA_STREAM_B } from "../../adapters/vera.ts";
@@ -18,7 +18,7 @@ import { VERA_STREAM_A, VERA_STREAM_B } from "../../adapters/vera.ts";
  *
  * @example
  * ```ts
- * import type { PeerConfig } from "./_shared.ts";
+ * import type { PeerConfig } from "./shared.ts";
  * const config: PeerConfig = { layers: 2, dModel: 64, heads: 4, seq: 32, batch: 8, vocab: 96, r: 256, targets: ["q_proj", "v_proj"] };
  * ```
  */
@@ -32,7 +32,7 @@ export type PeerConfig = Omit<StepBenchConfig, "method" | "backend" | "r"> & {
  *
  * @example
  * ```ts
- * import type { HostTensor } from "./_shared.ts";
+ * import type { HostTensor } from "./shared.ts";
  * const t: HostTensor = { shape: [2], data: new Float32Array([1, 2]) };
  * ```
  */
@@ -49,7 +49,7 @@ export interface HostTensor {
  *
  * @example
  * ```ts
- * import { peerWeights } from "./_shared.ts";
+ * import { peerWeights } from "./shared.ts";
  * const w = peerWeights({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] });
  * console.log(w.trainable); // ["layers.0.attn.q_proj.vera_lambda_b", "layers.0.attn.q_proj.vera_lambda_d"]
  * ```
@@ -70,7 +70,7 @@ export interface PeerWeights {
  *
  * @example
  * ```ts
- * import { wgradConfig } from "./_shared.ts";
+ * import { wgradConfig } from "./shared.ts";
  * console.log(wgradConfig({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] }).method); // "vera"
  * ```
  */
@@ -83,7 +83,7 @@ export function wgradConfig(config: PeerConfig): StepBenchConfig {
  *
  * @example
  * ```ts
- * import type { PeerWeightOptions } from "./_shared.ts";
+ * import type { PeerWeightOptions } from "./shared.ts";
  * const forChecks: PeerWeightOptions = { lambdaB: "random", weightScale: 10 };
  * ```
  */
@@ -105,7 +105,7 @@ export interface PeerWeightOptions {
  *
  * @example
  * ```ts
- * import { peerWeights } from "./_shared.ts";
+ * import { peerWeights } from "./shared.ts";
  * const w = peerWeights({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] }, { lambdaB: "random" });
  * console.log(w.veraA.shape, w.veraB.shape); // [4, 8] [8, 4]
  * ```
@@ -157,7 +157,7 @@ export function peerWeights(
  *
  * @example
  * ```ts
- * import { isTarget } from "./_shared.ts";
+ * import { isTarget } from "./shared.ts";
  * console.log(isTarget("layers.0.attn.q_proj", ["q_proj"])); // true
  * ```
  */
@@ -170,7 +170,7 @@ export function isTarget(module: string, targets: readonly string[]): boolean {
  *
  * @example
  * ```ts
- * import { ADAMW } from "./_shared.ts";
+ * import { ADAMW } from "./shared.ts";
  * console.log(ADAMW.lr, ADAMW.weightDecay); // 0.01 0.01
  * ```
  */
@@ -193,7 +193,7 @@ export const ADAMW: Readonly<{
  *
  * @example
  * ```ts
- * import type { PeerStep } from "./_shared.ts";
+ * import type { PeerStep } from "./shared.ts";
  * async function time(step: PeerStep, k: number) {
  *   const t0 = performance.now();
  *   await step.run(k);
@@ -215,7 +215,7 @@ export interface PeerStep {
  *
  * @example
  * ```ts
- * import type { PeerBatches } from "./_shared.ts";
+ * import type { PeerBatches } from "./shared.ts";
  * const none: PeerBatches = [];
  * ```
  */

@@ -45,7 +45,7 @@ import {
  * @example
  * ```ts
  * import { flagHelp } from "./_args.ts";
- * import { PRETRAIN_FLAGS } from "./_train.ts";
+ * import { PRETRAIN_FLAGS } from "./train.ts";
  * console.log(flagHelp(PRETRAIN_FLAGS));
  * ```
  */
@@ -76,7 +76,7 @@ export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
  *
  * @example
  * ```ts
- * import { pretrainCommand } from "./_train.ts";
+ * import { pretrainCommand } from "./train.ts";
  * const out = `${await Deno.makeTempDir()}/base.safetensors`;
  * await pretrainCommand(["--data", "names", "--out", out, "--layers", "1", "--d-model", "8", "--heads", "2", "--seq", "8", "--steps", "2", "--batch", "2", "--eval-batches", "1"], { progress: "none" });
  * ```

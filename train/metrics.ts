@@ -6,7 +6,7 @@ import { writeFileAtomic } from "../io/atomic.ts";
  *
  * @example
  * ```ts
- * import type { MetricsRecord } from "./_metrics.ts";
+ * import type { MetricsRecord } from "./metrics.ts";
  * const r: MetricsRecord = { step: 10, loss: 0.5, lr: 1e-3, grad_norm: 0.8, tokens_per_s: 4000, eval_accuracy: 0.9 };
  * ```
  */
@@ -33,7 +33,7 @@ export interface MetricsRecord {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseMetrics } from "./_metrics.ts";
+ * import { parseMetrics } from "./metrics.ts";
  * const text = '{"step":1,"loss":2}\n{"step":2,"lo';
  * assert.deepEqual(parseMetrics(text, "metrics.jsonl").map((r) => r.step), [1]);
  * ```
@@ -72,7 +72,7 @@ export function parseMetrics(text: string, path: string): MetricsRecord[] {
  *
  * @example
  * ```ts
- * import { MetricsLog } from "./_metrics.ts";
+ * import { MetricsLog } from "./metrics.ts";
  * const path = `${await Deno.makeTempDir()}/metrics.jsonl`;
  * const log = await MetricsLog.open(path);
  * await log.append({ step: 1, loss: 2.5, lr: 1e-3, grad_norm: 1, tokens_per_s: 100 });
@@ -94,7 +94,7 @@ export class MetricsLog {
    *
    * @example
    * ```ts
-   * import { MetricsLog } from "./_metrics.ts";
+   * import { MetricsLog } from "./metrics.ts";
    * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`, { keepUpTo: 0 });
    * log.close();
    * ```
@@ -119,7 +119,7 @@ export class MetricsLog {
    *
    * @example
    * ```ts
-   * import { MetricsLog } from "./_metrics.ts";
+   * import { MetricsLog } from "./metrics.ts";
    * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`);
    * console.log(log.records.length); // 0
    * log.close();
@@ -134,7 +134,7 @@ export class MetricsLog {
    *
    * @example
    * ```ts
-   * import { MetricsLog } from "./_metrics.ts";
+   * import { MetricsLog } from "./metrics.ts";
    * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`);
    * await log.append({ step: 1, loss: 1, lr: 0.1, grad_norm: 0.5, tokens_per_s: 10 });
    * log.close();
@@ -152,7 +152,7 @@ export class MetricsLog {
    *
    * @example
    * ```ts
-   * import { MetricsLog } from "./_metrics.ts";
+   * import { MetricsLog } from "./metrics.ts";
    * (await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`)).close();
    * ```
    */

@@ -22,7 +22,7 @@ import type { Feed, StepRunner } from "./runner.ts";
  *
  * @example
  * ```ts
- * import type { BatchSource } from "./_eval.ts";
+ * import type { BatchSource } from "./evaluation.ts";
  * const fixed: BatchSource = { next: () => ({ x: [1, 2] }), state: null };
  * ```
  */
@@ -38,7 +38,7 @@ export interface BatchSource {
  *
  * @example
  * ```ts
- * import type { EvalBatch } from "./_eval.ts";
+ * import type { EvalBatch } from "./evaluation.ts";
  * const padded: EvalBatch = { feeds: { tokens: new Int32Array(8), labels: new Int32Array(2), lastIndex: new Int32Array(2) }, rows: 1 };
  * ```
  */
@@ -54,7 +54,7 @@ export interface EvalBatch {
  *
  * @example
  * ```ts
- * import type { EvalMetrics } from "./_eval.ts";
+ * import type { EvalMetrics } from "./evaluation.ts";
  * const m: EvalMetrics = { loss: 0.31, accuracy: 0.92, count: 640 };
  * ```
  */
@@ -74,7 +74,7 @@ export interface EvalMetrics {
  * @example
  * ```ts
  * import { lmBatches } from "../data/batches.ts";
- * import { feedsOf } from "./_eval.ts";
+ * import { feedsOf } from "./evaluation.ts";
  * console.log(Object.keys(feedsOf(lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).next().value!)));
  * // ["tokens", "targets"]
  * ```
@@ -90,7 +90,7 @@ export function feedsOf(batch: ClassificationBatch | LmBatch): Record<string, Fe
  * @example
  * ```ts
  * import { lmBatches } from "../data/batches.ts";
- * import { sourceOf } from "./_eval.ts";
+ * import { sourceOf } from "./evaluation.ts";
  * const source = sourceOf(lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }));
  * source.next();
  * console.log(source.state); // { epoch: 0, index: 1, seed: 0 }
@@ -116,7 +116,7 @@ export function sourceOf(
  *
  * @example
  * ```ts
- * import { classifierEvalBatches } from "./_eval.ts";
+ * import { classifierEvalBatches } from "./evaluation.ts";
  * const data = [{ text: "a", label: 0 }, { text: "b", label: 1 }, { text: "c", label: 0 }];
  * console.log([...classifierEvalBatches(data, { batchSize: 2, seqLen: 4 })].map((b) => b.rows)); // [2, 1]
  * ```
@@ -154,7 +154,7 @@ export function* classifierEvalBatches(
  *
  * @example
  * ```ts
- * import { lmEvalBatches } from "./_eval.ts";
+ * import { lmEvalBatches } from "./evaluation.ts";
  * const batches = [...lmEvalBatches(["anna", "bob", "carla", "dave"], { batchSize: 1, seqLen: 4 })];
  * console.log(batches.length > 0); // true
  * ```
@@ -193,7 +193,7 @@ function rowCrossEntropy(logits: Float32Array, row: number, classes: number, lab
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { cpuRunner } from "./runner.ts";
- * import { classifierEvalBatches, evaluateModel } from "./_eval.ts";
+ * import { classifierEvalBatches, evaluateModel } from "./evaluation.ts";
  * const g = gptGraph({ vocabSize: 260, maxSeqLen: 4, dModel: 8, heads: 2, layers: 1, head: "classifier" }, { batch: 2, seqLen: 4 });
  * const runner = cpuRunner(g);
  * await runner.setParams(initParams(g));
@@ -243,7 +243,7 @@ export async function evaluateModel(
  * ```ts
  * import assert from "node:assert/strict";
  * import "../data/datasets.ts";
- * import { lmTexts } from "./_eval.ts";
+ * import { lmTexts } from "./evaluation.ts";
  * assert.ok(lmTexts("names").train.length > 0);
  * ```
  */
@@ -260,7 +260,7 @@ export function lmTexts(data: DatasetName): Splits<string> {
  * ```ts
  * import assert from "node:assert/strict";
  * import "../data/datasets.ts";
- * import { classificationTask } from "./_eval.ts";
+ * import { classificationTask } from "./evaluation.ts";
  * assert.ok(classificationTask("names").validation.length > 0);
  * ```
  */

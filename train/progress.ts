@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import type { ProgressMode } from "./_progress.ts";
+ * import type { ProgressMode } from "./progress.ts";
  * const mode: ProgressMode = Deno.stderr.isTerminal() ? "bar" : "lines";
  * ```
  */
@@ -22,7 +22,7 @@ export type ProgressMode = "auto" | "bar" | "lines" | "none";
  *
  * @example
  * ```ts
- * import type { ProgressInfo } from "./_progress.ts";
+ * import type { ProgressInfo } from "./progress.ts";
  * const info: ProgressInfo = { loss: 0.69, lr: 1e-3, tokens: 4096, logged: true };
  * ```
  */
@@ -44,7 +44,7 @@ export interface ProgressInfo {
  *
  * @example
  * ```ts
- * import { createProgress, type Progress } from "./_progress.ts";
+ * import { createProgress, type Progress } from "./progress.ts";
  * const p: Progress = createProgress({ total: 10, start: 0, mode: "none" });
  * p.update(1, { lr: 1e-3, logged: false });
  * p.stop();
@@ -68,7 +68,7 @@ export interface Progress {
  *
  * @example
  * ```ts
- * import type { ProgressOptions } from "./_progress.ts";
+ * import type { ProgressOptions } from "./progress.ts";
  * const options: ProgressOptions = { total: 100, start: 40, mode: "lines", write: (l) => console.log(l) };
  * ```
  */
@@ -90,7 +90,7 @@ export interface ProgressOptions {
  *
  * @example
  * ```ts
- * import { formatEta } from "./_progress.ts";
+ * import { formatEta } from "./progress.ts";
  * console.log(formatEta(75), formatEta(3725)); // 1:15 1:02:05
  * ```
  */
@@ -120,7 +120,7 @@ interface Sample {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { MovingRate } from "./_progress.ts";
+ * import { MovingRate } from "./progress.ts";
  * const rate = new MovingRate(2);
  * rate.add({ ms: 0, step: 0, tokens: 0 });
  * rate.add({ ms: 1000, step: 10, tokens: 100 }); // a slow start
@@ -174,7 +174,7 @@ function barText(step: number, total: number): string {
  *
  * @example
  * ```ts
- * import { createProgress } from "./_progress.ts";
+ * import { createProgress } from "./progress.ts";
  * const lines: string[] = [];
  * const p = createProgress({ total: 2, start: 0, mode: "lines", write: (l) => lines.push(l) });
  * p.message("compiling 12 kernels…", { pause: true });

@@ -15,13 +15,13 @@ import { compactFromPeft } from "../adapters/compact.ts";
 import { merge } from "../adapters/merge.ts";
 import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { loadBaseModel } from "../train/checkpoint.ts";
-import { classifierEvalBatches } from "../train/_eval.ts";
+import { classifierEvalBatches } from "../train/evaluation.ts";
 import { classificationTask } from "../data/datasets.ts";
 import { webgpuRunner } from "../train/gpu_runner.ts";
 import type { Graph } from "../compiler/ir.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
-import { finetuneCommand } from "./_train.ts";
+import { finetuneCommand } from "./train.ts";
 import {
   CONFIG_FLAG,
   type FlagSpec,
@@ -91,7 +91,7 @@ async function predictions(
  *
  * @example
  * ```ts
- * import { demoCommand } from "./_demo.ts";
+ * import { demoCommand } from "./demo.ts";
  * // deno task demo  (about 3–4 minutes on a 2-core machine without a GPU)
  * console.log(typeof demoCommand); // "function"
  * ```

@@ -42,7 +42,7 @@ const LOG_EVERY = 25;
  *
  * @example
  * ```ts
- * import type { StepReport } from "./_bench.ts";
+ * import type { StepReport } from "./bench.ts";
  * const check = (r: StepReport) => r.buffers_created_after_first === 0;
  * ```
  */
@@ -109,7 +109,7 @@ export interface StepReport {
  *
  * @example
  * ```ts
- * import type { MeasureOptions } from "./_bench.ts";
+ * import type { MeasureOptions } from "./bench.ts";
  * const options: MeasureOptions = { steps: 20, warmup: 2 };
  * ```
  */
@@ -131,7 +131,7 @@ export interface MeasureOptions {
  *
  * @example
  * ```ts
- * import { measureStep } from "./_bench.ts";
+ * import { measureStep } from "./bench.ts";
  * const report = await measureStep({
  *   method: "vera", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8,
  *   targets: ["q_proj", "v_proj"],
@@ -217,7 +217,7 @@ function round(x: number): number {
  *
  * @example
  * ```ts
- * import { formatReport, measureStep } from "./_bench.ts";
+ * import { formatReport, measureStep } from "./bench.ts";
  * const report = await measureStep({
  *   method: "full", layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, targets: [],
  * }, { steps: 3 });
@@ -259,7 +259,7 @@ export function formatReport(report: StepReport): string[] {
  * @example
  * ```ts
  * import { flagHelp } from "./_args.ts";
- * import { BENCH_FLAGS } from "./_bench.ts";
+ * import { BENCH_FLAGS } from "./bench.ts";
  * console.log(flagHelp(BENCH_FLAGS));
  * ```
  */
@@ -299,7 +299,7 @@ function int(values: Record<string, unknown>, name: string, min = 1): number {
  *
  * @example
  * ```ts
- * import { benchCommand } from "./_bench.ts";
+ * import { benchCommand } from "./bench.ts";
  * await benchCommand(["step", "--method", "lora", "--layers", "1", "--d-model", "16", "--heads", "2",
  *   "--seq", "8", "--batch", "2", "--vocab", "16", "--steps", "3", "--json"]);
  * ```

@@ -10,7 +10,7 @@ import { classificationMetrics, formatClassificationMetrics } from "../train/met
  * @example
  * ```ts
  * import { flagHelp } from "./_args.ts";
- * import { EVAL_FLAGS } from "./_eval.ts";
+ * import { EVAL_FLAGS } from "./eval.ts";
  * console.log(flagHelp(EVAL_FLAGS).includes("--data")); // true
  * ```
  */
@@ -24,7 +24,7 @@ export const EVAL_FLAGS = SCORING_FLAGS;
  *
  * @example
  * ```ts
- * import { evalCommand } from "./_eval.ts";
+ * import { evalCommand } from "./eval.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/d.txt`, "Anna and Bob");
  * await evalCommand(["--base", "models/gpt-spam-2L-d64-t128.safetensors", "--data", `${dir}/d.txt`, "--backend", "cpu", "--json"]);
