@@ -1,0 +1,96 @@
+/**
+ * Views: reshape, broadcast, permute and slice chains folded into one affine
+ * map (offset + strides) over a materialized tensor, so kernels read them in
+ * place instead of copying. A broadcast scalar constant becomes a splat.
+ *
+ * @module
+ */
+import type { Node } from "../../compiler/ir.ts";
+
+/** A strided read of `base` (in elements), or a constant. */
+export type View =
+  | {
+    readonly kind: "strided";
+    readonly base: Node;
+    readonly offset: number;
+    readonly shape: readonly number[];
+    readonly strides: readonly number[];
+  }
+  | { readonly kind: "const"; readonly value: number; readonly shape: readonly number[] };
+
+/** Row-major strides. */
+export function rowMajor(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** The view ops folded into reads. */
+export const VIEW_OPS = new Set(["reshape", "broadcast", "permute", "slice"]);
+
+function isRowMajor(v: View & { kind: "strided" }): boolean {
+  const rm = rowMajor(v.shape);
+  return v.shape.every((d, i) => d === 1 || v.strides[i] === rm[i]);
+}
+
+/** The whole tensor `node`, row-major. */
+export function plain(node: Node): View {
+  return {
+    kind: "strided",
+    base: node,
+    offset: 0,
+    shape: node.shape,
+    strides: rowMajor(node.shape),
+  };
+}
+
+/**
+ * The view `node` reads, folding view ops down to a node for which
+ * `materialized` is true (or a fill constant). A reshape of a non-contiguous
+ * view stops the folding: that view op is then materialized itself.
+ */
+export function viewOf(node: Node, materialized: (n: Node) => boolean): View {
+  if (node.op === "const" && node.attrs.data === undefined) {
+    return { kind: "const", value: node.attrs.value as number, shape: node.shape };
+  }
+  if (!VIEW_OPS.has(node.op) || materialized(node)) return plain(node);
+  const inner = viewOf(node.inputs[0], materialized);
+  const shape = node.shape;
+  if (inner.kind === "const") return { kind: "const", value: inner.value, shape };
+  switch (node.op) {
+    case "reshape":
+      if (!isRowMajor(inner)) return plain(node);
+      return { ...inner, shape, strides: rowMajor(shape) };
+    case "permute": {
+      const perm = node.attrs.perm as number[];
+      return { ...inner, shape, strides: perm.map((p) => inner.strides[p]) };
+    }
+    case "slice": {
+      const starts = node.attrs.starts as number[];
+      const offset = inner.offset + starts.reduce((s, st, i) => s + st * inner.strides[i], 0);
+      return { ...inner, offset, shape };
+    }
+    default: { // broadcast
+      const lead = shape.length - inner.shape.length;
+      const strides = shape.map((_, i) =>
+        i < lead || inner.shape[i - lead] === 1 ? 0 : inner.strides[i - lead]
+      );
+      return { ...inner, shape, strides };
+    }
+  }
+}
+
+/** True when the view is its base's whole buffer in row-major order. */
+export function isWhole(v: View): boolean {
+  return v.kind === "strided" && v.offset === 0 && isRowMajor(v) &&
+    v.shape.reduce((a, b) => a * b, 1) === v.base.shape.reduce((a, b) => a * b, 1);
+}
+
+/** Leaves and kernel outputs that views cannot fold past. */
+export function viewBase(v: View): Node | undefined {
+  return v.kind === "strided" ? v.base : undefined;
+}
