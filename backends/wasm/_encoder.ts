@@ -118,6 +118,18 @@ export class Fn {
   if(): this {
     return this.op(0x04, 0x40);
   }
+  /** `if` whose branches each leave one value of `type`. */
+  ifResult(type: ValType): this {
+    return this.op(0x04, type);
+  }
+  /** i32.add */
+  add(): this {
+    return this.op(0x6a);
+  }
+  /** i32.mul */
+  mul(): this {
+    return this.op(0x6c);
+  }
   else(): this {
     return this.op(0x05);
   }
