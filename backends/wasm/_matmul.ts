@@ -97,7 +97,7 @@ export function emitMatmul(f: Fn, spec: MatmulSpec, perThread: number, fma: bool
     () => {
       // This thread's row blocks of batch bi: [rlo, rhi).
       f.get(lo).get(bi).i32(rowBlocks).op(0x6c).op(0x6b).set(rlo);
-      f.get(rlo).i32(0).get(rlo).i32(0).op(0x48).op(0x1b).set(rlo); // max(rlo, 0)
+      f.i32(0).get(rlo).get(rlo).i32(0).op(0x48).op(0x1b).set(rlo); // max(rlo, 0)
       f.get(hi).get(bi).i32(rowBlocks).op(0x6c).op(0x6b).set(rhi);
       f.get(rhi).i32(rowBlocks).get(rhi).i32(rowBlocks).op(0x48).op(0x1b).set(rhi); // min
       f.for(pc, () => f.i32(0), () => f.i32(k), KC, () => {

@@ -277,7 +277,8 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
         const [source, indices] = node.inputs.map(contiguous);
         const out = alloc(node);
         const idx = node.inputs[1];
-        const width = sizeOf(node.shape.slice(1));
+        const table = node.op === "gather" ? node.inputs[0] : node;
+        const width = sizeOf(table.shape.slice(1));
         kernel(node.op, sizeOf(idx.shape) * width, (f) =>
           emitGather(f, {
             op: node.op as "gather",

@@ -62,8 +62,9 @@ export function execute(
       }
       barrier(ctrl, threads);
       afterSerial = false;
-    } else if (thread === 0) {
-      kernels[step.name](0, 1);
+    } else {
+      // Every thread notes it, so all of them take the same barriers.
+      if (thread === 0) kernels[step.name](0, 1);
       afterSerial = true;
     }
   }

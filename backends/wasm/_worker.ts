@@ -32,8 +32,9 @@ scope.onmessage = async (e) => {
     scope.postMessage(String(error));
     return;
   }
-  scope.postMessage("ready");
+  // Read before "ready": the first run may be signalled as soon as it is posted.
   let seen = Atomics.load(ctrl, RUN);
+  scope.postMessage("ready");
   while (true) {
     Atomics.wait(ctrl, RUN, seen);
     const now = Atomics.load(ctrl, RUN);

@@ -123,7 +123,9 @@ export async function createWasmExecutable(
   for (const node of graphLeaves(graph)) {
     if (!plan.address.has(node.id)) continue;
     if (node.op === "iota") write(node, iotaData(node), "iota");
-    else if (node.op === "const" && node.attrs.data !== undefined) write(node, node.attrs.data as number[], "const");
+    else if (node.op === "const" && node.attrs.data !== undefined) {
+      write(node, node.attrs.data as number[], "const");
+    }
   }
 
   const params = new Map(graph.params.map((n) => [n.name!, n]));
