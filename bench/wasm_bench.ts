@@ -62,7 +62,8 @@ async function wasmStep(config: PeerConfig, threads: number): Promise<PeerStep> 
 /** Interleaved medians (ms per unit) of `runners`, `units` units per block. */
 async function race(runners: { name: string; block: () => Promise<unknown> }[], units: number) {
   const times = runners.map(() => [] as number[]);
-  for (const r of runners) await r.block(); // warm-up (tier-up of wasm code, jax-js caches)
+  // Warm-up: V8 tiers wasm functions up to optimised code only after a few dozen calls.
+  for (let i = 0; i < 4; i++) for (const r of runners) await r.block();
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, r] of runners.entries()) {
       const t0 = performance.now();

@@ -41,8 +41,12 @@ export interface WasmPlan {
   readonly address: ReadonlyMap<number, number>;
 }
 
-/** Work (roughly, elements touched or flops / 8) above which a step is split among threads. */
-const PARALLEL_WORK = 1 << 15;
+/**
+ * Work (roughly: elements × ops, or multiply-adds / 4) above which a step is
+ * split among threads. Waking a worker costs tens of µs (more on a loaded
+ * machine), so only steps of a few hundred µs are worth sharing.
+ */
+const PARALLEL_WORK = 1 << 18;
 
 /**
  * Plans `graph` for `threads` threads.
@@ -141,7 +145,8 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
     const strided = views.map((v, i) => [v, i] as const).filter(([v]) => v.kind === "strided");
     const slot = new Map(strided.map(([, i], k) => [leaves[i].id, k]));
     const out = alloc(root);
-    kernel(`elementwise ${root.op}`, sizeOf(root.shape), (f) => {
+    const ops = countFused(root, leaves);
+    kernel(`elementwise ${root.op}`, sizeOf(root.shape) * ops, (f) => {
       const ins = strided.map(([v]) => operand(v as View & { kind: "strided" }));
       emitLoops(f, root.shape, { addr: out, strides: rowMajor(root.shape) }, ins, (load) => {
         const memo = new Map<number, number>();
@@ -363,6 +368,18 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
   for (const [name, emit] of emitters) emit(m.kernel(name));
   const pages = Math.max(1, Math.ceil(top / 65536));
   return { bytes: m.encode(pages), pages, init, steps, address };
+}
+
+/** Nodes in the fused group under `root` (stopping at its leaves). */
+function countFused(root: Node, leaves: readonly Node[]): number {
+  const seen = new Set<number>();
+  const walk = (n: Node) => {
+    if (seen.has(n.id) || leaves.includes(n)) return;
+    seen.add(n.id);
+    n.inputs.forEach(walk);
+  };
+  walk(root);
+  return seen.size;
 }
 
 function isContiguousRows(v: View & { kind: "strided" }): boolean {

@@ -12,7 +12,9 @@ import type { Step } from "./_plan.ts";
 
 /** Control words: run generation, barrier count, barrier generation, error flag. */
 export const RUN = 0, COUNT = 1, GENERATION = 2, ERROR = 3;
-const SPINS = 20000;
+// Spins before sleeping. Measured on the 2-core machine (load 3–4): spinning 200k+ times made a
+// VeRA step 15× slower (a spinning thread takes the core the other one needs), 2k and 0 alike.
+const SPINS = 100;
 
 /** A step's function. */
 export type Kernel = (thread: number, threads: number) => void;
