@@ -11,7 +11,15 @@ export const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
 /** A value type byte. */
 export type ValType = typeof I32 | typeof F32 | typeof V128;
 
-/** Unsigned LEB128. */
+/**
+ * Unsigned LEB128.
+ *
+ * @example
+ * ```ts
+ * import { uleb } from "./_encoder.ts";
+ * console.log(uleb(300)); // [172, 2]
+ * ```
+ */
 export function uleb(n: number, out: number[] = []): number[] {
   do {
     let byte = n & 0x7f;
@@ -22,7 +30,15 @@ export function uleb(n: number, out: number[] = []): number[] {
   return out;
 }
 
-/** Signed LEB128 of a 32-bit integer. */
+/**
+ * Signed LEB128 of a 32-bit integer.
+ *
+ * @example
+ * ```ts
+ * import { sleb } from "./_encoder.ts";
+ * console.log(sleb(-1)); // [127]
+ * ```
+ */
 export function sleb(n: number, out: number[] = []): number[] {
   n |= 0;
   while (true) {

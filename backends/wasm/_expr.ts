@@ -17,7 +17,15 @@ export interface Helpers {
   index(name: "exp" | "log" | "tanh" | "pow" | "idiv_s" | "idiv_u"): number;
 }
 
-/** Builds the helper function `name`; `index` resolves the helpers it calls. */
+/**
+ * Builds the helper function `name`; `index` resolves the helpers it calls.
+ *
+ * @example
+ * ```ts
+ * import { buildHelper } from "./_expr.ts";
+ * console.log(buildHelper("idiv_s", () => 0).params.length); // 2
+ * ```
+ */
 export function buildHelper(name: string, index: Helpers["index"]): Fn {
   switch (name) {
     case "exp":
@@ -67,7 +75,18 @@ function splat(f: Fn, value: number, dtype: DType): void {
   else f.v128i(value | 0);
 }
 
-/** Pushes a constant of `dtype` in all four lanes. */
+/**
+ * Pushes a constant of `dtype` in all four lanes.
+ *
+ * @example
+ * ```ts
+ * import { Fn } from "./_encoder.ts";
+ * import { emitConst } from "./_expr.ts";
+ * const f = new Fn([]);
+ * emitConst(f, 1.5, "f32");
+ * console.log(f.code.length); // 18 (v128.const)
+ * ```
+ */
 export function emitConst(f: Fn, value: number, dtype: DType): void {
   splat(f, value, dtype);
 }
@@ -130,8 +149,14 @@ function emitCast(f: Fn, x: number, from: DType, to: DType): void {
  *
  * @example
  * ```ts
+ * import { Fn, V128 } from "./_encoder.ts";
  * import { emitElementwise } from "./_expr.ts";
- * console.log(typeof emitElementwise); // "function"
+ * import { makeNode } from "../../compiler/ir.ts";
+ * import "../../ops/mod.ts";
+ * const x = makeNode("input", [], { shape: [4], dtype: "f32" }, "x");
+ * const f = new Fn([V128], [V128]);
+ * emitElementwise(f, makeNode("neg", [x], {}), [0], { index: () => 0 });
+ * console.log(f.code.length > 0); // true
  * ```
  */
 export function emitElementwise(f: Fn, node: Node, args: readonly number[], h: Helpers): void {

@@ -18,7 +18,15 @@ export interface Operand {
   readonly strides: readonly number[];
 }
 
-/** Merges dimensions that are contiguous for every operand and drops size-1 ones. */
+/**
+ * Merges dimensions that are contiguous for every operand and drops size-1 ones.
+ *
+ * @example
+ * ```ts
+ * import { collapse } from "./_loops.ts";
+ * console.log(collapse([2, 1, 3], [{ addr: 0, strides: [3, 3, 1] }]).dims); // [6]
+ * ```
+ */
 export function collapse(shape: readonly number[], operands: readonly Operand[]) {
   const keep = shape.map((d, i) => d !== 1 ? i : -1).filter((i) => i >= 0);
   let dims = keep.map((i) => shape[i]);

@@ -79,7 +79,15 @@ function horner(f: Fn, x: number, coeffs: readonly number[]): void {
   for (const c of coeffs.slice(1)) f.get(x).simd(S.fmul).v128f(c).simd(S.fadd);
 }
 
-/** exp(x): 2^n · p(r) with r = x − n·ln2 in two parts; overflow → inf, underflow → 0. */
+/**
+ * exp(x): 2^n · p(r) with r = x − n·ln2 in two parts; overflow → inf, underflow → 0.
+ *
+ * @example
+ * ```ts
+ * import { expFn } from "./_math.ts";
+ * console.log(expFn().params.length); // 1
+ * ```
+ */
 export function expFn(): Fn {
   const f = new Fn([V128], [V128]);
   const [x, n, r, ni, half] = [0, f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
@@ -107,7 +115,15 @@ export function expFn(): Fn {
   return f;
 }
 
-/** log(x): exponent and mantissa in [√½, √2), a degree-9 polynomial of m − 1. */
+/**
+ * log(x): exponent and mantissa in [√½, √2), a degree-9 polynomial of m − 1.
+ *
+ * @example
+ * ```ts
+ * import { logFn } from "./_math.ts";
+ * console.log(logFn().params.length); // 1
+ * ```
+ */
 export function logFn(): Fn {
   const f = new Fn([V128], [V128]);
   const [x, e, m, z, y, small] = [
@@ -152,7 +168,15 @@ export function logFn(): Fn {
   return f;
 }
 
-/** tanh(x): an odd polynomial for |x| < 0.625, else 1 − 2/(e^{2|x|} + 1) with x's sign. */
+/**
+ * tanh(x): an odd polynomial for |x| < 0.625, else 1 − 2/(e^{2|x|} + 1) with x's sign.
+ *
+ * @example
+ * ```ts
+ * import { tanhFn } from "./_math.ts";
+ * console.log(tanhFn(0).params.length); // 1
+ * ```
+ */
 export function tanhFn(expIndex: number): Fn {
   const f = new Fn([V128], [V128]);
   const [x, a, z, p] = [0, f.local(V128), f.local(V128), f.local(V128)];

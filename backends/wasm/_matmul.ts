@@ -36,7 +36,15 @@ export interface MatmulSpec {
 /** Rows per micro-kernel tile and k rows per packed block. */
 export const MR = 4, KC = 256, ROW_BLOCKS_PER_MC = 16;
 
-/** Bytes of packing scratch one thread needs for a matmul with `k` and `n`. */
+/**
+ * Bytes of packing scratch one thread needs for a matmul with `k` and `n`.
+ *
+ * @example
+ * ```ts
+ * import { scratchBytes } from "./_matmul.ts";
+ * console.log(scratchBytes(300, 20)); // 256 · 3 panels · 32 bytes = 24576
+ * ```
+ */
 export function scratchBytes(k: number, n: number): number {
   return Math.min(k, KC) * Math.ceil(n / 8) * 32;
 }

@@ -21,7 +21,7 @@ import { ModuleBuilder } from "./_module.ts";
 import { emitDropout, emitRandom } from "./_random.ts";
 import { emitReduce } from "./_reduce.ts";
 import { emitRowwise } from "./_rowwise.ts";
-import { rowMajor, type View, VIEW_OPS, viewOf } from "./_views.ts";
+import { isRowMajor, rowMajor, type View, VIEW_OPS, viewOf } from "./_views.ts";
 
 /** One kernel call of a run: its export name and whether threads share it. */
 export interface Step {
@@ -120,7 +120,7 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
   /** Byte address of `node` as a contiguous row-major tensor, copying if it is a strided view. */
   const contiguous = (node: Node): number => {
     const v = view(node);
-    if (v.kind === "strided" && isContiguousRows(v)) {
+    if (v.kind === "strided" && isRowMajor(v)) {
       return address.get(v.base.id)! + v.offset * 4;
     }
     materialize(node);
@@ -174,7 +174,7 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
     const kind = getOp(node.op).kind;
     if (node.op === "reshape") {
       const inner = view(node.inputs[0]);
-      if (inner.kind === "strided" && !isContiguousRows(inner)) materialize(node.inputs[0]);
+      if (inner.kind === "strided" && !isRowMajor(inner)) materialize(node.inputs[0]);
     }
     if (kind === "leaf") {
       if (node.op !== "const" || node.attrs.data !== undefined) alloc(node);
@@ -380,9 +380,4 @@ function countFused(root: Node, leaves: readonly Node[]): number {
   };
   walk(root);
   return seen.size;
-}
-
-function isContiguousRows(v: View & { kind: "strided" }): boolean {
-  const rm = rowMajor(v.shape);
-  return v.shape.every((d, i) => d === 1 || v.strides[i] === rm[i]);
 }

@@ -19,7 +19,15 @@ const SPINS = 100;
 /** A step's function. */
 export type Kernel = (thread: number, threads: number) => void;
 
-/** Waits until all `threads` threads have called it. */
+/**
+ * Waits until all `threads` threads have called it.
+ *
+ * @example
+ * ```ts
+ * import { barrier } from "./_threads.ts";
+ * barrier(new Int32Array(new SharedArrayBuffer(16)), 1); // one thread: returns at once
+ * ```
+ */
 export function barrier(ctrl: Int32Array, threads: number): void {
   const gen = Atomics.load(ctrl, GENERATION);
   if (Atomics.add(ctrl, COUNT, 1) === threads - 1) {

@@ -18,7 +18,15 @@ export type View =
   }
   | { readonly kind: "const"; readonly value: number; readonly shape: readonly number[] };
 
-/** Row-major strides. */
+/**
+ * Row-major strides.
+ *
+ * @example
+ * ```ts
+ * import { rowMajor } from "./_views.ts";
+ * console.log(rowMajor([2, 3, 4])); // [12, 4, 1]
+ * ```
+ */
 export function rowMajor(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
@@ -32,12 +40,36 @@ export function rowMajor(shape: readonly number[]): number[] {
 /** The view ops folded into reads. */
 export const VIEW_OPS = new Set(["reshape", "broadcast", "permute", "slice"]);
 
-function isRowMajor(v: View & { kind: "strided" }): boolean {
+/**
+ * True when a view walks its elements in row-major order (any offset): a
+ * kernel can read it as a contiguous tensor.
+ *
+ * @example
+ * ```ts
+ * import { isRowMajor, plain } from "./_views.ts";
+ * import { makeNode } from "../../compiler/ir.ts";
+ * import "../../ops/mod.ts";
+ * const x = makeNode("input", [], { shape: [2, 3], dtype: "f32" }, "x");
+ * console.log(isRowMajor(plain(x) as never)); // true
+ * ```
+ */
+export function isRowMajor(v: View & { kind: "strided" }): boolean {
   const rm = rowMajor(v.shape);
   return v.shape.every((d, i) => d === 1 || v.strides[i] === rm[i]);
 }
 
-/** The whole tensor `node`, row-major. */
+/**
+ * The whole tensor `node`, row-major.
+ *
+ * @example
+ * ```ts
+ * import { plain } from "./_views.ts";
+ * import { makeNode } from "../../compiler/ir.ts";
+ * import "../../ops/mod.ts";
+ * const x = makeNode("input", [], { shape: [2, 3], dtype: "f32" }, "x");
+ * console.log(plain(x).shape); // [2, 3]
+ * ```
+ */
 export function plain(node: Node): View {
   return {
     kind: "strided",
@@ -50,8 +82,19 @@ export function plain(node: Node): View {
 
 /**
  * The view `node` reads, folding view ops down to a node for which
- * `materialized` is true (or a fill constant). A reshape of a non-contiguous
- * view stops the folding: that view op is then materialized itself.
+ * `materialized` is true (or a fill constant). A reshape of a non-row-major
+ * view cannot fold; the planner copies its input first.
+ *
+ * @example
+ * ```ts
+ * import { viewOf } from "./_views.ts";
+ * import { makeNode } from "../../compiler/ir.ts";
+ * import "../../ops/mod.ts";
+ * const x = makeNode("input", [], { shape: [2, 3], dtype: "f32" }, "x");
+ * const t = makeNode("permute", [x], { perm: [1, 0] });
+ * const v = viewOf(t, (n) => n === x);
+ * console.log(v.kind === "strided" && v.strides); // [1, 3]
+ * ```
  */
 export function viewOf(node: Node, materialized: (n: Node) => boolean): View {
   if (node.op === "const" && node.attrs.data === undefined) {
@@ -82,15 +125,4 @@ export function viewOf(node: Node, materialized: (n: Node) => boolean): View {
       return { ...inner, shape, strides };
     }
   }
-}
-
-/** True when the view is its base's whole buffer in row-major order. */
-export function isWhole(v: View): boolean {
-  return v.kind === "strided" && v.offset === 0 && isRowMajor(v) &&
-    v.shape.reduce((a, b) => a * b, 1) === v.base.shape.reduce((a, b) => a * b, 1);
-}
-
-/** Leaves and kernel outputs that views cannot fold past. */
-export function viewBase(v: View): Node | undefined {
-  return v.kind === "strided" ? v.base : undefined;
 }

@@ -17,7 +17,15 @@ import { compileCached } from "./_module.ts";
 import { planWasm } from "./_plan.ts";
 import { type Kernel, ThreadPool } from "./_threads.ts";
 
-/** Options of {@link createWasmExecutable}. */
+/**
+ * Options of {@link createWasmExecutable}.
+ *
+ * @example
+ * ```ts
+ * import type { WasmOptions } from "./executable.ts";
+ * const singleThreaded: WasmOptions = { threads: 1 };
+ * ```
+ */
 export interface WasmOptions {
   /** Threads (the caller's plus workers); default `navigator.hardwareConcurrency`. */
   readonly threads?: number;
@@ -25,7 +33,15 @@ export interface WasmOptions {
   readonly fma?: boolean;
 }
 
-/** The default thread count: one per logical core. */
+/**
+ * The default thread count: one per logical core.
+ *
+ * @example
+ * ```ts
+ * import { defaultThreads } from "./executable.ts";
+ * console.log(defaultThreads() >= 1); // true
+ * ```
+ */
 export function defaultThreads(): number {
   return Math.max(1, navigator.hardwareConcurrency || 1);
 }
@@ -64,7 +80,15 @@ const FMA_PROBE = new Uint8Array([
   0x0b,
 ]);
 
-/** Whether the engine has relaxed SIMD (for fused multiply-add). */
+/**
+ * Whether the engine has relaxed SIMD (for fused multiply-add).
+ *
+ * @example
+ * ```ts
+ * import { relaxedSimdAvailable } from "./executable.ts";
+ * console.log(typeof relaxedSimdAvailable()); // "boolean"
+ * ```
+ */
 export function relaxedSimdAvailable(): boolean {
   try {
     return WebAssembly.validate(FMA_PROBE);
