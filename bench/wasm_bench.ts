@@ -124,16 +124,16 @@ async function matmulSection() {
     const ja = np.array(a, { shape: [n, n], dtype: np.float32, device: "wasm" });
     const jb = np.array(b, { shape: [n, n], dtype: np.float32, device: "wasm" });
     const mm = jit((p: jaxjs.Array, q: jaxjs.Array) => np.matmul(p, q));
+    // Each product is awaited (jax-js dispatches lazily; an unawaited, disposed one may never run).
     const jaxBlock = async () => {
-      let last: jaxjs.Array | undefined;
       for (let i = 0; i < reps; i++) {
-        last?.dispose();
-        last = mm(ja.ref, jb.ref);
+        const c = mm(ja.ref, jb.ref);
+        await c.blockUntilReady();
+        c.dispose();
       }
-      return await last!.data();
     };
     const ours = await (await exes[0].run({ a, b }, { read: ["out"] })).read("out");
-    const theirs = await jaxBlock();
+    const theirs = await mm(ja.ref, jb.ref).data();
     let scale = 0, diff = 0;
     for (let i = 0; i < ours.length; i++) {
       scale = Math.max(scale, Math.abs(theirs[i]));

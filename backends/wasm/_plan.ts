@@ -13,15 +13,16 @@ import type { Graph } from "../../compiler/ir.ts";
 import { getOp } from "../../ops/registry.ts";
 import { dropoutConstants } from "../../ops/random.ts";
 import type { Fn } from "./_encoder.ts";
-import { emitConst, emitElementwise } from "./_expr.ts";
+import { emitConst } from "./_expr.ts";
 import { emitGather } from "./_gather.ts";
 import { emitLoops, type Operand } from "./_loops.ts";
 import { emitMatmul, type MatOperand, scratchBytes } from "./_matmul.ts";
 import { ModuleBuilder } from "./_module.ts";
 import { emitDropout, emitRandom } from "./_random.ts";
-import { emitReduce } from "./_reduce.ts";
+import { emitReduce, reduceLayout } from "./_reduce.ts";
+import { emitGroup, fusionGroup } from "./_fusion.ts";
 import { emitRowwise } from "./_rowwise.ts";
-import { isRowMajor, rowMajor, type View, VIEW_OPS, viewOf } from "./_views.ts";
+import { isRowMajor, matrixView, rowMajor, type View, VIEW_OPS, viewOf } from "./_views.ts";
 
 /** One kernel call of a run: its export name and whether threads share it. */
 export interface Step {
@@ -131,41 +132,22 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
     getOp(consumer.op).kind === "elementwise" && n.shape.join() === consumer.shape.join();
 
   const elementwise = (root: Node) => {
-    // The group: root and the single-use elementwise nodes feeding it.
-    const leaves: Node[] = [];
-    const collect = (n: Node, consumer?: Node) => {
-      if (consumer !== undefined && !fusedInto(n, consumer)) {
-        if (!leaves.includes(n)) leaves.push(n);
-        return;
-      }
-      for (const i of n.inputs) collect(i, n);
-    };
-    collect(root);
+    const { leaves, ops } = fusionGroup(root, fusedInto);
     const views = leaves.map(view);
     const strided = views.map((v, i) => [v, i] as const).filter(([v]) => v.kind === "strided");
     const slot = new Map(strided.map(([, i], k) => [leaves[i].id, k]));
     const out = alloc(root);
-    const ops = countFused(root, leaves);
     kernel(`elementwise ${root.op}`, sizeOf(root.shape) * ops, (f) => {
       const ins = strided.map(([v]) => operand(v as View & { kind: "strided" }));
       emitLoops(f, root.shape, { addr: out, strides: rowMajor(root.shape) }, ins, (load) => {
-        const memo = new Map<number, number>();
-        const value = (n: Node): number => {
-          if (memo.has(n.id)) return memo.get(n.id)!;
-          let local: number;
-          const leaf = leaves.indexOf(n);
-          if (leaf >= 0 && slot.has(n.id)) local = load(slot.get(n.id)!);
-          else {
-            const args = leaf >= 0 ? [] : n.inputs.map(value);
-            if (leaf >= 0) emitConst(f, (views[leaf] as { value: number }).value, n.dtype);
-            else emitElementwise(f, n, args, m);
-            local = f.local(0x7b);
-            f.set(local);
-          }
-          memo.set(n.id, local);
+        const leafValue = (n: Node, k: number) => {
+          if (slot.has(n.id)) return load(slot.get(n.id)!);
+          emitConst(f, (views[k] as { value: number }).value, n.dtype);
+          const local = f.local(0x7b);
+          f.set(local);
           return local;
         };
-        f.get(value(root));
+        f.get(emitGroup(f, root, leaves, leafValue, m));
       });
     });
   };
@@ -246,24 +228,16 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
       case "sum":
       case "max": {
         const x = node.inputs[0];
-        let axes = (node.attrs.axes as number[]).map((a) => (a + x.shape.length) % x.shape.length)
-          .sort((p, q) => p - q);
-        let source = x;
-        if (axes.some((a, i) => i > 0 && a !== axes[i - 1] + 1)) {
-          // Not one block of axes: reduce a copy with the reduced axes moved last.
-          const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-          source = makeNode("permute", [x], { perm: [...kept, ...axes] });
-          axes = axes.map((_, i) => kept.length + i);
-        }
+        const layout = reduceLayout(x.shape, node.attrs.axes as number[]);
+        const source = layout.perm === undefined
+          ? x
+          : makeNode("permute", [x], { perm: layout.perm });
         const xAddr = contiguous(source);
-        const s = source.shape;
-        const outer = sizeOf(s.slice(0, axes[0] ?? s.length));
-        const rows = sizeOf(axes.map((a) => s[a]));
-        const inner = sizeOf(s.slice((axes[axes.length - 1] ?? s.length - 1) + 1));
+        const { outer, rows, inner } = layout;
         const out = alloc(node);
         kernel(
           `${node.op}`,
-          sizeOf(s),
+          sizeOf(x.shape),
           (f) =>
             emitReduce(f, {
               op: node.op as "sum",
@@ -338,29 +312,12 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
   }
 
   function matOperand(x: Node): MatOperand {
-    let v = view(x);
-    const r = x.shape.length;
-    const batchOk = (w: View) => {
-      if (w.kind !== "strided") return false;
-      const dims = w.shape.slice(0, r - 2).map((d, i) => [d, w.strides[i]]).filter(([d]) => d > 1);
-      return dims.every(([, s], i) =>
-        i === dims.length - 1 || s === dims[i + 1][0] * dims[i + 1][1]
-      );
-    };
-    if (!batchOk(v)) {
+    let m = matrixView(view(x));
+    if (m === undefined) {
       materialize(x);
-      v = view(x);
+      m = matrixView(view(x))!;
     }
-    const w = v as View & { kind: "strided" };
-    const batchDims = w.shape.slice(0, r - 2).map((d, i) => [d, w.strides[i]]).filter(([d]) =>
-      d > 1
-    );
-    return {
-      addr: address.get(w.base.id)! + w.offset * 4,
-      batch: batchDims.length > 0 ? batchDims[batchDims.length - 1][1] : 0,
-      row: w.strides[r - 2],
-      col: w.strides[r - 1],
-    };
+    return { ...m, addr: address.get(m.base.id)! + m.offset * 4 };
   }
 
   scratchBase = top;
@@ -368,16 +325,4 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
   for (const [name, emit] of emitters) emit(m.kernel(name));
   const pages = Math.max(1, Math.ceil(top / 65536));
   return { bytes: m.encode(pages), pages, init, steps, address };
-}
-
-/** Nodes in the fused group under `root` (stopping at its leaves). */
-function countFused(root: Node, leaves: readonly Node[]): number {
-  const seen = new Set<number>();
-  const walk = (n: Node) => {
-    if (seen.has(n.id) || leaves.includes(n)) return;
-    seen.add(n.id);
-    n.inputs.forEach(walk);
-  };
-  walk(root);
-  return seen.size;
 }

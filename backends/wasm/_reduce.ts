@@ -25,6 +25,35 @@ export interface ReduceSpec {
   readonly out: number;
 }
 
+/**
+ * How a reduction over `axes` of `shape` runs: `[outer, rows, inner]` with
+ * `rows` reduced, after permuting the input by `perm` when the axes are not
+ * one block.
+ *
+ * @example
+ * ```ts
+ * import { reduceLayout } from "./_reduce.ts";
+ * console.log(reduceLayout([2, 3, 4], [1])); // { perm: undefined, outer: 2, rows: 3, inner: 4 }
+ * console.log(reduceLayout([2, 3, 4], [0, 2]).perm); // [1, 0, 2]
+ * ```
+ */
+export function reduceLayout(shape: readonly number[], axesAttr: readonly number[]) {
+  let axes = axesAttr.map((a) => (a + shape.length) % shape.length).sort((p, q) => p - q);
+  let perm: number[] | undefined;
+  let s = shape;
+  if (axes.some((a, i) => i > 0 && a !== axes[i - 1] + 1)) {
+    const kept = shape.map((_, i) => i).filter((i) => !axes.includes(i));
+    perm = [...kept, ...axes];
+    s = perm.map((p) => shape[p]);
+    axes = axes.map((_, i) => kept.length + i);
+  }
+  const size = (d: readonly number[]) => d.reduce((a, b) => a * b, 1);
+  const outer = size(s.slice(0, axes[0] ?? s.length));
+  const rows = size(axes.map((a) => s[a]));
+  const inner = size(s.slice((axes[axes.length - 1] ?? s.length - 1) + 1));
+  return { perm, outer, rows, inner };
+}
+
 function combine(f: Fn, s: ReduceSpec): void {
   if (s.op === "sum") f.simd(s.dtype === "f32" ? S.fadd : S.iadd);
   else if (s.dtype === "f32") f.simd(PMAX);

@@ -126,3 +126,37 @@ export function viewOf(node: Node, materialized: (n: Node) => boolean): View {
     }
   }
 }
+
+/**
+ * A view as a batch of matrices: one stride per batch step (the batch axes
+ * must merge into one), per row and per column; undefined when they do not
+ * merge or the view is a constant.
+ *
+ * @example
+ * ```ts
+ * import { matrixView, plain } from "./_views.ts";
+ * import { makeNode } from "../../compiler/ir.ts";
+ * import "../../ops/mod.ts";
+ * const x = makeNode("input", [], { shape: [2, 3, 4], dtype: "f32" }, "x");
+ * const m = matrixView(plain(x))!;
+ * console.log(m.batch, m.row, m.col); // 12 4 1
+ * ```
+ */
+export function matrixView(v: View):
+  | { base: Node; offset: number; batch: number; row: number; col: number }
+  | undefined {
+  if (v.kind !== "strided") return undefined;
+  const r = v.shape.length;
+  const dims = v.shape.slice(0, r - 2).map((d, i) => [d, v.strides[i]]).filter(([d]) => d > 1);
+  const merges = dims.every(([, s], i) =>
+    i === dims.length - 1 || s === dims[i + 1][0] * dims[i + 1][1]
+  );
+  if (!merges) return undefined;
+  return {
+    base: v.base,
+    offset: v.offset,
+    batch: dims.length > 0 ? dims[dims.length - 1][1] : 0,
+    row: v.strides[r - 2],
+    col: v.strides[r - 1],
+  };
+}
