@@ -48,6 +48,8 @@ export class ModuleBuilder implements Helpers {
   }
 }
 
+// Bounded, oldest out first: a process that compiles many graphs must not keep every module.
+const CACHE_SIZE = 32;
 const compiled = new Map<string, WebAssembly.Module>();
 
 /**
@@ -68,6 +70,7 @@ export async function compileCached(bytes: Uint8Array<ArrayBuffer>): Promise<Web
   let module = compiled.get(key);
   if (module === undefined) {
     module = await WebAssembly.compile(bytes);
+    if (compiled.size >= CACHE_SIZE) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, module);
   }
   return module;
