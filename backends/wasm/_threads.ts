@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { Worker } from "node:worker_threads";
 import type { Step } from "./_plan.ts";
 
 /** Control words: run generation, barrier count, barrier generation, error flag. */
@@ -109,25 +110,26 @@ export class ThreadPool {
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
-      const worker = new Worker(new URL("./_worker.ts", import.meta.url).href, { type: "module" });
+      // node:worker_threads, not the web Worker: only its workers can be unref'ed, so a
+      // forgotten executable does not keep the process alive.
+      const worker = new Worker(new URL("./_worker.ts", import.meta.url), {
+        workerData: { memory, bytes, steps, thread: t, threads, ctrl },
+      });
       workers.push(worker);
       ready.push(
         new Promise((resolve, reject) => {
-          worker.onmessage = (e) => (e.data === "ready" ? resolve() : reject(new Error(e.data)));
-          worker.onerror = (e) => {
-            e.preventDefault();
-            reject(new Error(`wasm worker: ${e.message}`));
-          };
+          worker.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(String(m)))));
+          worker.once("error", (e) => reject(new Error(`wasm worker: ${e.message}`)));
         }),
       );
-      worker.postMessage({ memory, bytes, steps, thread: t, threads, ctrl });
     }
     try {
       await Promise.all(ready);
     } catch (e) {
-      for (const w of workers) w.terminate();
+      await Promise.all(workers.map((w) => w.terminate()));
       throw e;
     }
+    for (const w of workers) w.unref();
     return new ThreadPool(threads, ctrl, workers);
   }
 
@@ -145,7 +147,7 @@ export class ThreadPool {
   destroy(): void {
     Atomics.store(this.ctrl, RUN, -1);
     Atomics.notify(this.ctrl, RUN);
-    for (const w of this.workers) w.terminate();
+    for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
   }
 }

@@ -55,4 +55,18 @@ Deno.test("wasm executable", async (t) => {
     assert.deepEqual(await run.read("out"), new Uint8Array([0, 0, 1, 0, 1]));
     exe.destroy();
   });
+
+  await t.step("a forgotten executable does not keep the process alive", async () => {
+    const script = new URL("./_forgotten.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill(), 30_000);
+    const { code, stdout } = await child.output();
+    clearTimeout(timer);
+    assert.equal(code, 0, "the process had to be killed: a worker kept it alive");
+    assert.equal(new TextDecoder().decode(stdout).trim(), "300");
+  });
 });
