@@ -215,8 +215,11 @@ export async function createWasmExecutable(
       try {
         alive("run");
         checkNames("input", Object.keys(feeds), new Set(graph.inputs.map((n) => n.name!)));
-        for (const node of graph.inputs) {
-          if (feeds[node.name!] === undefined) throw new Error(`input "${node.name}" was not fed`);
+        // Like the webgpu backend: only inputs the graph reads must be fed.
+        for (const [name, node] of inputs) {
+          if (feeds[name] === undefined) {
+            throw new Error(`input "${name}" (${node.dtype}[${node.shape}]) was not fed`);
+          }
         }
         const unset = [...params.keys()].filter((p) => !paramsSet.has(p));
         if (unset.length > 0) {
