@@ -157,7 +157,14 @@ export {
 } from "./adapters/merge.ts";
 export { findTargets, type Target, type TargetConfig } from "./adapters/targets.ts";
 export { DEFAULT_PIPELINE, PASSES, runPipeline } from "./compiler/compile.ts";
-export { compile, type CompileOptions } from "./backends/compile.ts";
+export {
+  BACKEND_CHOICES,
+  type BackendChoice,
+  compile,
+  type CompileOptions,
+  parseBackend,
+  resolveBackend,
+} from "./backends/compile.ts";
 export type {
   Backend,
   BackendCapabilities,
@@ -166,6 +173,8 @@ export type {
 } from "./backends/backend.ts";
 export { cpuBackend } from "./backends/cpu/backend.ts";
 export { webgpuBackend, type WebGpuBackendOptions } from "./backends/webgpu/backend.ts";
+export { wasmBackend } from "./backends/wasm/backend.ts";
+export { wasmAvailable, type WasmOptions } from "./backends/wasm/mod.ts";
 export type { Executable, ExecutableStats, HostArray, RunResult } from "./backends/executable.ts";
 export { type GpuContext, requestGpu } from "./backends/webgpu/device.ts";
 export { adamw, hyperparameterFeeds, initOptimizerState, sgd, trainStep } from "./train/optim.ts";
@@ -207,7 +216,12 @@ export {
   type RunnerHooks,
   type StepRunner,
 } from "./train/runner.ts";
-export { webgpuRunner, webgpuRunnerFactory } from "./train/gpu_runner.ts";
+export {
+  backendRunner,
+  runnerFactoryFor,
+  webgpuRunner,
+  webgpuRunnerFactory,
+} from "./train/executable_runner.ts";
 export {
   decodeSafetensors,
   encodeSafetensors,
@@ -219,7 +233,7 @@ export { importPeft, readPeft } from "./adapters/peft_import.ts";
 export { decodeCompact, encodeCompact } from "./adapters/compact.ts";
 export { formatSummary, summary } from "./adapters/summary.ts";
 export { exportMerged } from "./adapters/export.ts";
-export { webgpuMergeRunner } from "./adapters/gpu_merge.ts";
+export { backendMergeRunner, webgpuMergeRunner } from "./adapters/gpu_merge.ts";
 export type { Kernel, KernelBinding } from "./backends/webgpu/wgsl/kernel.ts";
 export type { RandomProjections } from "./compiler/fusion/fuse.ts";
 export type { FusionPlan, KernelGroup } from "./compiler/fusion/plan.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { compile } from "../backends/compile.ts";
+import { type BackendChoice, compile } from "../backends/compile.ts";
 import type { MergeRunner } from "./merge.ts";
 
 /**
@@ -25,26 +25,38 @@ import type { MergeRunner } from "./merge.ts";
  * console.log(merged["layers.0.attn.q_proj.weight"].length); // 16
  * ```
  */
-export const webgpuMergeRunner: MergeRunner = async (
-  graph,
-  params,
-): Promise<Record<string, Float32Array>> => {
-  const exe = await compile(graph, { backend: "webgpu" });
-  try {
-    const reads = exe.graph.params.map((p) => p.name!);
-    for (const name of reads) {
-      if (params[name] === undefined) throw new Error(`merge: missing tensor "${name}"`);
+export const webgpuMergeRunner: MergeRunner = backendMergeRunner("webgpu");
+
+/**
+ * A {@link MergeRunner} on any backend (`auto` resolves to the fastest here).
+ *
+ * @example
+ * ```ts
+ * import { backendMergeRunner } from "./gpu_merge.ts";
+ * import { param, trace } from "../compiler/trace.ts";
+ * const g = trace(() => ({ w: param("w", [2]).mul(2) }), []);
+ * console.log((await backendMergeRunner("wasm")(g, { w: new Float32Array([1, 2]) })).w); // Float32Array [2, 4]
+ * ```
+ */
+export function backendMergeRunner(backend: BackendChoice): MergeRunner {
+  return async (graph, params): Promise<Record<string, Float32Array>> => {
+    const exe = await compile(graph, { backend });
+    try {
+      const reads = exe.graph.params.map((p) => p.name!);
+      for (const name of reads) {
+        if (params[name] === undefined) throw new Error(`merge: missing tensor "${name}"`);
+      }
+      exe.setParams(Object.fromEntries(reads.map((name) => [name, params[name]])));
+      const names = Object.keys(graph.outputs);
+      const run = await exe.run({}, { read: names });
+      const out: Record<string, Float32Array> = {};
+      for (const name of names) {
+        const value = await run.read(name);
+        out[name] = value instanceof Float32Array ? value : Float32Array.from(value);
+      }
+      return out;
+    } finally {
+      exe.destroy();
     }
-    exe.setParams(Object.fromEntries(reads.map((name) => [name, params[name]])));
-    const names = Object.keys(graph.outputs);
-    const run = await exe.run({}, { read: names });
-    const out: Record<string, Float32Array> = {};
-    for (const name of names) {
-      const value = await run.read(name);
-      out[name] = value instanceof Float32Array ? value : Float32Array.from(value);
-    }
-    return out;
-  } finally {
-    exe.destroy();
-  }
-};
+  };
+}

@@ -25,6 +25,72 @@ import type { Executable } from "./executable.ts";
 import { webgpuBackend } from "./webgpu/backend.ts";
 import { type GpuContext, requestGpu } from "./webgpu/device.ts";
 import type { Kernel } from "./webgpu/wgsl/kernel.ts";
+import { wasmBackend } from "./wasm/backend.ts";
+import { wasmAvailable } from "./wasm/mod.ts";
+
+/** A backend by name, or `auto`: WebGPU on a hardware adapter, else wasm, else cpu. */
+export type BackendChoice = BackendName | "auto";
+
+/**
+ * Every `--backend` value, in the order the help lists them.
+ *
+ * @example
+ * ```ts
+ * import { BACKEND_CHOICES } from "./compile.ts";
+ * console.log(BACKEND_CHOICES.join("|")); // "auto|webgpu|wasm|cpu"
+ * ```
+ */
+export const BACKEND_CHOICES: readonly BackendChoice[] = Object.freeze([
+  "auto",
+  "webgpu",
+  "wasm",
+  "cpu",
+]);
+
+/**
+ * Checks a backend name given by a user; the error names `where` (a flag)
+ * and the valid choices.
+ *
+ * @example
+ * ```ts
+ * import { parseBackend } from "./compile.ts";
+ * console.log(parseBackend("wasm", "--backend")); // "wasm"
+ * ```
+ */
+export function parseBackend(value: unknown, where: string): BackendChoice {
+  if (typeof value === "string" && (BACKEND_CHOICES as readonly string[]).includes(value)) {
+    return value as BackendChoice;
+  }
+  throw new Error(`${where} must be ${BACKEND_CHOICES.join(", ")}; got ${JSON.stringify(value)}`);
+}
+
+let detected: Promise<BackendName> | undefined;
+
+async function detectBackend(): Promise<BackendName> {
+  // A software adapter (llvmpipe, SwiftShader, WARP) runs WebGPU on the CPU,
+  // slower than the wasm backend on the same cores (BENCHMARKS.md).
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  const info = adapter?.info as { isFallbackAdapter?: boolean } | undefined;
+  if (adapter && !(info?.isFallbackAdapter ?? false)) return "webgpu";
+  return wasmAvailable() ? "wasm" : "cpu";
+}
+
+/**
+ * The backend a choice runs on: `auto` is WebGPU when a hardware adapter
+ * exists, wasm when the only adapter is a software one or there is none, and
+ * the cpu reference where this engine cannot run wasm threads.
+ *
+ * @example
+ * ```ts
+ * import { resolveBackend } from "./compile.ts";
+ * console.log(["webgpu", "wasm", "cpu"].includes(await resolveBackend("auto"))); // true
+ * ```
+ */
+export function resolveBackend(choice: BackendChoice = "auto"): Promise<BackendName> {
+  if (choice !== "auto") return Promise.resolve(choice);
+  detected ??= detectBackend();
+  return detected;
+}
 
 /**
  * Options of {@link compile}.
@@ -38,8 +104,13 @@ import type { Kernel } from "./webgpu/wgsl/kernel.ts";
  * ```
  */
 export interface CompileOptions {
-  /** `webgpu` (default), the `cpu` reference interpreter (f32 precision), or a {@link Backend} object. */
-  readonly backend?: BackendName | Backend;
+  /**
+   * `webgpu` (default), `wasm`, the `cpu` reference interpreter (f32
+   * precision), `auto` (see {@link resolveBackend}), or a {@link Backend} object.
+   */
+  readonly backend?: BackendChoice | Backend;
+  /** wasm: threads, the caller's included (default: one per logical core). */
+  readonly threads?: number;
   /** The GPU context for `webgpu` (default: the shared `requestGpu()` one). */
   readonly device?: GpuContext;
   /** Pass names (default `DEFAULT_PIPELINE`); a backend that does not fuse stops before `fuse`. */
@@ -55,14 +126,13 @@ export interface CompileOptions {
 }
 
 async function chooseBackend(options: CompileOptions): Promise<Backend> {
-  const backend = options.backend ?? "webgpu";
-  if (typeof backend === "object") return backend;
+  const choice = options.backend ?? "webgpu";
+  if (typeof choice === "object") return choice;
+  const backend = await resolveBackend(parseBackend(choice, "compile: backend"));
   if (backend === "cpu") return cpuBackend;
-  if (backend === "webgpu") {
-    const { mapKernel, randomProjections } = options;
-    return webgpuBackend(options.device ?? await requestGpu(), { mapKernel, randomProjections });
-  }
-  throw new Error(`unknown backend ${JSON.stringify(backend)} (backends: webgpu, cpu)`);
+  if (backend === "wasm") return wasmBackend({ threads: options.threads });
+  const { mapKernel, randomProjections } = options;
+  return webgpuBackend(options.device ?? await requestGpu(), { mapKernel, randomProjections });
 }
 
 /**

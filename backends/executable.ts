@@ -10,8 +10,8 @@ import type { Program } from "./webgpu/schedule.ts";
 
 export type { HostArray } from "./host_data.ts";
 
-/** The backends `compile` knows. */
-export type BackendName = "webgpu" | "cpu";
+/** The backends `compile` knows: WebGPU, multi-threaded Wasm SIMD, and the float64 reference. */
+export type BackendName = "webgpu" | "wasm" | "cpu";
 
 /**
  * Options of {@link Executable.run}.

@@ -15,7 +15,7 @@ import { getFamily, loadModel, type ModelConfig } from "../nn/families.ts";
 import { initParams } from "../nn/init.ts";
 import { vera } from "../adapters/vera.ts";
 import { adamw, hyperparameterFeeds, trainStep } from "../train/optim.ts";
-import { webgpuRunner } from "../train/gpu_runner.ts";
+import { webgpuRunner } from "../train/executable_runner.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
 import { SHAPES } from "./_shapes.ts";
 

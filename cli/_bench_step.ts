@@ -7,7 +7,8 @@
  */
 import type { Graph } from "../compiler/ir.ts";
 import { compile } from "../backends/compile.ts";
-import type { Executable, RunResult } from "../backends/executable.ts";
+import type { BackendName, Executable, RunResult } from "../backends/executable.ts";
+import { defaultThreads } from "../backends/wasm/mod.ts";
 import { type GpuContext, requestGpu } from "../backends/webgpu/device.ts";
 import { gptGraph } from "../nn/gpt.ts";
 import { initParams } from "../nn/init.ts";
@@ -58,7 +59,7 @@ export interface StepBenchConfig {
   /** Adapted modules (PEFT's `target_modules`). */
   readonly targets: readonly string[];
   /** `webgpu` (default) or the `cpu` reference interpreter. */
-  readonly backend?: "webgpu" | "cpu";
+  readonly backend?: BackendName;
   /** Seed of the weights, the projections and the tokens (default 0). */
   readonly seed?: number;
 }
@@ -268,7 +269,8 @@ export async function prepareStep(
     firstLoss,
     trainableParams: count((name) => trainable.has(name)),
     totalParams: count(() => true),
-    adapter: gpu?.description ?? CPU_ADAPTER,
+    adapter: gpu?.description ??
+      (backend === "wasm" ? `wasm SIMD, ${defaultThreads()} threads` : CPU_ADAPTER),
     run,
     get lastSubmitMs() {
       return submitMs;

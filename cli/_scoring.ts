@@ -23,7 +23,10 @@ export const SCORING_FLAGS: Record<string, FlagSpec> = {
   data: flag("spam | names | FILE (.jsonl, .csv, .txt)"),
   seq: flag("tokens per example (default: the base's maxSeqLen)"),
   batch: flag("rows per forward pass", "8"),
-  backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
+  backend: flag(
+    "auto | webgpu | wasm | cpu (auto: WebGPU on a hardware GPU, else wasm SIMD threads)",
+    "auto",
+  ),
   json: { type: "boolean", help: "print one JSON document on stdout" },
   task: DATA_FLAGS.task,
   "text-column": DATA_FLAGS["text-column"],

@@ -3,9 +3,10 @@ import type { Graph } from "../compiler/ir.ts";
 // The training commands read the built-in data sets through data/registry.ts;
 // importing them here registers them (the library entry point does not).
 import "../data/datasets.ts";
-import { webgpuRunnerFactory } from "../train/gpu_runner.ts";
+import { runnerFactoryFor } from "../train/executable_runner.ts";
+import { type BackendChoice, parseBackend, resolveBackend } from "../backends/compile.ts";
 import { warmupCosine } from "../train/schedule.ts";
-import { cpuRunner, type RunnerFactory } from "../train/runner.ts";
+import type { RunnerFactory } from "../train/runner.ts";
 import type { ProgressMode } from "../train/trainer.ts";
 import { CONFIG_FLAG, type FlagSpec, intFlag, numberFlag, required, UsageError } from "./_args.ts";
 import { adamw, sgd } from "../train/optim.ts";
@@ -25,7 +26,10 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   seed: flag("seed of the init, the adapter and the data order", "0"),
   "log-every": flag("read back and log the loss every N steps", "25"),
   "eval-every": flag("evaluate on validation every N steps (default: at the end)"),
-  backend: flag("webgpu (navigator.gpu) | cpu (float reference)", "webgpu"),
+  backend: flag(
+    "auto | webgpu | wasm | cpu (auto: WebGPU on a hardware GPU, else wasm SIMD threads)",
+    "auto",
+  ),
   dropout: flag("dropout probability in each block while training (0 = none)", "0"),
   optimizer: { ...flag("adamw | sgd", "adamw"), choices: ["adamw", "sgd"] },
   "weight-decay": flag("decoupled weight decay (AdamW's default 0.01, SGD's 0)"),
@@ -79,19 +83,28 @@ export function trainingOptions(
  * ```
  */
 export interface TrainCommandOptions {
-  /** Runner factories by `--backend` name (default: `cpu` and `webgpu`). */
+  /** Runner factories by `--backend` name (default: every backend, `auto` included). */
   readonly backends?: Readonly<Record<string, RunnerFactory>>;
   /** Progress display (default `auto`). */
   readonly progress?: ProgressMode;
+}
+
+/** `--backend`'s value, checked: a usage error names the choices. */
+export function backendFlag(value: string): BackendChoice {
+  try {
+    return parseBackend(value, "--backend");
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 export function backendOf(
   values: Record<string, unknown>,
   options: TrainCommandOptions,
 ): RunnerFactory {
-  const backends = options.backends ??
-    { cpu: (g: Graph) => cpuRunner(g), webgpu: webgpuRunnerFactory };
   const name = String(values.backend);
+  if (options.backends === undefined) return runnerFactoryFor(backendFlag(name));
+  const backends = options.backends;
   // Own keys only: "toString" or "constructor" must not find Object.prototype's members.
   const factory = Object.hasOwn(backends, name) ? backends[name] : undefined;
   if (factory === undefined) {
@@ -130,7 +143,8 @@ export async function checkRunMemory(
   values: Record<string, unknown>,
   hint: string,
 ): Promise<void> {
-  const gpu = values.backend === "webgpu" ? await requestGpu().catch(() => undefined) : undefined;
+  const backend = await resolveBackend(backendFlag(String(values.backend)));
+  const gpu = backend === "webgpu" ? await requestGpu().catch(() => undefined) : undefined;
   try {
     checkMemory(command, estimateTrainingMemory(graph), {
       maxBufferSize: gpu?.limits.maxBufferSize,

@@ -11,6 +11,9 @@
  *
  * @module
  */
+import { resolveBackend } from "../backends/compile.ts";
+import type { BackendName } from "../backends/executable.ts";
+import { backendFlag } from "./_train_common.ts";
 import {
   type BenchMethod,
   median,
@@ -50,7 +53,7 @@ export interface StepReport {
   /** The method measured. */
   readonly method: BenchMethod;
   /** `webgpu` or `cpu`. */
-  readonly backend: "webgpu" | "cpu";
+  readonly backend: BackendName;
   /** The adapter's description. */
   readonly adapter: string;
   /** The model and adapter shape. */
@@ -277,7 +280,7 @@ export const BENCH_FLAGS: Record<string, FlagSpec> = {
   warmup: { type: "string", help: "untimed steps after the first", default: "2" },
   block: { type: "string", help: "steps per readback (default: readback ≤ 5% of a block)" },
   seed: { type: "string", help: "seed of weights, projections and tokens", default: "0" },
-  backend: { type: "string", help: "webgpu | cpu", default: "webgpu" },
+  backend: { type: "string", help: "webgpu | wasm | cpu", default: "webgpu" },
   cold: {
     type: "boolean",
     help:
@@ -317,10 +320,7 @@ export async function benchCommand(args: readonly string[]): Promise<void> {
   if (method !== "vera" && method !== "lora" && method !== "full") {
     throw new UsageError(`bench step: --method must be vera, lora or full, got "${method}"`);
   }
-  const backend = String(values.backend);
-  if (backend !== "webgpu" && backend !== "cpu") {
-    throw new UsageError(`bench step: --backend must be webgpu or cpu, got "${backend}"`);
-  }
+  const backend = await resolveBackend(backendFlag(String(values.backend)));
   const targets = String(values.targets).split(",").map((t) => t.trim()).filter((t) => t);
   if (method !== "full" && targets.length === 0) {
     throw new UsageError(`bench step: --targets names no module`);

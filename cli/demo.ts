@@ -17,10 +17,13 @@ import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
 import { loadBaseModel } from "../train/checkpoint.ts";
 import { classifierEvalBatches } from "../train/evaluation.ts";
 import { classificationTask } from "../data/datasets.ts";
-import { webgpuRunner } from "../train/gpu_runner.ts";
+import { webgpuRunner } from "../train/executable_runner.ts";
 import type { Graph } from "../compiler/ir.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { requestGpu } from "../backends/webgpu/device.ts";
+import { type BackendChoice, resolveBackend } from "../backends/compile.ts";
+import type { BackendName } from "../backends/executable.ts";
+import { defaultThreads } from "../backends/wasm/mod.ts";
 import { finetuneCommand } from "./train.ts";
 import {
   CONFIG_FLAG,
@@ -41,7 +44,12 @@ export const DEMO_FLAGS: Record<string, FlagSpec> = {
   steps: { type: "string", help: "VeRA training steps", default: "150" },
   batch: { type: "string", help: "batch size", default: "16" },
   r: { type: "string", help: "VeRA rank", default: "256" },
-  backend: { type: "string", help: "webgpu | cpu", default: "webgpu", choices: ["webgpu", "cpu"] },
+  backend: {
+    type: "string",
+    help: "auto | webgpu | wasm | cpu (auto: WebGPU on a hardware GPU, else wasm SIMD threads)",
+    default: "auto",
+    choices: ["auto", "webgpu", "wasm", "cpu"],
+  },
   config: CONFIG_FLAG,
 };
 
@@ -86,6 +94,13 @@ async function predictions(
   }
 }
 
+/** What a backend runs on, for the first line: the GPU adapter, or the threads. */
+async function describeBackend(backend: BackendName): Promise<string> {
+  if (backend === "webgpu") return `WebGPU (${(await requestGpu()).description})`;
+  if (backend === "wasm") return `wasm SIMD (${defaultThreads()} threads)`;
+  return "the cpu reference interpreter";
+}
+
 /**
  * Runs the demo.
  *
@@ -104,8 +119,12 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
     batch = intFlag(values, "batch")!,
     r = intFlag(values, "r")!;
   const started = performance.now();
-  const gpu = await requestGpu();
-  console.log(`wgrad demo: VeRA fine-tuning of a spam classifier on ${gpu.description}`);
+  const choice = String(values.backend) as BackendChoice;
+  const backend = await resolveBackend(choice);
+  console.log(
+    `wgrad demo: VeRA fine-tuning of a spam classifier on ${await describeBackend(backend)}` +
+      (choice === "auto" ? " (--backend auto: the fastest available here)" : ""),
+  );
   const base = await loadBaseModel(DEMO_BASE).catch((e: Error) => {
     throw new UsageError(`demo: cannot load the base model ${DEMO_BASE}: ${e.message}`);
   });
@@ -138,7 +157,7 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
     "--out",
     out,
     "--backend",
-    String(values.backend),
+    backend,
     "--log-every",
     "10",
     // The demo owns its run directory: a previous demo run is started over; files that are not

@@ -8,7 +8,8 @@ import { COMPACT_METADATA_KEY, compactFromPeft } from "../adapters/compact.ts";
 import { cpuMergeRunner, type MergeRunner } from "../adapters/merge.ts";
 import { resolveAdapter } from "../adapters/resolve.ts";
 import { GPT_METADATA_KEY } from "../train/checkpoint.ts";
-import { webgpuMergeRunner } from "../adapters/gpu_merge.ts";
+import { backendMergeRunner } from "../adapters/gpu_merge.ts";
+import { type BackendChoice, parseBackend } from "../backends/compile.ts";
 import { type FlagSpec, humanOutput, parseFlags, required, UsageError } from "./_args.ts";
 import { regularFileSize } from "../io/read_file.ts";
 import { checkOutput } from "./_outputs.ts";
@@ -16,16 +17,10 @@ import { mergeHf } from "./_merge_hf.ts";
 import { isDirectory, loadAdapter } from "./_load_adapter.ts";
 import { loadBase } from "./_task.ts";
 
-/** Where the merge graph runs, by `--backend` name. */
-const MERGE_RUNNERS: Readonly<Record<string, MergeRunner>> = {
-  webgpu: webgpuMergeRunner,
-  cpu: cpuMergeRunner,
-};
-
 const BACKEND_FLAG: FlagSpec = {
   type: "string",
-  help: "where the merge runs: webgpu (navigator.gpu) | cpu (f32 reference)",
-  default: "webgpu",
+  help: "where the merge runs: auto | webgpu | wasm | cpu (f32 reference)",
+  default: "auto",
 };
 
 /** The flags of `merge`. */
@@ -85,13 +80,13 @@ function mergeRunner(
   values: Record<string, unknown>,
   runner?: MergeRunner,
 ): MergeRunner {
-  const name = String(values.backend);
-  if (!Object.hasOwn(MERGE_RUNNERS, name)) {
-    throw new UsageError(
-      `${command}: --backend must be ${Object.keys(MERGE_RUNNERS).join(" or ")}, got "${name}"`,
-    );
+  let choice: BackendChoice;
+  try {
+    choice = parseBackend(values.backend, `${command}: --backend`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  return runner ?? MERGE_RUNNERS[name];
+  return runner ?? (choice === "cpu" ? cpuMergeRunner : backendMergeRunner(choice));
 }
 
 async function weightShapes(base: string): Promise<Record<string, number[]>> {

@@ -2,6 +2,7 @@
 import { merge } from "../adapters/merge.ts";
 import { type LoadedModel, loadModel } from "../nn/families.ts";
 import { generate } from "../nn/generate.ts";
+import { backendFlag } from "./_train_common.ts";
 import {
   CONFIG_FLAG,
   type FlagSpec,
@@ -23,7 +24,7 @@ export const GENERATE_FLAGS: Record<string, FlagSpec> = {
   "top-k": { type: "string", help: "sample among the k most likely tokens" },
   "top-p": { type: "string", help: "sample among the most likely tokens up to probability p" },
   seed: { type: "string", default: "0", help: "sampling seed" },
-  backend: { type: "string", default: "webgpu", help: "webgpu or cpu" },
+  backend: { type: "string", default: "auto", help: "auto | webgpu | wasm | cpu" },
   json: { type: "boolean", help: "print one JSON document on stdout (tokens stream to stderr)" },
   config: CONFIG_FLAG,
 };
@@ -55,10 +56,7 @@ export async function generateCommand(args: readonly string[]): Promise<void> {
   }
   const base = required(values, "base", "generate");
   if (typeof values.prompt !== "string") throw new UsageError("generate: --prompt is required");
-  const backend = String(values.backend);
-  if (backend !== "webgpu" && backend !== "cpu") {
-    throw new UsageError(`generate: --backend must be webgpu or cpu, got "${backend}"`);
-  }
+  const backend = backendFlag(String(values.backend));
   const temperature = numberFlag(values, "temperature")!;
   if (temperature < 0) throw new UsageError(`--temperature must be ≥ 0, got "${temperature}"`);
   const topP = numberFlag(values, "top-p");
@@ -72,7 +70,7 @@ export async function generateCommand(args: readonly string[]): Promise<void> {
     topK: intFlag(values, "top-k"),
     topP,
     seed: intFlag(values, "seed", 0)!,
-    backend: backend as "webgpu" | "cpu",
+    backend,
   };
   let model = await loadModel(base);
   if (typeof values.adapter === "string") model = await withAdapter(model, values.adapter);

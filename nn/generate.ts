@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { compile } from "../backends/compile.ts";
+import { type BackendChoice, compile } from "../backends/compile.ts";
 import type { Graph } from "../compiler/ir.ts";
 import { makeGraph } from "../compiler/ir.ts";
 import { iota, param, type Tensor, trace, where } from "../compiler/trace.ts";
@@ -41,7 +41,7 @@ export interface GenerateOptions {
   /** Sampling seed (default 0). */
   readonly seed?: number;
   /** Where the graphs run (default webgpu). */
-  readonly backend?: "webgpu" | "cpu";
+  readonly backend?: BackendChoice;
   /** Stop after the tokenizer's end-of-sequence token (default true). */
   readonly stopAtEos?: boolean;
   /** Called with each new piece of text as soon as it decodes to whole characters. */

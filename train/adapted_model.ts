@@ -22,8 +22,8 @@ import type { ClassificationExample } from "../data/classification_batches.ts";
 import type { LmDocument } from "../data/files.ts";
 import { classificationRows, lmRows, rowEvalBatches } from "../data/token_rows.ts";
 import { type EvalMetrics, evaluateModel as evaluateRunner } from "./evaluation.ts";
-import { cpuRunner } from "./runner.ts";
-import { webgpuRunner } from "./gpu_runner.ts";
+import { runnerFactoryFor } from "./executable_runner.ts";
+import type { BackendChoice } from "../backends/compile.ts";
 
 /**
  * A PEFT adapter directory, read and checked for its own consistency (the
@@ -83,7 +83,7 @@ export interface EvaluateModelOptions {
   /** Tokens per row (default: the model's `maxSeqLen`). */
   readonly seqLen?: number;
   /** `cpu` (default) or `webgpu`. */
-  readonly backend?: "cpu" | "webgpu";
+  readonly backend?: BackendChoice;
 }
 
 /** Examples to measure: labelled texts (a classifier) or documents (a language model). */
@@ -157,7 +157,7 @@ export async function evaluateModel(
     ? classificationRows(data, model.tokenizer, seqLen)
     : lmRows(data as readonly LmDocument[], model.tokenizer, seqLen);
   const padId = model.tokenizer.padId ?? model.tokenizer.eosId ?? 0;
-  const runner = options.backend === "webgpu" ? await webgpuRunner(graph) : cpuRunner(graph);
+  const runner = await runnerFactoryFor(options.backend ?? "cpu")(graph);
   try {
     await runner.setParams(params);
     return await evaluateRunner(

@@ -15,7 +15,8 @@ import { adamw, initOptimizerState, trainStep, type TrainStepOptions } from "./o
 import { constant, type Schedule } from "./schedule.ts";
 import { train, type TrainResult } from "./trainer.ts";
 import { cpuRunner, type Feed, type RunnerFactory } from "./runner.ts";
-import { webgpuRunnerFactory } from "./gpu_runner.ts";
+import { runnerFactoryFor } from "./executable_runner.ts";
+import { type BackendChoice, parseBackend } from "../backends/compile.ts";
 import type { Optimizer } from "./update_rules.ts";
 import { type BatchSource, type EvalBatch, type EvalMetrics, feedsOf } from "./evaluation.ts";
 import type { MetricsRecord } from "./metrics.ts";
@@ -185,7 +186,7 @@ export interface FitOptions {
   /** Write a checkpoint every this many steps (default: at the last step); needs `outDir`. */
   readonly checkpointEvery?: number;
   /** `cpu` (default; the float64 reference), `webgpu`, or a runner factory of your own. */
-  readonly backend?: "cpu" | "webgpu" | RunnerFactory;
+  readonly backend?: BackendChoice | RunnerFactory;
   /** Read back and log the loss every this many steps (default 25, and the first and last). */
   readonly logEvery?: number;
   /** Progress on stderr (default `none`, as a library should be quiet; `auto` for a bar). */
@@ -350,9 +351,8 @@ function stepsOf(options: FitOptions, batchesPerEpoch?: number): number {
 
 function runnerFactory(backend: FitOptions["backend"]): RunnerFactory | undefined {
   if (backend === undefined || backend === "cpu") return undefined;
-  if (backend === "webgpu") return webgpuRunnerFactory;
   if (typeof backend === "function") return backend;
-  throw new Error(`fit: backend must be "cpu", "webgpu" or a runner factory, got ${backend}`);
+  return runnerFactoryFor(parseBackend(backend, "fit: backend"));
 }
 
 /**

@@ -94,7 +94,10 @@ Deno.test("bench: bad command lines are UsageErrors that name the problem", asyn
       /--d-model must be a decimal integer, got "x"/,
     ],
     [["step", "--method", "vera", "--heads", "3"], /--heads 3 does not divide --d-model 64/],
-    [["step", "--method", "vera", "--backend", "tpu"], /--backend must be webgpu or cpu/],
+    [
+      ["step", "--method", "vera", "--backend", "tpu"],
+      /--backend must be auto, webgpu, wasm, cpu; got "tpu"/,
+    ],
     [["step", "--method", "lora", "--targets", "nope"], /no module matched targetModules/],
     [["step", "--method", "vera", "--targets", ","], /--targets names no module/],
   ];

@@ -134,7 +134,7 @@ Deno.test("cli bad input: one error line, exit 1, nothing written", async () => 
     [["merge", "--nope"], /merge: unknown flag --nope \(flags: --base, /],
     [
       ["merge", "--backend", "tpu", "--base", `${dir}/b`, "--adapter", dir, "--out", `${dir}/o`],
-      /--backend must be webgpu or cpu, got "tpu"/,
+      /merge: --backend must be auto, webgpu, wasm, cpu; got "tpu"/,
     ],
   ];
   for (const [args, pattern] of cases) {

@@ -68,7 +68,7 @@ Deno.test("cli generate", async (t) => {
     [
       "bad backend",
       ["--base", "x", "--prompt", "x", "--backend", "tpu"],
-      /--backend must be webgpu or cpu/,
+      /--backend must be auto, webgpu, wasm, cpu; got "tpu"/,
     ],
     ["bad top-p", ["--base", "x", "--prompt", "x", "--top-p", "2"], /--top-p must be in \(0, 1\]/],
     ["missing model", ["--base", "nowhere", "--prompt", "x"], /^error: cannot read model nowhere/],

@@ -240,7 +240,10 @@ Deno.test("finetune and pretrain outputs", async (t) => {
     const demo = await runCli(["demo", "--backend", "toString"]);
     equal(demo.code, 1);
     deepEqual(demo.out, []);
-    match(demo.err.join("\n"), /^error: demo: --backend must be webgpu \| cpu, got "toString"$/);
+    match(
+      demo.err.join("\n"),
+      /^error: demo: --backend must be auto \| webgpu \| wasm \| cpu, got "toString"$/,
+    );
   });
 
   await t.step("--json: stdout holds exactly one JSON document", async () => {

@@ -47,7 +47,7 @@ Deno.test("the webgpu backend needs a fusion plan; unknown backends are named", 
   );
   await assert.rejects(
     compile(graph, { backend: "tpu" as "cpu" }),
-    /unknown backend "tpu" \(backends: webgpu, cpu\)/,
+    /compile: backend must be auto, webgpu, wasm, cpu; got "tpu"/,
   );
 });
 

@@ -6,7 +6,7 @@ import { type GptConfig, gptGraph } from "../../nn/gpt.ts";
 import { initParams } from "../../nn/init.ts";
 import { adamw, trainStep } from "../../train/optim.ts";
 import { constant } from "../../train/schedule.ts";
-import { webgpuRunner } from "../../train/gpu_runner.ts";
+import { webgpuRunner } from "../../train/executable_runner.ts";
 import { NonFiniteError, train } from "../../train/trainer.ts";
 
 const CONFIG: GptConfig = {

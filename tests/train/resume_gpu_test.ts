@@ -9,7 +9,7 @@ import type { BatchState } from "../../data/batches.ts";
 import { adamw, trainStep } from "../../train/optim.ts";
 import { warmupCosine } from "../../train/schedule.ts";
 import type { RunnerFactory } from "../../train/runner.ts";
-import { webgpuRunner } from "../../train/gpu_runner.ts";
+import { webgpuRunner } from "../../train/executable_runner.ts";
 import { loadCheckpoint } from "../../train/checkpoint.ts";
 import { sourceOf, train, type TrainOptions } from "../../train/trainer.ts";
 
