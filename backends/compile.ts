@@ -5,13 +5,14 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { compile } from "./compile.ts";
  * import { param, trace } from "../compiler/trace.ts";
  * const g = trace((x) => x.matmul(param("w", [3, 2])).sum(), [{ name: "x", shape: [4, 3] }]);
  * const exe = await compile(g, { backend: "webgpu" });
  * exe.setParams({ w: new Float32Array(6).fill(1) });
  * const run = await exe.run({ x: new Float32Array(12).fill(1) }, { read: ["out"] });
- * console.log(await run.read("out")); // Float32Array [24]
+ * deepStrictEqual(await run.read("out"), new Float32Array([24]));
  * ```
  *
  * @module
@@ -36,8 +37,9 @@ export type BackendChoice = BackendName | "auto";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { BACKEND_CHOICES } from "./compile.ts";
- * console.log(BACKEND_CHOICES.join("|")); // "auto|webgpu|wasm|cpu"
+ * strictEqual(BACKEND_CHOICES.join("|"), "auto|webgpu|wasm|cpu");
  * ```
  */
 export const BACKEND_CHOICES: readonly BackendChoice[] = Object.freeze([
@@ -53,8 +55,9 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = Object.freeze([
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { parseBackend } from "./compile.ts";
- * console.log(parseBackend("wasm", "--backend")); // "wasm"
+ * strictEqual(parseBackend("wasm", "--backend"), "wasm");
  * ```
  */
 export function parseBackend(value: unknown, where: string): BackendChoice {
@@ -82,8 +85,9 @@ async function detectBackend(): Promise<BackendName> {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { resolveBackend } from "./compile.ts";
- * console.log(["webgpu", "wasm", "cpu"].includes(await resolveBackend("auto"))); // true
+ * strictEqual(["webgpu", "wasm", "cpu"].includes(await resolveBackend("auto")), true);
  * ```
  */
 export function resolveBackend(choice: BackendChoice = "auto"): Promise<BackendName> {

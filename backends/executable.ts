@@ -51,10 +51,11 @@ export interface RunResult {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { compile } from "./compile.ts";
  * import { trace } from "../compiler/trace.ts";
  * const exe = await compile(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }]), { backend: "webgpu" });
- * console.log(exe.stats.kernelsPerRun); // 1
+ * strictEqual(exe.stats.kernelsPerRun, 1);
  * ```
  */
 export interface ExecutableStats {
@@ -75,12 +76,13 @@ export interface ExecutableStats {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { compile } from "./compile.ts";
  * import { param, trace } from "../compiler/trace.ts";
  * const g = trace((x) => x.mul(param("w", [2])).sum(), [{ name: "x", shape: [2] }]);
  * const exe = await compile(g, { backend: Deno.args.includes("--cpu") ? "cpu" : "webgpu" });
  * exe.setParams({ w: [3, 4] });
- * console.log(await (await exe.run({ x: [1, 2] }, { read: ["out"] })).read("out")); // [11]
+ * deepStrictEqual(await (await exe.run({ x: [1, 2] }, { read: ["out"] })).read("out"), new Float32Array([11]));
  * ```
  */
 export interface Executable {

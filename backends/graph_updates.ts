@@ -12,11 +12,12 @@ import { formatType, type Graph } from "../compiler/ir.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { graphUpdates } from "./graph_updates.ts";
  * import { makeGraph } from "../compiler/ir.ts";
  * import { param, trace } from "../compiler/trace.ts";
  * const g = trace((x) => ({ w: param("w", [2]).add(x) }), [{ name: "x", shape: [2] }]);
- * console.log(graphUpdates(makeGraph({ ...g, meta: { updates: { w: "w" } } }))); // { w: "w" }
+ * deepStrictEqual(graphUpdates(makeGraph({ ...g, meta: { updates: { w: "w" } } })), { w: "w" });
  * ```
  */
 export function graphUpdates(graph: Graph): Record<string, string> {

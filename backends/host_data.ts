@@ -49,11 +49,12 @@ export type StorageArray =
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../ops/mod.ts";
  * import { toStorage } from "./host_data.ts";
  * import { makeNode } from "../compiler/ir.ts";
  * const mask = makeNode(ops.input, [], { shape: [3], dtype: "bool" }, "mask");
- * console.log(toStorage(mask, [1, 0, 1], "input")); // Uint32Array [1, 0, 1]
+ * deepStrictEqual(toStorage(mask, [1, 0, 1], "input"), new Uint32Array([1, 0, 1]));
  * ```
  */
 export function toStorage(node: Node, value: TensorData, what: string): StorageArray {
@@ -86,8 +87,9 @@ export function toStorage(node: Node, value: TensorData, what: string): StorageA
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { fromBytes } from "./host_data.ts";
- * console.log(fromBytes("bool", new Uint32Array([1, 0]).buffer, 2)); // Uint8Array [1, 0]
+ * deepStrictEqual(fromBytes("bool", new Uint32Array([1, 0]).buffer, 2), new Uint8Array([1, 0]));
  * ```
  */
 export function fromBytes(dtype: DType, bytes: ArrayBuffer, length: number): HostArray {
@@ -102,8 +104,9 @@ export function fromBytes(dtype: DType, bytes: ArrayBuffer, length: number): Hos
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { toHost } from "./host_data.ts";
- * console.log(toHost({ shape: [2], dtype: "i32", data: new Int32Array([1, 2]) })); // Int32Array [1, 2]
+ * deepStrictEqual(toHost({ shape: [2], dtype: "i32", data: new Int32Array([1, 2]) }), new Int32Array([1, 2]));
  * ```
  */
 export function toHost(t: CpuTensor): HostArray {

@@ -33,10 +33,11 @@ function sourceInput(node: Node): Node | undefined {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { indexBounds } from "./index_checks.ts";
  * import { param, trace } from "../compiler/trace.ts";
  * const g = trace((ids) => param("embed.weight", [5, 2]).gather(ids).sum(), [{ name: "ids", shape: [3], dtype: "i32" }]);
- * console.log(indexBounds(g).get("ids")?.limit); // 5
+ * strictEqual(indexBounds(g).get("ids")?.limit, 5);
  * ```
  */
 export function indexBounds(graph: Graph): Map<string, IndexBound> {

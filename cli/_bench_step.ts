@@ -115,12 +115,13 @@ export function randomBatches(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { stepGraphs } from "./bench.ts";
  * const { step } = stepGraphs({
  *   method: "lora", layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 2,
  *   targets: ["q_proj"],
  * });
- * console.log(step.inputs.map((n) => n.name)); // ["tokens", "targets", "lr", "step"]
+ * deepStrictEqual(step.inputs.map((n) => n.name), ["tokens", "targets", "lr", "step"]);
  * ```
  */
 export function stepGraphs(config: StepBenchConfig): { model: Graph; step: Graph } {
@@ -293,8 +294,9 @@ export async function prepareStep(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { median } from "./bench.ts";
- * console.log(median([3, 1, 2])); // 2
+ * strictEqual(median([3, 1, 2]), 2);
  * ```
  */
 export function median(values: readonly number[]): number {

@@ -7,9 +7,10 @@ import { relative } from "node:path";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { RunStopped } from "./_interrupt.ts";
  * const e = new RunStopped("interrupted at step 40", "deno run -A cli.ts finetune --resume");
- * console.log(e.exitCode); // 130
+ * strictEqual(e.exitCode, 130);
  * ```
  */
 export class RunStopped extends Error {

@@ -106,9 +106,10 @@ async function describeBackend(backend: BackendName): Promise<string> {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { demoCommand } from "./demo.ts";
  * // deno task demo  (about 3–4 minutes on a 2-core machine without a GPU)
- * console.log(typeof demoCommand); // "function"
+ * strictEqual(typeof demoCommand, "function");
  * ```
  */
 export async function demoCommand(args: readonly string[]): Promise<void> {

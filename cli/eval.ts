@@ -9,9 +9,10 @@ import { classificationMetrics, formatClassificationMetrics } from "../train/met
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { flagHelp } from "./_args.ts";
  * import { EVAL_FLAGS } from "./eval.ts";
- * console.log(flagHelp(EVAL_FLAGS).includes("--data")); // true
+ * strictEqual(flagHelp(EVAL_FLAGS).includes("--data"), true);
  * ```
  */
 export const EVAL_FLAGS = SCORING_FLAGS;

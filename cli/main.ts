@@ -111,8 +111,9 @@ function usage(): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { main } from "./main.ts";
- * console.log(await main(["--help"])); // 0
+ * strictEqual(await main(["--help"]), 0);
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {

@@ -7,9 +7,10 @@ import { scoreDataFile, SCORING_FLAGS } from "./_scoring.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { flagHelp } from "./_args.ts";
  * import { PREDICT_FLAGS } from "./predict.ts";
- * console.log(flagHelp(PREDICT_FLAGS).includes("--adapter")); // true
+ * strictEqual(flagHelp(PREDICT_FLAGS).includes("--adapter"), true);
  * ```
  */
 export const PREDICT_FLAGS = SCORING_FLAGS;

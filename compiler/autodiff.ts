@@ -106,10 +106,11 @@ export function gradients(out: Node, leaves: readonly Node[]): Node[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "./trace.ts";
  * import { grad } from "./autodiff.ts";
  * const g = trace((x) => x.mul(param("w", [3])).sum(), [{ name: "x", shape: [3] }]);
- * console.log(Object.keys(grad(g).outputs)); // ["grad:w"]
+ * deepStrictEqual(Object.keys(grad(g).outputs), ["grad:w"]);
  * ```
  */
 export function grad(graph: Graph, options: GradOptions = {}): Graph {
@@ -125,10 +126,11 @@ export function grad(graph: Graph, options: GradOptions = {}): Graph {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "./trace.ts";
  * import { valueAndGrad } from "./autodiff.ts";
  * const g = trace((x) => ({ loss: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
- * console.log(Object.keys(valueAndGrad(g).outputs)); // ["loss", "grad:w"]
+ * deepStrictEqual(Object.keys(valueAndGrad(g).outputs), ["loss", "grad:w"]);
  * ```
  */
 export function valueAndGrad(graph: Graph, options: GradOptions = {}): Graph {

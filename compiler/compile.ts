@@ -5,10 +5,11 @@
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const g = trace((x) => x.exp().mul(2).sum(), [{ name: "x", shape: [4, 3] }]);
- * console.log(runPipeline(g).plan?.groups.length); // 1
+ * strictEqual(runPipeline(g).plan?.groups.length, 1);
  * ```
  *
  * @module
@@ -27,10 +28,11 @@ import { familyOf } from "./fusion/families.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { type PassState, PASSES } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const start: PassState = { graph: trace((x) => x.exp(), [{ name: "x", shape: [2] }]) };
- * console.log(PASSES.fuse.run(start, {}).plan?.groups.length); // 1
+ * strictEqual(PASSES.fuse.run(start, {}).plan?.groups.length, 1);
  * ```
  */
 export interface PassState {
@@ -64,11 +66,12 @@ export interface PassContext {
  *
  * @example A pass of your own, run between the built-in ones
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { type Pass, PASSES, runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const count: Pass = { name: "count", run: (state) => state };
  * const passes = { ...PASSES, count };
- * console.log(Object.keys(passes).includes("count")); // true
+ * strictEqual(Object.keys(passes).includes("count"), true);
  * ```
  */
 export interface Pass {
@@ -88,8 +91,9 @@ const graphPass = (name: string, f: (g: Graph) => Graph): Pass => ({
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { PASSES } from "./compile.ts";
- * console.log(Object.keys(PASSES)); // ["simplify", "constantFold", "cse", "dce", "fuse"]
+ * deepStrictEqual(Object.keys(PASSES), ["simplify", "constantFold", "cse", "dce", "fuse"]);
  * ```
  */
 export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
@@ -133,10 +137,11 @@ export const DEFAULT_PIPELINE: readonly string[] = Object.freeze([
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { dumpState, runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const state = runPipeline(trace((x) => x.exp().sum(), [{ name: "x", shape: [4] }]), ["fuse"]);
- * console.log(dumpState(state).split("\n")[0]); // "fusion plan: 1 kernels"
+ * strictEqual(dumpState(state).split("\n")[0], "fusion plan: 1 kernels");
  * ```
  */
 export function dumpState(state: PassState): string {
@@ -178,11 +183,12 @@ export interface RunPipelineOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const g = trace((x) => x.mul(1).exp(), [{ name: "x", shape: [2] }]);
  * const state = runPipeline(g, ["simplify", "fuse"]);
- * console.log(state.plan?.groups.length); // 1
+ * strictEqual(state.plan?.groups.length, 1);
  * ```
  */
 export function runPipeline(
@@ -212,9 +218,10 @@ export function runPipeline(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { unfusedKernelCount } from "./compile.ts";
  * import { trace } from "./trace.ts";
- * console.log(unfusedKernelCount(trace((x) => x.exp().T.neg(), [{ name: "x", shape: [2, 3] }]))); // 2
+ * strictEqual(unfusedKernelCount(trace((x) => x.exp().T.neg(), [{ name: "x", shape: [2, 3] }])), 2);
  * ```
  */
 export function unfusedKernelCount(graph: Graph): number {

@@ -170,6 +170,7 @@ const defined = new Map<string, OpDef>();
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { defineOp, makeNode } from "./ir.ts";
  * import { input } from "../ops/leaf.ts";
  * const twice = defineOp({
@@ -182,7 +183,7 @@ const defined = new Map<string, OpDef>();
  *   wgsl: ([x]) => `(2.0 * ${x})`,
  * });
  * const x = makeNode(input, [], { shape: [3], dtype: "f32" }, "x");
- * console.log(makeNode(twice, [x]).op); // "example_twice"
+ * strictEqual(makeNode(twice, [x]).op, "example_twice");
  * ```
  */
 export function defineOp(def: OpDef): OpDef {
@@ -204,9 +205,10 @@ export function defineOp(def: OpDef): OpDef {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { definedOps } from "./ir.ts";
  * import "../ops/mod.ts";
- * console.log(definedOps().some((op) => op.name === "matmul")); // true
+ * strictEqual(definedOps().some((op) => op.name === "matmul"), true);
  * ```
  */
 export function definedOps(): OpDef[] {
@@ -279,12 +281,13 @@ function deepFreeze<T>(value: T): T {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { makeNode } from "./ir.ts";
  * import { input } from "../ops/leaf.ts";
  * import { exp } from "../ops/elementwise.ts";
  * const x = makeNode(input, [], { shape: [2, 3], dtype: "f32" }, "x");
  * const y = makeNode(exp, [x]);
- * console.log(y.shape); // [2, 3]
+ * deepStrictEqual(y.shape, [2, 3]);
  * ```
  */
 export function makeNode(
@@ -321,11 +324,12 @@ export function makeNode(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { makeNode, topoSort } from "./ir.ts";
  * import { input } from "../ops/leaf.ts";
  * import { neg } from "../ops/elementwise.ts";
  * const x = makeNode(input, [], { shape: [2], dtype: "f32" }, "x");
- * console.log(topoSort([makeNode(neg, [x])]).length); // 2
+ * strictEqual(topoSort([makeNode(neg, [x])]).length, 2);
  * ```
  */
 export function topoSort(roots: Iterable<Node>): Node[] {
@@ -358,12 +362,13 @@ export function topoSort(roots: Iterable<Node>): Node[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { makeGraph, makeNode } from "./ir.ts";
  * import { input } from "../ops/leaf.ts";
  * import { exp } from "../ops/elementwise.ts";
  * const x = makeNode(input, [], { shape: [2], dtype: "f32" }, "x");
  * const g = makeGraph({ inputs: [x], outputs: { y: makeNode(exp, [x]) } });
- * console.log(Object.keys(g.outputs)); // ["y"]
+ * deepStrictEqual(Object.keys(g.outputs), ["y"]);
  * ```
  */
 export function makeGraph(parts: {

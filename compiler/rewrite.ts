@@ -109,10 +109,11 @@ function matchInto(p: Pattern, node: Node, captures: Record<string, Node>): bool
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { match } from "./rewrite.ts";
  * import { trace } from "./trace.ts";
  * const g = trace((x) => x.exp(), [{ name: "x", shape: [2] }]);
- * console.log(match({ op: "exp", inputs: [{ capture: "x" }] }, g.outputs.out)?.captures.x.name); // "x"
+ * strictEqual(match({ op: "exp", inputs: [{ capture: "x" }] }, g.outputs.out)?.captures.x.name, "x");
  * ```
  */
 export function match(pattern: Pattern, node: Node): Match | undefined {
@@ -199,6 +200,7 @@ export function rewriteNodes(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { rewrite } from "./rewrite.ts";
  * import { makeNode } from "./ir.ts";
  * import { trace } from "./trace.ts";
@@ -208,7 +210,7 @@ export function rewriteNodes(
  *   pattern: { op: "neg", inputs: [{ op: "neg", inputs: [{ capture: "x" }] }] },
  *   rewrite: (m: { captures: Record<string, ReturnType<typeof makeNode>> }) => m.captures.x,
  * }];
- * console.log(rewrite(g, rules).outputs.out.op); // "input"
+ * strictEqual(rewrite(g, rules).outputs.out.op, "input");
  * ```
  */
 export function rewrite(graph: Graph, rules: readonly Rule[], options: RewriteOptions = {}): Graph {

@@ -43,9 +43,10 @@ export class Tensor {
    *
    * @example
    * ```ts
+   * import { deepStrictEqual } from "node:assert/strict";
    * import { Tensor, constant } from "./trace.ts";
    * const t = new Tensor(constant(1, [2]).node);
-   * console.log(t.shape); // [2]
+   * deepStrictEqual(t.shape, [2]);
    * ```
    */
   constructor(node: Node) {
@@ -322,12 +323,13 @@ export class Tensor {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { wrap } from "./tensor.ts";
  * import { trace } from "./trace.ts";
  * import { makeNode } from "./ir.ts";
  * import * as ops from "../ops/mod.ts";
  * const g = trace((x) => wrap(makeNode(ops.tanh, [x.node])).sum(), [{ name: "x", shape: [3] }]);
- * console.log(g.outputs.out.op); // "sum"
+ * strictEqual(g.outputs.out.op, "sum");
  * ```
  */
 export function wrap(node: Node): Tensor {

@@ -109,9 +109,10 @@ export type TraceResult = Tensor | readonly Tensor[] | Readonly<Record<string, T
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "./trace.ts";
  * const g = trace((x) => x.matmul(param("w", [2, 3]).T).sum(), [{ name: "x", shape: [4, 3] }]);
- * console.log(g.params.map((p) => p.name)); // ["w"]
+ * deepStrictEqual(g.params.map((p) => p.name), ["w"]);
  * ```
  */
 export function trace(

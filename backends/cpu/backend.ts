@@ -14,11 +14,12 @@ import { createCpuExecutable } from "./executable.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { cpuBackend } from "./backend.ts";
  * import { compile } from "../compile.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const exe = await compile(trace((x) => x.mul(2), [{ name: "x", shape: [2] }]), { backend: cpuBackend });
- * console.log(await (await exe.run({ x: [1, 2] })).read("out")); // Float32Array [2, 4]
+ * deepStrictEqual(await (await exe.run({ x: [1, 2] })).read("out"), new Float32Array([2, 4]));
  * ```
  */
 export const cpuBackend: Backend = {

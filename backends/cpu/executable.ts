@@ -17,11 +17,12 @@ import { type HostArray, toHost, toStorage } from "../host_data.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { createCpuExecutable } from "./executable.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const exe = createCpuExecutable(trace((x) => x.mul(2), [{ name: "x", shape: [2] }]));
  * const result = await exe.run({ x: [1, 2] });
- * console.log(await result.read("out")); // Float32Array [2, 4]
+ * deepStrictEqual(await result.read("out"), new Float32Array([2, 4]));
  * ```
  */
 export function createCpuExecutable(

@@ -59,10 +59,11 @@ function roundToF32(data: CpuData): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { trace } from "../../compiler/trace.ts";
  * import { evaluate } from "./interpreter.ts";
  * const g = trace((x) => x.mul(2).sum(), [{ name: "x", shape: [3] }]);
- * console.log(evaluate(g, { inputs: { x: [1, 2, 3] } }).out.data[0]); // 12
+ * strictEqual(evaluate(g, { inputs: { x: [1, 2, 3] } }).out.data[0], 12);
  * ```
  */
 export function evaluate(

@@ -16,8 +16,9 @@ export type ValType = typeof I32 | typeof F32 | typeof V128;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { uleb } from "./_encoder.ts";
- * console.log(uleb(300)); // [172, 2]
+ * deepStrictEqual(uleb(300), [172, 2]);
  * ```
  */
 export function uleb(n: number, out: number[] = []): number[] {
@@ -35,8 +36,9 @@ export function uleb(n: number, out: number[] = []): number[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { sleb } from "./_encoder.ts";
- * console.log(sleb(-1)); // [127]
+ * deepStrictEqual(sleb(-1), [127]);
  * ```
  */
 export function sleb(n: number, out: number[] = []): number[] {
@@ -61,10 +63,11 @@ const f32View = new DataView(f32Bytes.buffer);
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * const f = new Fn([I32], [I32]);
  * f.get(0).i32(1).op(0x6a); // i32.add
- * console.log(f.body().length > 0); // true
+ * strictEqual(f.body().length > 0, true);
  * ```
  */
 export class Fn {
@@ -208,11 +211,12 @@ function name(s: string): number[] {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { encodeModule, Fn, I32 } from "./_encoder.ts";
  * const f = new Fn([I32], [I32]);
  * f.get(0).get(0).op(0x6c); // x * x
  * const bytes = encodeModule([{ name: "sq", fn: f }], 1);
- * console.log(WebAssembly.validate(bytes)); // true
+ * strictEqual(WebAssembly.validate(bytes), true);
  * ```
  */
 export function encodeModule(

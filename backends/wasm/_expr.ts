@@ -22,8 +22,9 @@ export interface Helpers {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { buildHelper } from "./_expr.ts";
- * console.log(buildHelper("idiv_s", () => 0).params.length); // 2
+ * strictEqual(buildHelper("idiv_s", () => 0).params.length, 2);
  * ```
  */
 export function buildHelper(name: string, index: Helpers["index"]): Fn {
@@ -149,6 +150,7 @@ function emitCast(f: Fn, x: number, from: DType, to: DType): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { Fn, V128 } from "./_encoder.ts";
  * import { emitElementwise } from "./_expr.ts";
@@ -157,7 +159,7 @@ function emitCast(f: Fn, x: number, from: DType, to: DType): void {
  * const x = makeNode(ops.input, [], { shape: [4], dtype: "f32" }, "x");
  * const f = new Fn([V128], [V128]);
  * emitElementwise(f, makeNode(ops.neg, [x], {}), [0], { index: () => 0 });
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitElementwise(f: Fn, node: Node, args: readonly number[], h: Helpers): void {

@@ -50,6 +50,7 @@ export function fusionGroup(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { Fn, V128 } from "./_encoder.ts";
  * import { emitGroup } from "./_fusion.ts";
@@ -58,7 +59,7 @@ export function fusionGroup(
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const f = new Fn([V128]);
  * const local = emitGroup(f, makeNode(ops.abs, [x], {}), [x], () => 0, { index: () => 0 });
- * console.log(local > 0); // true
+ * strictEqual(local > 0, true);
  * ```
  */
 export function emitGroup(

@@ -29,11 +29,12 @@ export interface GatherSpec {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * import { emitGather } from "./_gather.ts";
  * const f = new Fn([I32, I32]);
  * emitGather(f, { op: "gather", float: true, count: 3, width: 4, rows: 5, source: 0, indices: 128, out: 256 });
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitGather(f: Fn, s: GatherSpec): void {

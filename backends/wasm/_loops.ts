@@ -23,8 +23,9 @@ export interface Operand {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { collapse } from "./_loops.ts";
- * console.log(collapse([2, 1, 3], [{ addr: 0, strides: [3, 3, 1] }]).dims); // [6]
+ * deepStrictEqual(collapse([2, 1, 3], [{ addr: 0, strides: [3, 3, 1] }]).dims, [6]);
  * ```
  */
 export function collapse(shape: readonly number[], operands: readonly Operand[]) {
@@ -51,13 +52,14 @@ export type Load = (input: number) => number;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * import { emitLoops } from "./_loops.ts";
  * const f = new Fn([I32, I32]);
  * emitLoops(f, [10], { addr: 0, strides: [1] }, [{ addr: 64, strides: [1] }], (load) => {
  *   f.get(load(0));
  * });
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitLoops(

@@ -84,8 +84,9 @@ function horner(f: Fn, x: number, coeffs: readonly number[]): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { expFn } from "./_math.ts";
- * console.log(expFn().params.length); // 1
+ * strictEqual(expFn().params.length, 1);
  * ```
  */
 export function expFn(): Fn {
@@ -120,8 +121,9 @@ export function expFn(): Fn {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { logFn } from "./_math.ts";
- * console.log(logFn().params.length); // 1
+ * strictEqual(logFn().params.length, 1);
  * ```
  */
 export function logFn(): Fn {
@@ -173,8 +175,9 @@ export function logFn(): Fn {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { tanhFn } from "./_math.ts";
- * console.log(tanhFn(0).params.length); // 1
+ * strictEqual(tanhFn(0).params.length, 1);
  * ```
  */
 export function tanhFn(expIndex: number): Fn {

@@ -55,12 +55,13 @@ export function scratchBytes(k: number, n: number): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * import { emitMatmul } from "./_matmul.ts";
  * const f = new Fn([I32, I32]);
  * const op = { addr: 0, batch: 0, row: 2, col: 1 };
  * emitMatmul(f, { batch: 1, m: 2, n: 2, k: 2, a: op, b: op, c: 64, scratch: 128 }, 1 << 16, false);
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitMatmul(f: Fn, spec: MatmulSpec, perThread: number, fma: boolean): void {

@@ -13,11 +13,12 @@ import { buildHelper, type Helpers } from "./_expr.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ModuleBuilder } from "./_module.ts";
  * const m = new ModuleBuilder();
  * const f = m.kernel("s0");
  * f.get(0).op(0x1a); // drop
- * console.log(WebAssembly.validate(m.encode(1))); // true
+ * strictEqual(WebAssembly.validate(m.encode(1)), true);
  * ```
  */
 export class ModuleBuilder implements Helpers {
@@ -57,11 +58,12 @@ const compiled = new Map<string, WebAssembly.Module>();
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { compileCached, ModuleBuilder } from "./_module.ts";
  * const m = new ModuleBuilder();
  * m.kernel("noop");
  * const a = await compileCached(m.encode(1));
- * console.log(a === await compileCached(m.encode(1))); // true
+ * strictEqual(a === await compileCached(m.encode(1)), true);
  * ```
  */
 export async function compileCached(bytes: Uint8Array<ArrayBuffer>): Promise<WebAssembly.Module> {

@@ -54,10 +54,11 @@ const PARALLEL_WORK = 1 << 18;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { planWasm } from "./_plan.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const plan = planWasm(trace((x) => x.exp().mul(2), [{ name: "x", shape: [5] }]), { threads: 1 });
- * console.log(plan.steps.length); // 1
+ * strictEqual(plan.steps.length, 1);
  * ```
  */
 export function planWasm(graph: Graph, options: { threads: number; fma?: boolean }): WasmPlan {

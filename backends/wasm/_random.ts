@@ -62,11 +62,12 @@ function split4(f: Fn, count: number, lo: number, hi: number): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * import { emitRandom } from "./_random.ts";
  * const f = new Fn([I32, I32]);
  * emitRandom(f, { out: 0, count: 8, seed: 1, stream: 0, bound: 1 });
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitRandom(
@@ -98,11 +99,12 @@ export function emitRandom(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * import { emitDropout } from "./_random.ts";
  * const f = new Fn([I32, I32]);
  * emitDropout(f, { out: 0, x: 64, seed: 128, count: 8, stream: 0, threshold: 0.5, scale: 2 });
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitDropout(

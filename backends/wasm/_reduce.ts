@@ -32,9 +32,10 @@ export interface ReduceSpec {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { reduceLayout } from "./_reduce.ts";
- * console.log(reduceLayout([2, 3, 4], [1])); // { perm: undefined, outer: 2, rows: 3, inner: 4 }
- * console.log(reduceLayout([2, 3, 4], [0, 2]).perm); // [1, 0, 2]
+ * deepStrictEqual(reduceLayout([2, 3, 4], [1]), { perm: undefined, outer: 2, rows: 3, inner: 4 });
+ * deepStrictEqual(reduceLayout([2, 3, 4], [0, 2]).perm, [1, 0, 2]);
  * ```
  */
 export function reduceLayout(shape: readonly number[], axesAttr: readonly number[]) {
@@ -71,11 +72,12 @@ function init(f: Fn, s: ReduceSpec): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn, I32 } from "./_encoder.ts";
  * import { emitReduce } from "./_reduce.ts";
  * const f = new Fn([I32, I32]);
  * emitReduce(f, { op: "sum", dtype: "f32", outer: 2, rows: 3, inner: 1, x: 0, out: 64 });
- * console.log(f.code.length > 0); // true
+ * strictEqual(f.code.length > 0, true);
  * ```
  */
 export function emitReduce(f: Fn, s: ReduceSpec): void {

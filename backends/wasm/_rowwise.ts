@@ -31,11 +31,12 @@ type Expr = (x: (k: number) => void) => void;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ModuleBuilder } from "./_module.ts";
  * import { emitRowwise } from "./_rowwise.ts";
  * const m = new ModuleBuilder();
  * emitRowwise(m.kernel("s"), { op: "softmax", rows: 2, cols: 5, operands: [0], out: 64 }, m);
- * console.log(WebAssembly.validate(m.encode(1))); // true
+ * strictEqual(WebAssembly.validate(m.encode(1)), true);
  * ```
  */
 export function emitRowwise(f: Fn, spec: RowSpec, h: Helpers): void {

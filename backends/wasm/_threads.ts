@@ -47,11 +47,12 @@ export function barrier(ctrl: Int32Array, threads: number): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { execute } from "./_threads.ts";
  * const ctrl = new Int32Array(new SharedArrayBuffer(16));
  * let calls = 0;
  * execute(ctrl, 0, 1, [{ name: "a", parallel: true, what: "" }], { a: () => calls++ });
- * console.log(calls); // 1
+ * strictEqual(calls, 1);
  * ```
  */
 export function execute(

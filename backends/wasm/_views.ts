@@ -23,8 +23,9 @@ export type View =
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { rowMajor } from "./_views.ts";
- * console.log(rowMajor([2, 3, 4])); // [12, 4, 1]
+ * deepStrictEqual(rowMajor([2, 3, 4]), [12, 4, 1]);
  * ```
  */
 export function rowMajor(shape: readonly number[]): number[] {
@@ -46,12 +47,13 @@ export const VIEW_OPS = new Set(["reshape", "broadcast", "permute", "slice"]);
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { isRowMajor, plain } from "./_views.ts";
  * import { makeNode } from "../../compiler/ir.ts";
  * import "../../ops/mod.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
- * console.log(isRowMajor(plain(x) as never)); // true
+ * strictEqual(isRowMajor(plain(x) as never), true);
  * ```
  */
 export function isRowMajor(v: View & { kind: "strided" }): boolean {
@@ -64,12 +66,13 @@ export function isRowMajor(v: View & { kind: "strided" }): boolean {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { plain } from "./_views.ts";
  * import { makeNode } from "../../compiler/ir.ts";
  * import "../../ops/mod.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
- * console.log(plain(x).shape); // [2, 3]
+ * deepStrictEqual(plain(x).shape, [2, 3]);
  * ```
  */
 export function plain(node: Node): View {
@@ -89,6 +92,7 @@ export function plain(node: Node): View {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { viewOf } from "./_views.ts";
  * import { makeNode } from "../../compiler/ir.ts";
@@ -96,7 +100,7 @@ export function plain(node: Node): View {
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
  * const t = makeNode(ops.permute, [x], { perm: [1, 0] });
  * const v = viewOf(t, (n) => n === x);
- * console.log(v.kind === "strided" && v.strides); // [1, 3]
+ * deepStrictEqual(v.kind === "strided" && v.strides, [1, 3]);
  * ```
  */
 export function viewOf(node: Node, materialized: (n: Node) => boolean): View {

@@ -38,8 +38,9 @@ export interface WasmOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { defaultThreads } from "./executable.ts";
- * console.log(defaultThreads() >= 1); // true
+ * strictEqual(defaultThreads() >= 1, true);
  * ```
  */
 export function defaultThreads(): number {
@@ -85,8 +86,9 @@ const FMA_PROBE = new Uint8Array([
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { relaxedSimdAvailable } from "./executable.ts";
- * console.log(typeof relaxedSimdAvailable()); // "boolean"
+ * strictEqual(typeof relaxedSimdAvailable(), "boolean");
  * ```
  */
 export function relaxedSimdAvailable(): boolean {
@@ -102,11 +104,12 @@ export function relaxedSimdAvailable(): boolean {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { createWasmExecutable } from "./executable.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const exe = await createWasmExecutable(trace((x) => x.mul(2), [{ name: "x", shape: [2] }]));
  * const result = await exe.run({ x: [1, 2] });
- * console.log(await result.read("out")); // Float32Array [2, 4]
+ * deepStrictEqual(await result.read("out"), new Float32Array([2, 4]));
  * exe.destroy();
  * ```
  */

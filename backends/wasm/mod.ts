@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { createWasmExecutable, wasmAvailable } from "./mod.ts";
  * import { trace } from "../../compiler/trace.ts";
  * if (wasmAvailable()) {
  *   const exe = await createWasmExecutable(trace((x) => x.exp(), [{ name: "x", shape: [1] }]));
- *   console.log(await (await exe.run({ x: [0] })).read("out")); // Float32Array [1]
+ *   deepStrictEqual(await (await exe.run({ x: [0] })).read("out"), new Float32Array([1]));
  *   exe.destroy();
  * }
  * ```
@@ -59,8 +60,9 @@ const SIMD_PROBE = new Uint8Array([
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { wasmAvailable } from "./mod.ts";
- * console.log(wasmAvailable()); // true
+ * strictEqual(wasmAvailable(), true);
  * ```
  */
 export function wasmAvailable(): boolean {

@@ -9,12 +9,13 @@ import { type DeviceHealth, formatCompileErrors, kernelName, withErrorScopes } f
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { requestGpu } from "./device.ts";
  * import { matmulKernel } from "./wgsl/matmul.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 8, N: 8, K: 8, tiles: { staging: "registers" } });
  * const pipeline = await gpu.pipelines.get(kernel);
- * console.log(pipeline === gpu.pipelines.ready(kernel)); // true
+ * strictEqual(pipeline === gpu.pipelines.ready(kernel), true);
  * ```
  */
 export interface PipelineCache {
@@ -56,6 +57,7 @@ const BUFFER_TYPES: Record<KernelBinding["type"], GPUBufferBindingType> = {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { createPipelineCache } from "./_pipeline_cache.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const cache = createPipelineCache(device);
@@ -69,7 +71,7 @@ const BUFFER_TYPES: Record<KernelBinding["type"], GPUBufferBindingType> = {
  * };
  * await cache.get(kernel);
  * await cache.get(kernel);
- * console.log(cache.pipelinesCreated); // 1
+ * strictEqual(cache.pipelinesCreated, 1);
  * device.destroy(); // release it now, not at exit
  * ```
  */

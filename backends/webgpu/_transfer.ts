@@ -70,11 +70,12 @@ export interface ReadOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { readBuffer, requestGpu, uploadFloat32 } from "./device.ts";
  * const gpu = await requestGpu();
  * const x = await uploadFloat32(gpu, new Float32Array([1, 2, 3, 4]));
  * const bytes = await readBuffer(gpu, x, { byteOffset: 4, byteLength: 8 });
- * console.log(new Float32Array(bytes)); // [2, 3]
+ * deepStrictEqual(new Float32Array(bytes), new Float32Array([2, 3]));
  * ```
  */
 export async function readBuffer(
@@ -133,10 +134,11 @@ export interface ReadFloat32Options {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { readFloat32, requestGpu, uploadFloat32 } from "./device.ts";
  * const gpu = await requestGpu();
  * const x = await uploadFloat32(gpu, new Float32Array([1, 2, 3]));
- * console.log(await readFloat32(gpu, x, { length: 3 })); // [1, 2, 3]
+ * deepStrictEqual(await readFloat32(gpu, x, { length: 3 }), new Float32Array([1, 2, 3]));
  * ```
  */
 export async function readFloat32(

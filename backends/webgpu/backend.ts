@@ -59,13 +59,14 @@ function tilesFor(gpu: GpuContext, shape: MatmulShape) {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { webgpuBackend } from "./backend.ts";
  * import { requestGpu } from "./device.ts";
  * import { compile } from "../compile.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const backend = webgpuBackend(await requestGpu());
  * const exe = await compile(trace((x) => x.exp().sum(), [{ name: "x", shape: [3] }]), { backend });
- * console.log(exe.program?.steps.length); // 1
+ * strictEqual(exe.program?.steps.length, 1);
  * ```
  */
 export function webgpuBackend(gpu: GpuContext, options: WebGpuBackendOptions = {}): Backend {

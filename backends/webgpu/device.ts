@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { readFloat32, requestGpu, runKernels, uploadFloat32 } from "./device.ts";
  * import { matmulKernel, matmulTilesFor } from "./wgsl/matmul.ts";
  * const gpu = await requestGpu();
@@ -19,7 +20,7 @@
  * const b = await uploadFloat32(gpu, new Float32Array([1, 0, 0, 1]));
  * const c = gpu.buffers.acquire(16, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
  * await runKernels(gpu, [{ kernel, buffers: [a, b, c] }]);
- * console.log(await readFloat32(gpu, c, { length: 4 })); // [1, 2, 3, 4]
+ * deepStrictEqual(await readFloat32(gpu, c, { length: 4 }), new Float32Array([1, 2, 3, 4]));
  * ```
  *
  * @module

@@ -52,11 +52,13 @@ export interface WebGpuExecutableOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { compile } from "../compile.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const exe = await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), { backend: "webgpu" });
  * await exe.run({ x: [0, 1] });
- * console.log(await exe.read("out")); // Float32Array [1, 2.718...]
+ * const [one, e] = await exe.read("out");
+ * deepStrictEqual([one, Math.round(e * 1e6) / 1e6], [1, 2.718282]);
  * ```
  */
 export async function createWebGpuExecutable(

@@ -24,12 +24,13 @@ export function bufferBytes(bytes: number): number {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { planMemory } from "./memory_plan.ts";
  * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [4] }])));
- * console.log(planMemory(program).buffers); // [16, 16]
+ * deepStrictEqual(planMemory(program).buffers, [16, 16]);
  * ```
  */
 export interface MemoryPlan {

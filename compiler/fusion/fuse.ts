@@ -82,8 +82,9 @@ export type RandomProjections = "shared" | "fused";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { DEFAULT_RANDOM_PROJECTIONS } from "./fuse.ts";
- * console.log(DEFAULT_RANDOM_PROJECTIONS); // "shared"
+ * strictEqual(DEFAULT_RANDOM_PROJECTIONS, "shared");
  * ```
  */
 export const DEFAULT_RANDOM_PROJECTIONS: RandomProjections = "shared";
@@ -96,8 +97,9 @@ export const DEFAULT_RANDOM_PROJECTIONS: RandomProjections = "shared";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { DIRECT_MATMUL_LIMIT } from "./fuse.ts";
- * console.log(DIRECT_MATMUL_LIMIT >= 64 * 64 * 64); // true
+ * strictEqual(DIRECT_MATMUL_LIMIT >= 64 * 64 * 64, true);
  * ```
  */
 export const DIRECT_MATMUL_LIMIT = 2 ** 22;
@@ -145,10 +147,11 @@ function useCounts(nodes: readonly Node[]): Map<number, number> {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fuse } from "./fuse.ts";
  * import { trace } from "../trace.ts";
  * const g = trace((x) => x.exp().mul(2).add(1), [{ name: "x", shape: [4] }]);
- * console.log(fuse(g).groups.length); // 1
+ * strictEqual(fuse(g).groups.length, 1);
  * ```
  */
 export function fuse(graph: Graph, options: FuseOptions = {}): FusionPlan {

@@ -16,6 +16,7 @@ import { bindingCount, groupReads, keepsIndex } from "./regions.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { mergeSiblings } from "./merge.ts";
  * import { makeNode } from "../ir.ts";
@@ -23,7 +24,7 @@ import { bindingCount, groupReads, keepsIndex } from "./regions.ts";
  * const y = makeNode(ops.exp, [x], {});
  * const z = makeNode(ops.neg, [y], {});
  * const groups = [{ kind: "elementwise", roots: [y] }, { kind: "elementwise", roots: [z] }] as const;
- * console.log(mergeSiblings(groups, new Set([x.id, y.id, z.id]), 8).length); // 1
+ * strictEqual(mergeSiblings(groups, new Set([x.id, y.id, z.id]), 8).length, 1);
  * ```
  */
 export function mergeSiblings(
@@ -98,13 +99,14 @@ function readsAtSameIndex(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { sameReduction } from "./merge.ts";
  * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [4, 5], dtype: "f32" }, "x");
  * const a = makeNode(ops.sum, [x], { axes: [0] });
  * const b = makeNode(ops.max, [makeNode(ops.exp, [x], {})], { axes: [-2] });
- * console.log(sameReduction(a, b)); // true
+ * strictEqual(sameReduction(a, b), true);
  * ```
  */
 export function sameReduction(a: Node, b: Node): boolean {
@@ -117,11 +119,12 @@ export function sameReduction(a: Node, b: Node): boolean {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { reductionAxes } from "./merge.ts";
  * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [4, 5, 6], dtype: "f32" }, "x");
- * console.log(reductionAxes(makeNode(ops.sum, [x], { axes: [-1, 0] }))); // [0, 2]
+ * deepStrictEqual(reductionAxes(makeNode(ops.sum, [x], { axes: [-1, 0] })), [0, 2]);
  * ```
  */
 export function reductionAxes(node: Node): number[] {

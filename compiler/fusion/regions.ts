@@ -51,12 +51,13 @@ export function keepsIndex(n: Node): boolean {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
  * import { regionReads } from "./regions.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.add, [makeNode(ops.exp, [x], {}), x], {});
- * console.log(regionReads([y], new Set([x.id, y.id])).map((n) => n.name)); // ["x"]
+ * deepStrictEqual(regionReads([y], new Set([x.id, y.id])).map((n) => n.name), ["x"]);
  * ```
  */
 export function regionReads(
@@ -85,11 +86,12 @@ export function regionReads(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { groupReads } from "./regions.ts";
  * import { fuse } from "./fuse.ts";
  * import { trace } from "../trace.ts";
  * const plan = fuse(trace((x, y) => x.mul(y).sum(), [{ name: "x", shape: [3] }, { name: "y", shape: [3] }]));
- * console.log(groupReads(plan.groups[0], plan.materialized).length); // 2
+ * strictEqual(groupReads(plan.groups[0], plan.materialized).length, 2);
  * ```
  */
 export function groupReads(group: KernelGroup, materialized: ReadonlySet<number>): Node[] {
@@ -117,11 +119,12 @@ export function groupReads(group: KernelGroup, materialized: ReadonlySet<number>
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { bindingCount } from "./regions.ts";
  * import { fuse } from "./fuse.ts";
  * import { trace } from "../trace.ts";
  * const plan = fuse(trace((x, y) => x.mul(y).sum(), [{ name: "x", shape: [3] }, { name: "y", shape: [3] }]));
- * console.log(bindingCount(plan.groups[0], plan.materialized)); // 3
+ * strictEqual(bindingCount(plan.groups[0], plan.materialized), 3);
  * ```
  */
 export function bindingCount(group: KernelGroup, materialized: ReadonlySet<number>): number {
@@ -135,12 +138,13 @@ export function bindingCount(group: KernelGroup, materialized: ReadonlySet<numbe
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { pickSplit } from "./regions.ts";
  * import { fuse } from "./fuse.ts";
  * import { trace } from "../trace.ts";
  * const specs = ["a", "b", "c"].map((name) => ({ name, shape: [3] }));
  * const plan = fuse(trace((a, b, c) => a.add(b).exp().add(c), specs));
- * console.log(pickSplit(plan.groups[0], plan.materialized)?.op); // "exp"
+ * strictEqual(pickSplit(plan.groups[0], plan.materialized)?.op, "exp");
  * ```
  */
 export function pickSplit(group: KernelGroup, materialized: ReadonlySet<number>): Node | undefined {

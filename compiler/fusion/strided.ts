@@ -63,12 +63,13 @@ export interface MatmulOperand {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
  * import { stridedView } from "./strided.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 5, 8], dtype: "f32" }, "x");
  * const heads = makeNode(ops.permute, [makeNode(ops.reshape, [x], { shape: [2, 5, 2, 4] })], { perm: [0, 2, 1, 3] });
- * console.log(stridedView(heads)?.strides); // [40, 4, 8, 1]
+ * deepStrictEqual(stridedView(heads)?.strides, [40, 4, 8, 1]);
  * ```
  */
 export function stridedView(node: Node): StridedView | null {
@@ -112,8 +113,9 @@ export function stridedView(node: Node): StridedView | null {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { reshapeStrides } from "./strided.ts";
- * console.log(reshapeStrides([4, 6], [6, 1], [2, 2, 6])); // [12, 6, 1]
+ * deepStrictEqual(reshapeStrides([4, 6], [6, 1], [2, 2, 6]), [12, 6, 1]);
  * console.log(reshapeStrides([6, 4], [1, 6], [24])); // null: a transpose cannot be flattened in place
  * ```
  */
@@ -164,12 +166,13 @@ export function reshapeStrides(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
  * import { matmulOperand, stridedView } from "./strided.ts";
  * const w = makeNode(ops.input, [], { shape: [3, 4], dtype: "f32" }, "w");
  * const wT = makeNode(ops.permute, [w], { perm: [1, 0] });
- * console.log(matmulOperand(stridedView(wT)!)?.trans); // true
+ * strictEqual(matmulOperand(stridedView(wT)!)?.trans, true);
  * ```
  */
 export function matmulOperand(v: StridedView): MatmulOperand | null {

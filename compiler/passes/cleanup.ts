@@ -22,10 +22,11 @@ import * as ops from "../../ops/mod.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { dce } from "./cleanup.ts";
  * import { param, trace } from "../trace.ts";
  * const g = trace((x) => { param("unused", [2]); return x.exp(); }, [{ name: "x", shape: [2] }]);
- * console.log(dce(g).params.length); // 0
+ * strictEqual(dce(g).params.length, 0);
  * ```
  */
 export function dce(graph: Graph, options: { pruneInputs?: boolean } = {}): Graph {
@@ -51,11 +52,12 @@ export function dce(graph: Graph, options: { pruneInputs?: boolean } = {}): Grap
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { cse } from "./cleanup.ts";
  * import { trace } from "../trace.ts";
  * const g = trace((x) => x.exp().add(x.exp()), [{ name: "x", shape: [2] }]);
  * const add = cse(g).outputs.out;
- * console.log(add.inputs[0] === add.inputs[1]); // true
+ * strictEqual(add.inputs[0] === add.inputs[1], true);
  * ```
  */
 export function cse(graph: Graph): Graph {
@@ -117,10 +119,11 @@ export const constantFoldRule: Rule = {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { constantFold } from "./cleanup.ts";
  * import { constant, trace } from "../trace.ts";
  * const g = trace((x) => x.mul(constant(2).add(3)), [{ name: "x", shape: [] }]);
- * console.log(constantFold(g).outputs.out.inputs[1].attrs.value); // 5
+ * strictEqual(constantFold(g).outputs.out.inputs[1].attrs.value, 5);
  * ```
  */
 export function constantFold(graph: Graph): Graph {

@@ -140,10 +140,11 @@ export const simplifyRules: readonly Rule[] = [
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { simplify } from "./simplify.ts";
  * import { trace } from "../trace.ts";
  * const g = trace((x) => x.T.T.mul(1).add(0), [{ name: "x", shape: [2, 3] }]);
- * console.log(simplify(g).outputs.out.op); // "input"
+ * strictEqual(simplify(g).outputs.out.op, "input");
  * ```
  */
 export function simplify(graph: Graph): Graph {

@@ -23,8 +23,9 @@ import { u32, valueFunction } from "./value_emitter.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { DIRECT_MATMUL_WORKGROUP } from "./_direct_matmul.ts";
- * console.log(DIRECT_MATMUL_WORKGROUP); // 64
+ * strictEqual(DIRECT_MATMUL_WORKGROUP, 64);
  * ```
  */
 export const DIRECT_MATMUL_WORKGROUP = 64;
@@ -36,6 +37,7 @@ export const DIRECT_MATMUL_WORKGROUP = 64;
  *
  * @example Attention scores, with both heads read out of [B, T, H·D] buffers
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { directMatmulKernel } from "./_direct_matmul.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
@@ -43,7 +45,7 @@ export const DIRECT_MATMUL_WORKGROUP = 64;
  * const q = makeNode(ops.permute, [x], { perm: [0, 2, 1, 3] });
  * const k = makeNode(ops.permute, [x], { perm: [0, 2, 3, 1] });
  * const { kernel } = directMatmulKernel(makeNode(ops.matmul, [q, k], {}), [x]);
- * console.log(kernel.bindings.length); // 2
+ * strictEqual(kernel.bindings.length, 2);
  * ```
  */
 export function directMatmulKernel(

@@ -124,8 +124,9 @@ export function moduleText(parts: {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { indent } from "./_module.ts";
- * console.log(indent(["let a = 1;", "let b = 2;"])); // "  let a = 1;\n  let b = 2;"
+ * strictEqual(indent(["let a = 1;", "let b = 2;"]), "  let a = 1;\n  let b = 2;");
  * ```
  */
 export function indent(lines: readonly string[], by = "  "): string {
@@ -158,11 +159,12 @@ export function labelOf(roots: readonly Node[], reads: readonly Node[] = []): st
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { makeKernel } from "./_module.ts";
  * const parts = { family: "noop", wgsl: "@compute @workgroup_size(1) fn main() {}", bindings: [], label: "noop" };
  * const a = makeKernel({ ...parts, workgroupSize: [1, 1, 1], dispatch: [1, 1, 1] });
  * const b = makeKernel({ ...parts, workgroupSize: [1, 1, 1], dispatch: [4, 1, 1] });
- * console.log(a.key === b.key); // true
+ * strictEqual(a.key === b.key, true);
  * ```
  */
 export function makeKernel(parts: {
@@ -190,6 +192,7 @@ export function makeKernel(parts: {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { bindingSet, linearKernel } from "./_module.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
@@ -197,7 +200,7 @@ export function makeKernel(parts: {
  * const y = makeNode(ops.exp, [x], {});
  * const set = bindingSet([y], [x]);
  * const lowered = linearKernel({ family: "demo", wgsl: "", set, width: 64, groups: 1, roots: [y], reads: [x] });
- * console.log(lowered.kernel.dispatch); // [1, 1, 1]
+ * deepStrictEqual(lowered.kernel.dispatch, [1, 1, 1]);
  * ```
  */
 export function linearKernel(parts: {
@@ -300,9 +303,10 @@ export interface TreeLane {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { workgroupTree } from "./_module.ts";
  * const lines = workgroupTree(64, [{ array: "partial", combine: (a, b) => `${a} + ${b}` }]);
- * console.log(lines[3]); // "    partial[lid] = partial[lid] + partial[lid + s];"
+ * strictEqual(lines[3], "    partial[lid] = partial[lid] + partial[lid + s];");
  * ```
  */
 export function workgroupTree(width: number, lanes: readonly TreeLane[]): string[] {

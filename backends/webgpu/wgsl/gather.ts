@@ -23,8 +23,9 @@ import { literal, u32, valueFunction } from "./value_emitter.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { GATHER_WORKGROUP } from "./gather.ts";
- * console.log(GATHER_WORKGROUP); // 64
+ * strictEqual(GATHER_WORKGROUP, 64);
  * ```
  */
 export const GATHER_WORKGROUP = 64;
@@ -72,13 +73,14 @@ function lowered(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { gatherKernel } from "./gather.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
  * const table = makeNode(ops.param, [], { shape: [10, 4], dtype: "f32", role: "trainable" }, "embed.weight");
  * const idx = makeNode(ops.input, [], { shape: [3], dtype: "i32" }, "tokens");
  * const { nodes } = gatherKernel(makeNode(ops.gather, [table, idx], {}), [table, idx]);
- * console.log(nodes.length); // 3
+ * strictEqual(nodes.length, 3);
  * ```
  */
 export function gatherKernel(node: Node, reads: readonly Node[]): LoweredKernel {
@@ -106,13 +108,14 @@ export function gatherKernel(node: Node, reads: readonly Node[]): LoweredKernel 
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { scatterAddKernel } from "./gather.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
  * const g = makeNode(ops.input, [], { shape: [3, 4], dtype: "f32" }, "g");
  * const idx = makeNode(ops.input, [], { shape: [3], dtype: "i32" }, "tokens");
  * const { kernel } = scatterAddKernel(makeNode(ops.scatterAdd, [g, idx], { rows: 10 }), [g, idx]);
- * console.log(kernel.dispatch); // [1, 1, 1]
+ * deepStrictEqual(kernel.dispatch, [1, 1, 1]);
  * ```
  */
 export function scatterAddKernel(node: Node, reads: readonly Node[]): LoweredKernel {

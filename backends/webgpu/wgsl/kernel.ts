@@ -164,8 +164,9 @@ export function wgslF32(value: number): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { hashText } from "./kernel.ts";
- * console.log(hashText("fn main() {}") === hashText("fn main() {}")); // true
+ * strictEqual(hashText("fn main() {}") === hashText("fn main() {}"), true);
  * ```
  */
 export function hashText(text: string): string {

@@ -30,10 +30,11 @@ export type { LoweredKernel } from "./_module.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import type { MatmulShape } from "./lower.ts";
  * import { matmulTilesFor } from "./matmul.ts";
  * const shape: MatmulShape = { batch: 1, M: 64, N: 64, K: 64 };
- * console.log(matmulTilesFor({ description: "llvmpipe" }, shape).staging); // "registers"
+ * strictEqual(matmulTilesFor({ description: "llvmpipe" }, shape).staging, "registers");
  * ```
  */
 export interface MatmulShape {
@@ -53,13 +54,15 @@ export { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { type LowerOptions, lowerPlan } from "./lower.ts";
  * import { MATMUL_TILES_CPU_SMALL } from "./matmul.ts";
  * import { fuse } from "../../../compiler/fusion/fuse.ts";
  * import { param, trace } from "../../../compiler/trace.ts";
  * const options: LowerOptions = { tiles: MATMUL_TILES_CPU_SMALL };
  * const plan = fuse(trace((x) => x.matmul(param("w", [4, 3])), [{ name: "x", shape: [2, 4] }]));
- * console.log(lowerPlan(plan, options)[0].kernel.key.includes("registers")); // true
+ * // Register staging: the tiles live in registers, not in workgroup memory.
+ * strictEqual(lowerPlan(plan, options)[0].kernel.wgsl.includes("var<workgroup>"), false);
  * ```
  */
 export interface LowerOptions {
@@ -72,11 +75,12 @@ export interface LowerOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { lowerGroup } from "./lower.ts";
  * import { fuse } from "../../../compiler/fusion/fuse.ts";
  * import { trace } from "../../../compiler/trace.ts";
  * const plan = fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }]));
- * console.log(plan.groups.map((g) => lowerGroup(g, plan).kernel.key.split(":")[0])); // ["reduce-sum"]
+ * deepStrictEqual(plan.groups.map((g) => lowerGroup(g, plan).kernel.key.split(":")[0]), ["reduce-sum"]);
  * ```
  */
 export function lowerGroup(
@@ -113,11 +117,12 @@ export function lowerGroup(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { lowerPlan } from "./lower.ts";
  * import { fuse } from "../../../compiler/fusion/fuse.ts";
  * import { trace } from "../../../compiler/trace.ts";
  * const plan = fuse(trace((x) => x.exp().add(1), [{ name: "x", shape: [8] }]));
- * console.log(lowerPlan(plan).length); // 1
+ * strictEqual(lowerPlan(plan).length, 1);
  * ```
  */
 export function lowerPlan(plan: FusionPlan, options: LowerOptions = {}): LoweredKernel[] {

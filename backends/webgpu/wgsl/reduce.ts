@@ -30,8 +30,9 @@ import { literal, u32, valueFunction } from "./value_emitter.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { REDUCE_WORKGROUP, SERIAL_REDUCE_LIMIT } from "./reduce.ts";
- * console.log(SERIAL_REDUCE_LIMIT <= REDUCE_WORKGROUP); // true
+ * strictEqual(SERIAL_REDUCE_LIMIT <= REDUCE_WORKGROUP, true);
  * ```
  */
 export const SERIAL_REDUCE_LIMIT = 64;
@@ -40,8 +41,9 @@ export const SERIAL_REDUCE_LIMIT = 64;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { REDUCE_WORKGROUP } from "./reduce.ts";
- * console.log(REDUCE_WORKGROUP); // 64
+ * strictEqual(REDUCE_WORKGROUP, 64);
  * ```
  */
 export const REDUCE_WORKGROUP = 64;

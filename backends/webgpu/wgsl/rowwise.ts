@@ -28,8 +28,9 @@ import { literal, u32, valueFunction } from "./value_emitter.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ROWWISE_MAX_WORKGROUP } from "./rowwise.ts";
- * console.log(ROWWISE_MAX_WORKGROUP); // 64
+ * strictEqual(ROWWISE_MAX_WORKGROUP, 64);
  * ```
  */
 export const ROWWISE_MAX_WORKGROUP = 64;
@@ -40,8 +41,9 @@ export const ROWWISE_MAX_WORKGROUP = 64;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ROWWISE_SERIAL_MAX_COLS } from "./rowwise.ts";
- * console.log(ROWWISE_SERIAL_MAX_COLS); // 256
+ * strictEqual(ROWWISE_SERIAL_MAX_COLS, 256);
  * ```
  */
 export const ROWWISE_SERIAL_MAX_COLS = 256;
@@ -51,8 +53,9 @@ export const ROWWISE_SERIAL_MAX_COLS = 256;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ROWWISE_SERIAL_WORKGROUP } from "./rowwise.ts";
- * console.log(ROWWISE_SERIAL_WORKGROUP); // 64
+ * strictEqual(ROWWISE_SERIAL_WORKGROUP, 64);
  * ```
  */
 export const ROWWISE_SERIAL_WORKGROUP = 64;
@@ -62,8 +65,9 @@ export const ROWWISE_SERIAL_WORKGROUP = 64;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ROWWISE_OPS } from "./rowwise.ts";
- * console.log(ROWWISE_OPS.includes("layerNormBackward")); // true
+ * strictEqual(ROWWISE_OPS.includes("layerNormBackward"), true);
  * ```
  */
 export const ROWWISE_OPS: readonly string[] = [

@@ -31,6 +31,7 @@ import { wgslF32 } from "./kernel.ts";
  *
  * @example A kernel that writes the raw words
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { THREEFRY_WGSL } from "./threefry.ts";
  * const wgsl = `${THREEFRY_WGSL}
  * @group(0) @binding(0) var<storage, read_write> words: array<u32>;
@@ -38,7 +39,7 @@ import { wgslF32 } from "./kernel.ts";
  * fn main(@builtin(global_invocation_id) id: vec3<u32>) {
  *   if (id.x < arrayLength(&words)) { words[id.x] = random_word(vec2<u32>(0u, 42u), id.x); }
  * }`;
- * console.log(wgsl.includes("fn random_word")); // true
+ * strictEqual(wgsl.includes("fn random_word"), true);
  * ```
  */
 export const THREEFRY_WGSL: string = /* wgsl */ `

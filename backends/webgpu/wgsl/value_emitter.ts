@@ -15,8 +15,9 @@ import { wgslUniformSymmetric } from "./threefry.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { storageType } from "./value_emitter.ts";
- * console.log(storageType("bool")); // "u32"
+ * strictEqual(storageType("bool"), "u32");
  * ```
  */
 export function storageType(dtype: DType): "f32" | "i32" | "u32" {
@@ -53,8 +54,9 @@ export function literal(value: number, dtype: DType): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { u32 } from "./value_emitter.ts";
- * console.log(u32(7)); // "7u"
+ * strictEqual(u32(7), "7u");
  * ```
  */
 export const u32 = (n: number): string => `${n}u`;
@@ -316,12 +318,13 @@ function normalizeAxis(axis: number, rank: number): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
  * import { valueFunction } from "./value_emitter.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const f = valueFunction("load", makeNode(ops.neg, [x], {}), { bufferOf: (n) => (n === x ? "in0" : undefined) });
- * console.log(f.wgsl.startsWith("fn load(i: u32) -> f32")); // true
+ * strictEqual(f.wgsl.startsWith("fn load(i: u32) -> f32"), true);
  * ```
  */
 export function valueFunction(
@@ -343,8 +346,9 @@ export function valueFunction(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { storeValue } from "./value_emitter.ts";
- * console.log(storeValue("v3", "bool")); // "select(0u, 1u, v3)"
+ * strictEqual(storeValue("v3", "bool"), "select(0u, 1u, v3)");
  * ```
  */
 export function storeValue(value: string, dtype: DType): string {
