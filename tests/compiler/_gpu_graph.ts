@@ -164,6 +164,24 @@ const FAMILIES: Family[] = [
   // Row-wise: softmax, logSoftmax over any axis; layerNorm with its affine params.
   (a, _b, k) => (k % 2 === 0 ? a.softmax(k % a.rank) : a.logSoftmax(-1 - (k % a.rank))),
   (a, _b, k, _m, step) => (k % 2 === 0 ? a.normalize() : layerNorm(a, `ln${step}`)),
+  // Per-row cross-entropy against constant labels (a negative label costs 0).
+  (a, _b, k) => {
+    const logits = atLeast2D(a);
+    const [rows, classes] = [sizeOf(logits.shape.slice(0, -1)), logits.shape[logits.rank - 1]];
+    const labels = Array.from({ length: rows }, (_, i) => ((k + 3 * i) % (classes + 1)) - 1);
+    return logits.crossEntropy(constant(labels, logits.shape.slice(0, -1), "i32"));
+  },
+  // Attention-like: split the last axis into heads, scores q·kᵀ over the head views.
+  (a, _b, k) => {
+    const x = atLeast2D(a);
+    const [t, d] = x.shape.slice(-2);
+    const heads = d % 5 === 0 ? 5 : d % 3 === 0 ? 3 : 1;
+    const split = (y: Tensor) => y.reshape([-1, t, heads, d / heads]).permute([0, 2, 1, 3]);
+    const q = split(x);
+    const scores = q.matmul(split(x.tanh()).transpose(-1, -2)).mul(0.5).softmax(-1);
+    const out = scores.matmul(split(k % 2 === 0 ? x : x.neg()));
+    return out.permute([0, 2, 1, 3]).reshape(x.shape);
+  },
   // Gather rows of a table (a, viewed as [V, rest]) by constant indices, repeats included.
   (a, _b, k, m) => {
     const table = a.rank >= 2 ? a : a.reshape([a.shape[0], 1]);

@@ -3,7 +3,7 @@
 // gives, within f32 error: forward, through autodiff's backward ops, and with
 // a binding limit small enough that fusion must split kernels.
 //
-// Bounded for a software adapter: ~30 cases of ≤ 5 steps, a fixed seed.
+// Bounded for a software adapter: 32 cases of ≤ 12 steps, a fixed seed.
 // WGRAD_FUZZ_SEED=<n> explores other seeds; a failure names the seed to
 // reproduce it, and fast-check prints the shrunk recipe and its graph.
 import assert from "node:assert/strict";
@@ -47,26 +47,34 @@ async function runOnGpu(graph: Graph, feeds: Feeds, gpu: GpuContext) {
 }
 
 /**
- * f32 against float64: each element within 1e-3 relative, or 2e-4 of the
- * output's largest magnitude (an element that is a cancelling sum carries the
- * rounding error of its terms, not of itself).
+ * Where `got` (f32) is not `want` (float64) within f32 error, a message
+ * saying so: each element within 1e-3 relative, or 2e-4 of the output's
+ * largest magnitude (an element that is a cancelling sum carries the rounding
+ * error of its terms, not of itself).
  */
-function assertClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>): void {
-  assert.equal(got.length, want.length, `${name}: length`);
+function mismatch(name: string, got: ArrayLike<number>, want: ArrayLike<number>) {
+  if (got.length !== want.length) return `${name}: ${got.length} elements, not ${want.length}`;
   let scale = 1;
   for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
   for (let i = 0; i < want.length; i++) {
     const error = Math.abs(got[i] - want[i]);
     if (!(error <= 1e-3 * Math.abs(want[i]) + 2e-4 * scale)) {
-      assert.fail(`${name}[${i}]: webgpu ${got[i]}, float64 ${want[i]} (output scale ${scale})`);
+      return `${name}[${i}]: ${got[i]} against float64 ${want[i]} (output scale ${scale})`;
     }
   }
 }
 
 async function assertGpuMatchesCpu(c: GpuCase, gpu: GpuContext, bindings?: number) {
   const want = evaluate(c.graph, c.feeds);
+  // A graph whose f32 evaluation on the CPU is already off (a cancelling sum
+  // that a later op amplifies, say) is too ill-conditioned to judge a GPU by.
+  const f32 = evaluate(c.graph, c.feeds, { precision: "f32" });
+  fc.pre(Object.keys(want).every((name) => !mismatch(name, f32[name].data, want[name].data)));
   const got = await runOnGpu(c.graph, c.feeds, gpu);
-  for (const name of Object.keys(want)) assertClose(name, got.outputs[name], want[name].data);
+  for (const name of Object.keys(want)) {
+    const message = mismatch(name, got.outputs[name], want[name].data);
+    if (message) assert.fail(`webgpu ${message}`);
+  }
   if (bindings !== undefined) {
     assert.ok(got.maxBindings <= bindings, `a kernel binds ${got.maxBindings} > ${bindings}`);
   }
