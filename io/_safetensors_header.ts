@@ -17,8 +17,9 @@ import {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { MAX_HEADER_BYTES } from "./safetensors.ts";
- * console.log(MAX_HEADER_BYTES); // 100000000
+ * strictEqual(MAX_HEADER_BYTES, 100000000);
  * ```
  */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -224,10 +225,11 @@ function checkLayout(tensors: TensorInfo[], dataStart: number, dataSize: number)
  *
  * @example Read a header without touching tensor data
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { encodeSafetensors, parseHeader } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ x: { dtype: "I32", shape: [3], data: new Int32Array(3) } });
  * const header = parseHeader(bytes, bytes.length);
- * console.log(header.tensors[0]); // { name: "x", dtype: "I32", shape: [3], begin: 0, end: 12 }
+ * deepStrictEqual(header.tensors[0], { name: "x", dtype: "I32", shape: [3], begin: 0, end: 12 });
  * ```
  */
 export function parseHeader(bytes: Uint8Array, fileSize: number): SafetensorsHeader {
