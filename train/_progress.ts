@@ -103,12 +103,13 @@ function formatNumber(v: number | undefined, digits: number): string {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { createProgress } from "./_progress.ts";
  * const lines: string[] = [];
  * const p = createProgress({ total: 2, start: 0, mode: "lines", write: (l) => lines.push(l) });
  * p.update(1, { loss: 2.5, lr: 1e-3, logged: true });
  * p.stop();
- * console.log(lines[0]); // "step 1/2  loss 2.5000  lr 1.00e-3  ..."
+ * ok(lines[0].startsWith("step 1/2  loss 2.5000  lr 1.00e-3  "));
  * ```
  */
 export function createProgress(options: ProgressOptions): Progress {

@@ -20,12 +20,13 @@ function toHost(value: HostArray): Float32Array | Int32Array {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { webgpuRunner } from "./gpu_runner.ts";
  * const g = trace((x) => ({ y: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const runner = await webgpuRunner(g);
  * await runner.setParams({ w: new Float32Array([2, 3]) });
- * console.log((await runner.run({ x: [1, 1] }, { read: ["y"] })).y); // Float32Array [5]
+ * deepStrictEqual((await runner.run({ x: [1, 1] }, { read: ["y"] })).y, new Float32Array([5]));
  * runner.dispose();
  * ```
  */
