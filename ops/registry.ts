@@ -68,6 +68,7 @@ const registry = new Map<string, OpDef>();
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { defineOp, getOp } from "./registry.ts";
  * defineOp({
  *   name: "example_identity",
@@ -76,7 +77,7 @@ const registry = new Map<string, OpDef>();
  *   cpu: ([x]) => x.data.slice(),
  *   vjp: (_node, g) => [g],
  * });
- * console.log(getOp("example_identity").kind); // "elementwise"
+ * strictEqual(getOp("example_identity").kind, "elementwise");
  * ```
  */
 export function defineOp(def: OpDef): OpDef {
@@ -93,9 +94,10 @@ export function defineOp(def: OpDef): OpDef {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { getOp } from "./registry.ts";
  * import "./mod.ts";
- * console.log(getOp("add").kind); // "elementwise"
+ * strictEqual(getOp("add").kind, "elementwise");
  * ```
  */
 export function getOp(name: string): OpDef {
@@ -111,9 +113,10 @@ export function getOp(name: string): OpDef {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { allOps } from "./registry.ts";
  * import "./mod.ts";
- * console.log(allOps().length > 10); // true
+ * ok(allOps().length > 10);
  * ```
  */
 export function allOps(): OpDef[] {
