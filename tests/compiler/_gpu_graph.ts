@@ -1,14 +1,17 @@
 /**
  * Random graphs for the GPU property tests: the ops whose kernels fusion and
- * lowering build (matmuls, reductions, row-wise ops, gather, shape views,
- * broadcasting elementwise chains) over shapes that are not multiples of any
- * tile or workgroup size (dims 1, 3, 5, 17, 33, 65).
+ * lowering build (matmuls plain, transposed, batched and over attention-like
+ * head views; reductions; softmax, layerNorm, cross-entropy; gather; shape
+ * views; broadcasting elementwise chains and wide regions that force kernel
+ * splits) over shapes that are not multiples of any tile or workgroup size
+ * (dims 1, 3, 5, 17, 33, 65).
  *
  * Unlike `_random_graph.ts`, whose tiny shapes and identity-heavy families
  * target the graph passes, a case here is meant to be compiled: few steps
  * (each kernel costs a shader compile on a software adapter), bigger shapes,
  * only ops continuous in their inputs (no casts or comparisons, whose f32
- * rounding could flip a result against the float64 reference), and leaf
+ * rounding could flip a result against the float64 reference; autodiff adds
+ * the comparisons of max and relu backward), and leaf
  * values on a 1/32 grid, so that sums and products of leaves are exact in
  * f32 too and ties (max, relu) fall the same way on both sides. Steps may
  * create params (matmul weights, layerNorm affines), which the gradient
