@@ -16,7 +16,7 @@ import { type GpuContext, requestGpu } from "../../runtime/webgpu.ts";
 import { buildLossGraph, type GpuCase, gpuCaseArb } from "./_gpu_graph.ts";
 
 const SEED = Number(Deno.env.get("WGRAD_FUZZ_SEED") ?? 20261204);
-/** The smallest limit every single op fits in (a matmul and its epilogue operand, or a concat of three). */
+/** The smallest limit every single op fits in: a `where` reads three buffers and writes one. */
 const SMALL_BINDINGS = 4;
 
 /** `gpu` as seen by the compiler, but with `maxStorageBuffersPerShaderStage` lowered to `n`. */
