@@ -13,7 +13,7 @@ import { compile } from "../../compiler/compile.ts";
 import type { Graph } from "../../compiler/ir.ts";
 import { evaluate, type Feeds } from "../../runtime/cpu.ts";
 import { type GpuContext, requestGpu } from "../../runtime/webgpu.ts";
-import { buildLossGraph, type GpuCase, gpuCaseArb } from "./_gpu_graph.ts";
+import { buildLossGraph, type GpuCase, gpuCaseArb, type GpuRecipe } from "./_gpu_graph.ts";
 
 const SEED = Number(Deno.env.get("WGRAD_FUZZ_SEED") ?? 20261204);
 /** The smallest limit every single op fits in: a `where` reads three buffers and writes one. */
@@ -81,7 +81,7 @@ async function assertGpuMatchesCpu(c: GpuCase, gpu: GpuContext, bindings?: numbe
 }
 
 /** The loss graph with gradients for every input and every trainable param. */
-function lossAndGradients(recipe: Parameters<typeof buildLossGraph>[0]): Graph {
+function lossAndGradients(recipe: GpuRecipe): Graph {
   const g = buildLossGraph(recipe);
   return valueAndGrad(g, { inputs: g.inputs.map((n) => n.name!) });
 }
