@@ -92,9 +92,10 @@ export interface BundleLimits {
  *
  * @example Store without compression
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { encodeBundle } from "./bundle.ts";
  * const zip = encodeBundle({ files: { "w.bin": new Uint8Array(8) }, manifest: {} }, { level: 0 });
- * console.log(zip.length > 8);
+ * ok(zip.length > 8);
  * ```
  */
 export interface BundleWriteOptions {
