@@ -50,15 +50,15 @@ async function runOnGpu(graph: Graph, feeds: Feeds, gpu: GpuContext) {
  * Where `got` (f32) is not `want` (float64) within f32 error, a message
  * saying so: each element within 1e-3 relative, or 2e-4 of the output's
  * largest magnitude (an element that is a cancelling sum carries the rounding
- * error of its terms, not of itself).
+ * error of its terms, not of itself); times `share` for a stricter test.
  */
-function mismatch(name: string, got: ArrayLike<number>, want: ArrayLike<number>) {
+function mismatch(name: string, got: ArrayLike<number>, want: ArrayLike<number>, share = 1) {
   if (got.length !== want.length) return `${name}: ${got.length} elements, not ${want.length}`;
   let scale = 1;
   for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
   for (let i = 0; i < want.length; i++) {
     const error = Math.abs(got[i] - want[i]);
-    if (!(error <= 1e-3 * Math.abs(want[i]) + 2e-4 * scale)) {
+    if (!(error <= share * (1e-3 * Math.abs(want[i]) + 2e-4 * scale))) {
       return `${name}[${i}]: ${got[i]} against float64 ${want[i]} (output scale ${scale})`;
     }
   }
@@ -66,10 +66,13 @@ function mismatch(name: string, got: ArrayLike<number>, want: ArrayLike<number>)
 
 async function assertGpuMatchesCpu(c: GpuCase, gpu: GpuContext, bindings?: number) {
   const want = evaluate(c.graph, c.feeds);
-  // A graph whose f32 evaluation on the CPU is already off (a cancelling sum
-  // that a later op amplifies, say) is too ill-conditioned to judge a GPU by.
+  // A graph whose f32 evaluation on the CPU already uses an eighth of the
+  // tolerance (a cancelling sum that a later op amplifies, layerNorm of a row
+  // whose mean is 2000 times its spread) is too ill-conditioned to judge a GPU
+  // by: the CPU rounds each op's result once, a GPU also rounds the partial
+  // sums of every reduction and matmul, which can cost several times more.
   const f32 = evaluate(c.graph, c.feeds, { precision: "f32" });
-  fc.pre(Object.keys(want).every((name) => !mismatch(name, f32[name].data, want[name].data)));
+  fc.pre(Object.keys(want).every((k) => !mismatch(k, f32[k].data, want[k].data, 1 / 8)));
   const got = await runOnGpu(c.graph, c.feeds, gpu);
   for (const name of Object.keys(want)) {
     const message = mismatch(name, got.outputs[name], want[name].data);
