@@ -6,8 +6,9 @@
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { main } from "./cli.ts";
- * console.log(await main(["--help"])); // 0
+ * strictEqual(await main(["--help"]), 0);
  * ```
  *
  * @module

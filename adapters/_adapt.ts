@@ -15,8 +15,9 @@ import * as ops from "../ops/mod.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { isAdapterParam } from "./_adapt.ts";
- * console.log(isAdapterParam("layers.0.attn.q_proj.vera_lambda_d")); // true
+ * strictEqual(isAdapterParam("layers.0.attn.q_proj.vera_lambda_d"), true);
  * ```
  */
 export function isAdapterParam(name: string): boolean {

@@ -71,9 +71,10 @@ function transposed(data: Float32Array, rows: number, cols: number): Float32Arra
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { exportMerged } from "./export.ts";
  * // See tests/adapters/export_test.ts for a full run.
- * console.log(typeof exportMerged); // "function"
+ * strictEqual(typeof exportMerged, "function");
  * ```
  */
 export async function exportMerged(

@@ -14,6 +14,7 @@ import type { MergeRunner } from "./merge.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { vera } from "./vera.ts";
@@ -22,7 +23,7 @@ import type { MergeRunner } from "./merge.ts";
  * const base = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
  * const { graph, adapter } = vera(base, { r: 2, targetModules: ["q_proj"] });
  * const merged = await merge(adapter, initParams(graph), { runner: webgpuMergeRunner });
- * console.log(merged["layers.0.attn.q_proj.weight"].length); // 16
+ * strictEqual(merged["layers.0.attn.q_proj.weight"].length, 16);
  * ```
  */
 export const webgpuMergeRunner: MergeRunner = backendMergeRunner("webgpu");
@@ -32,10 +33,11 @@ export const webgpuMergeRunner: MergeRunner = backendMergeRunner("webgpu");
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { backendMergeRunner } from "./gpu_merge.ts";
  * import { param, trace } from "../compiler/trace.ts";
  * const g = trace(() => ({ w: param("w", [2]).mul(2) }), []);
- * console.log((await backendMergeRunner("wasm")(g, { w: new Float32Array([1, 2]) })).w); // Float32Array [2, 4]
+ * deepStrictEqual((await backendMergeRunner("wasm")(g, { w: new Float32Array([1, 2]) })).w, new Float32Array([2, 4]));
  * ```
  */
 export function backendMergeRunner(backend: BackendChoice): MergeRunner {

@@ -166,11 +166,12 @@ export function resolveLoraConfig(config: LoraConfig): ResolvedLoraConfig {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { lora } from "./lora.ts";
  * const base = gptGraph({ vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "lm" }, { batch: 1, seqLen: 8 });
  * const { adapter } = lora(base, { r: 2, targetModules: ["q_proj"] });
- * console.log(adapter.targets[0].module); // "layers.0.attn.q_proj"
+ * strictEqual(adapter.targets[0].module, "layers.0.attn.q_proj");
  * ```
  */
 export function lora(graph: Graph, config: LoraConfig): { graph: Graph; adapter: LoraAdapter } {

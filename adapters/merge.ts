@@ -64,12 +64,13 @@ export function deltaWeight(adapter: Adapter, target: Target): Node {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { vera } from "./vera.ts";
  * import { mergeGraph } from "./merge.ts";
  * const base = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
  * const { adapter } = vera(base, { r: 2, targetModules: ["q_proj"] });
- * console.log(Object.keys(mergeGraph(adapter).outputs)); // ["layers.0.attn.q_proj.weight"]
+ * deepStrictEqual(Object.keys(mergeGraph(adapter).outputs), ["layers.0.attn.q_proj.weight"]);
  * ```
  */
 export function mergeGraph(adapter: Adapter, sign: 1 | -1 = 1): Graph {
@@ -137,6 +138,7 @@ export { isAdapterParam } from "./_adapt.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { vera } from "./vera.ts";
@@ -144,7 +146,7 @@ export { isAdapterParam } from "./_adapt.ts";
  * const base = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
  * const { graph, adapter } = vera(base, { r: 2, targetModules: ["q_proj"] });
  * const merged = await merge(adapter, initParams(graph));
- * console.log("layers.0.attn.q_proj.vera_lambda_b" in merged); // false
+ * strictEqual("layers.0.attn.q_proj.vera_lambda_b" in merged, false);
  * ```
  */
 export function merge(
@@ -161,6 +163,7 @@ export function merge(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { vera } from "./vera.ts";
@@ -170,7 +173,7 @@ export function merge(
  * const params = initParams(graph);
  * const merged = await merge(adapter, params);
  * const back = await unmerge(adapter, { ...params, ...merged });
- * console.log(back["layers.0.attn.q_proj.weight"].length); // 16
+ * strictEqual(back["layers.0.attn.q_proj.weight"].length, 16);
  * ```
  */
 export function unmerge(
@@ -186,6 +189,7 @@ export function unmerge(
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { vera } from "./vera.ts";
@@ -194,7 +198,7 @@ export function unmerge(
  * const { graph, adapter } = vera(base, { r: 2, targetModules: ["q_proj"] });
  * const params = initParams(graph);
  * params["layers.0.attn.q_proj.vera_lambda_b"][0] = Infinity;
- * await safeMerge(adapter, params).catch((e) => console.log(e.message.startsWith("safe merge refused"))); // true
+ * await rejects(safeMerge(adapter, params), { message: /^safe merge refused: layers\.0\.attn\.q_proj\.weight/ });
  * ```
  */
 export function safeMerge(
@@ -211,6 +215,7 @@ export function safeMerge(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { vera } from "./vera.ts";
@@ -218,7 +223,7 @@ export function safeMerge(
  * const base = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
  * const { graph, adapter } = vera(base, { r: 2, targetModules: ["q_proj"] });
  * const { graph: unloaded } = await mergeAndUnload(base, adapter, initParams(graph));
- * console.log(unloaded === base); // true
+ * strictEqual(unloaded, base);
  * ```
  */
 export async function mergeAndUnload(

@@ -72,9 +72,10 @@ function mainDtype(dtypes: Record<string, string>): SafetensorsDType {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { mergeToHfFiles } from "./merge_hf.ts";
  * // tests/adapters/merge_hf_test.ts merges adapters into the tiny GPT-2 and Llama fixtures.
- * console.log(typeof mergeToHfFiles); // "function"
+ * strictEqual(typeof mergeToHfFiles, "function");
  * ```
  */
 export async function mergeToHfFiles(
@@ -182,8 +183,9 @@ export async function mergeToHfFiles(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { mergeToHfDir } from "./merge_hf.ts";
- * console.log(typeof mergeToHfDir); // "function"
+ * strictEqual(typeof mergeToHfDir, "function");
  * ```
  */
 export async function mergeToHfDir(

@@ -43,11 +43,12 @@ function targetList(targetModules: readonly string[] | string): string[] | strin
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { vera } from "./vera.ts";
  * import { peftConfig } from "./peft.ts";
  * const g = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
- * console.log(peftConfig(vera(g, { r: 2, targetModules: ["q_proj"] }).adapter).peft_type); // "VERA"
+ * strictEqual(peftConfig(vera(g, { r: 2, targetModules: ["q_proj"] }).adapter).peft_type, "VERA");
  * ```
  */
 export function peftConfig(

@@ -42,8 +42,9 @@ function fail(dir: string, message: string): never {
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { readPeft } from "./peft_import.ts";
- * await readPeft("/nonexistent").catch((e) => console.log(e.message.includes("adapter_config.json"))); // true
+ * await rejects(readPeft("/nonexistent"), /adapter_config\.json/);
  * ```
  */
 export async function readPeft(dir: string): Promise<PeftAdapterFiles> {
@@ -153,6 +154,7 @@ export function peftSource(files: PeftAdapterFiles, dir = "<memory>"): AdapterSo
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { vera } from "./vera.ts";
@@ -163,7 +165,7 @@ export function peftSource(files: PeftAdapterFiles, dir = "<memory>"): AdapterSo
  * const dir = await Deno.makeTempDir();
  * await exportPeft(`${dir}/a`, adapter, initParams(graph));
  * const imported = importPeft(base, await readPeft(`${dir}/a`));
- * console.log(imported.adapter.kind === "vera" && imported.adapter.projections); // "stored"
+ * strictEqual(imported.adapter.kind === "vera" && imported.adapter.projections, "stored");
  * ```
  */
 export function importPeft(

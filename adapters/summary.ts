@@ -45,11 +45,12 @@ export interface AdapterSummary {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { vera } from "./vera.ts";
  * import { summary } from "./summary.ts";
  * const g = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 2, head: "lm" }, { batch: 1, seqLen: 4 });
- * console.log(summary(vera(g, { r: 4, targetModules: ["q_proj"] }).adapter).trainableParams); // 16
+ * strictEqual(summary(vera(g, { r: 4, targetModules: ["q_proj"] }).adapter).trainableParams, 16);
  * ```
  */
 export function summary(adapter: Adapter, graph?: Graph): AdapterSummary {

@@ -227,9 +227,10 @@ export function findTargets(graph: Graph, config: TargetConfig): Target[] {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { findTargets, weightsGraph } from "./targets.ts";
  * const g = weightsGraph({ "attn.q_proj.weight": [4, 4] });
- * console.log(findTargets(g, { targetModules: ["q_proj"] })[0].module); // "attn.q_proj"
+ * strictEqual(findTargets(g, { targetModules: ["q_proj"] })[0].module, "attn.q_proj");
  * ```
  */
 export function weightsGraph(weights: Readonly<Record<string, readonly number[]>>): Graph {

@@ -215,11 +215,13 @@ export function veraMergedLinear(adapter: VeraAdapter, target: Target, x: Node, 
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { vera } from "./vera.ts";
  * const base = gptGraph({ vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 2, head: "lm" }, { batch: 1, seqLen: 8 });
  * const { graph, adapter } = vera(base, { r: 4, targetModules: ["q_proj", "v_proj"] });
- * console.log(adapter.targets.length, graph.params.filter((p) => p.attrs.role === "trainable").length); // 4 8
+ * strictEqual(adapter.targets.length, 4);
+ * strictEqual(graph.params.filter((p) => p.attrs.role === "trainable").length, 8);
  * ```
  */
 export function vera(

@@ -302,8 +302,9 @@ export function parseDataFile(text: string, where: string, options: DataFileOpti
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { loadDataFile } from "./files.ts";
- * await loadDataFile("missing.jsonl").catch((e) => console.log(e.message)); // "cannot read missing.jsonl: ..."
+ * await rejects(loadDataFile("missing.jsonl"), { message: /^cannot read missing\.jsonl: / });
  * ```
  */
 export async function loadDataFile(path: string, options: DataFileOptions = {}): Promise<DataSet> {
@@ -321,8 +322,9 @@ export async function loadDataFile(path: string, options: DataFileOptions = {}):
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { MIN_SPLIT } from "./files.ts";
- * console.log(MIN_SPLIT); // 20
+ * strictEqual(MIN_SPLIT, 20);
  * ```
  */
 export const MIN_SPLIT = 20;
@@ -335,10 +337,11 @@ export const MIN_SPLIT = 20;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { parseDataFile, splitData } from "./files.ts";
  * const data = parseDataFile("text,label\na,0\nb,1\n", "d.csv");
  * const splits = splitData(data);
- * console.log(splits.train.length); // 2: too few to hold any out
+ * strictEqual(splits.train.length, 2); // too few to hold any out
  * ```
  */
 export function splitData(data: ClassificationData): Splits<ClassificationExample>;

@@ -151,8 +151,9 @@ async function readJson(path: string): Promise<unknown> {
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { loadHfTokenizer } from "./hf_tokenizer.ts";
- * await loadHfTokenizer("no-such-dir").catch((e) => console.log(e.message)); // "cannot read no-such-dir/tokenizer.json: ..."
+ * await rejects(loadHfTokenizer("no-such-dir"), { message: /^cannot read no-such-dir\/tokenizer\.json: / });
  * ```
  */
 export async function loadHfTokenizer(dir: string): Promise<Tokenizer> {

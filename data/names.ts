@@ -64,9 +64,10 @@ export interface LoadNamesOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { loadNames } from "./names.ts";
  * const { train, validation, test } = loadNames();
- * console.log(train.length + validation.length + test.length); // 8422 distinct names
+ * strictEqual(train.length + validation.length + test.length, 8422); // distinct names
  * ```
  */
 export function loadNames(options: LoadNamesOptions = {}): Splits<string> {

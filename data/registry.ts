@@ -40,10 +40,11 @@ let registered: DatasetTasks | undefined;
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { datasetTasks, registerDatasets } from "./registry.ts";
  * import { lmTexts, classificationTask } from "./datasets.ts";
  * registerDatasets({ lmTexts, classificationTask });
- * console.log(datasetTasks().lmTexts("names").train.length > 0); // true
+ * ok(datasetTasks().lmTexts("names").train.length > 0);
  * ```
  */
 export function registerDatasets(tasks: DatasetTasks): void {

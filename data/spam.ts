@@ -218,9 +218,10 @@ function countOf(examples: readonly SpamExample[]): SplitCount {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { loadSpam } from "./spam.ts";
  * const { train, validation, test, counts } = loadSpam({ maxBytes: 512 });
- * console.log(counts.all); // { total: 6046, ham: 4150, spam: 1896 }
+ * deepStrictEqual(counts.all, { total: 6046, ham: 4150, spam: 1896 });
  * ```
  */
 export function loadSpam(options: LoadSpamOptions = {}): SpamDataset {

@@ -170,12 +170,13 @@ export function packRows(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { RowBatcher } from "./token_rows.ts";
  * const rows = [{ tokens: [1], label: 0 }, { tokens: [2], label: 1 }, { tokens: [3], label: 1 }];
  * const it = new RowBatcher(rows, { batchSize: 2, seqLen: 2, padId: 0, seed: 1 });
  * it.next();
  * const again = RowBatcher.fromState(rows, { batchSize: 2, seqLen: 2, padId: 0, seed: 1 }, it.state);
- * console.log(again.next().value.tokens.length); // 4
+ * strictEqual(again.next().value.tokens.length, 4);
  * ```
  */
 export class RowBatcher implements Iterator<RowFeeds> {
@@ -229,9 +230,10 @@ export class RowBatcher implements Iterator<RowFeeds> {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { rowEvalBatches } from "./token_rows.ts";
  * const rows = [{ tokens: [1], label: 0 }, { tokens: [2], label: 1 }, { tokens: [3], label: 1 }];
- * console.log([...rowEvalBatches(rows, { batchSize: 2, seqLen: 2, padId: 0 })].map((b) => b.rows)); // [2, 1]
+ * deepStrictEqual([...rowEvalBatches(rows, { batchSize: 2, seqLen: 2, padId: 0 })].map((b) => b.rows), [2, 1]);
  * ```
  */
 export function* rowEvalBatches(

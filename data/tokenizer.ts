@@ -10,8 +10,9 @@
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { PAD } from "./tokenizer.ts";
- * console.log(PAD); // 256
+ * strictEqual(PAD, 256);
  * ```
  */
 export const PAD = 256;
@@ -43,8 +44,9 @@ export const EOS = 258;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { CLS } from "./tokenizer.ts";
- * console.log(CLS); // 259
+ * strictEqual(CLS, 259);
  * ```
  */
 export const CLS = 259;

@@ -17,8 +17,9 @@ import {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { MAX_HEADER_BYTES } from "./safetensors.ts";
- * console.log(MAX_HEADER_BYTES); // 100000000
+ * strictEqual(MAX_HEADER_BYTES, 100000000);
  * ```
  */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -30,6 +31,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
  *
  * @example Absolute file range of a tensor
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { parseHeader } from "./safetensors.ts";
  * const json = '{"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}';
  * const head = new TextEncoder().encode(json);
@@ -38,7 +40,8 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * file.set(head, 8);
  * const header = parseHeader(file, file.length);
  * const w = header.tensors[0];
- * console.log(header.dataStart + w.begin, header.dataStart + w.end);
+ * strictEqual(header.dataStart + w.begin, 8 + head.length); // after the length prefix and the JSON
+ * strictEqual(header.dataStart + w.end, file.length);
  * ```
  */
 export interface TensorInfo {
@@ -59,11 +62,13 @@ export interface TensorInfo {
  *
  * @example List a header's tensors
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { encodeSafetensors, parseHeader } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ b: { dtype: "F32", shape: [2], data: new Float32Array(2) } });
  * const header = parseHeader(bytes, bytes.length);
- * for (const t of header.tensors) console.log(t.name, t.dtype, t.shape);
- * console.log(header.metadata.format, header.dataStart);
+ * deepStrictEqual(header.tensors.map((t) => [t.name, t.dtype, t.shape]), [["b", "F32", [2]]]);
+ * strictEqual(header.metadata.format, "pt");
+ * strictEqual(header.dataStart, bytes.length - 8); // the data: two f32
  * ```
  */
 export interface SafetensorsHeader {
@@ -224,10 +229,11 @@ function checkLayout(tensors: TensorInfo[], dataStart: number, dataSize: number)
  *
  * @example Read a header without touching tensor data
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { encodeSafetensors, parseHeader } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ x: { dtype: "I32", shape: [3], data: new Int32Array(3) } });
  * const header = parseHeader(bytes, bytes.length);
- * console.log(header.tensors[0]); // { name: "x", dtype: "I32", shape: [3], begin: 0, end: 12 }
+ * deepStrictEqual(header.tensors[0], { name: "x", dtype: "I32", shape: [3], begin: 0, end: 12 });
  * ```
  */
 export function parseHeader(bytes: Uint8Array, fileSize: number): SafetensorsHeader {

@@ -5,10 +5,11 @@
  *
  * @example Replace a file atomically
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { writeFileAtomic } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeFileAtomic(path, "hello\n");
- * console.log(await Deno.readTextFile(path)); // "hello\n"
+ * strictEqual(await Deno.readTextFile(path), "hello\n");
  * ```
  *
  * @module
@@ -91,10 +92,11 @@ async function syncDir(dir: string): Promise<void> {
  *
  * @example Write bytes
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { writeFileAtomic } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
- * console.log(await Deno.readFile(path)); // Uint8Array [1, 2, 3]
+ * deepStrictEqual(Array.from(await Deno.readFile(path)), [1, 2, 3]);
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {

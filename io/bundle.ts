@@ -6,11 +6,13 @@
  *
  * @example Write and read a bundle
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { readBundle, writeBundle } from "./bundle.ts";
  * const path = await Deno.makeTempFile({ suffix: ".zip" });
  * await writeBundle(path, { files: { "notes.txt": "hi" }, manifest: { kind: "demo" } });
  * const bundle = await readBundle(path);
- * console.log(bundle.manifest.kind, new TextDecoder().decode(bundle.files["notes.txt"]));
+ * strictEqual(bundle.manifest.kind, "demo");
+ * strictEqual(new TextDecoder().decode(bundle.files["notes.txt"]), "hi");
  * ```
  *
  * @module
@@ -52,9 +54,10 @@ export interface BundleInput {
  *
  * @example Look up a file
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { decodeBundle, encodeBundle, type Bundle } from "./bundle.ts";
  * const bundle: Bundle = decodeBundle(encodeBundle({ files: { x: "1" }, manifest: {} }));
- * console.log(bundle.files.x.length); // 1
+ * strictEqual(bundle.files.x.length, 1);
  * ```
  */
 export interface Bundle {
@@ -89,9 +92,10 @@ export interface BundleLimits {
  *
  * @example Store without compression
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { encodeBundle } from "./bundle.ts";
  * const zip = encodeBundle({ files: { "w.bin": new Uint8Array(8) }, manifest: {} }, { level: 0 });
- * console.log(zip.length > 8);
+ * ok(zip.length > 8);
  * ```
  */
 export interface BundleWriteOptions {
@@ -129,10 +133,11 @@ function canonical(value: unknown, path: string): unknown {
  *
  * @example Identical input gives identical bytes
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { encodeBundle } from "./bundle.ts";
  * const a = encodeBundle({ files: { "x.txt": "x" }, manifest: { n: 1 } });
  * const b = encodeBundle({ files: { "x.txt": "x" }, manifest: { n: 1 } });
- * console.log(a.every((v, i) => v === b[i])); // true
+ * deepStrictEqual(a, b);
  * ```
  */
 export function encodeBundle(input: BundleInput, options: BundleWriteOptions = {}): Uint8Array {
@@ -190,9 +195,10 @@ function resolveLimits(limits: BundleLimits = {}) {
  *
  * @example Decode with limits
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { decodeBundle, encodeBundle } from "./bundle.ts";
  * const zip = encodeBundle({ files: { "a.txt": "a" }, manifest: { ok: true } });
- * console.log(decodeBundle(zip, { maxEntries: 2 }).manifest); // { ok: true }
+ * deepStrictEqual(decodeBundle(zip, { maxEntries: 2 }).manifest, { ok: true });
  * ```
  */
 function manifestEntryOf(entries: readonly ZipEntry[]): ZipEntry {
@@ -296,10 +302,11 @@ export async function listBundle(
  *
  * @example Read a bundle file
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { readBundle, writeBundle } from "./bundle.ts";
  * const path = await Deno.makeTempFile({ suffix: ".zip" });
  * await writeBundle(path, { files: {}, manifest: { name: "empty" } });
- * console.log((await readBundle(path)).manifest.name); // "empty"
+ * strictEqual((await readBundle(path)).manifest.name, "empty");
  * ```
  */
 export async function readBundle(

@@ -72,8 +72,9 @@ async function readShard(path: string, wanted?: Set<string>): Promise<Map<string
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { readHfWeights } from "./hf_model.ts";
- * await readHfWeights("no-such-dir").catch((e) => console.log(e.message)); // "no-such-dir: neither model.safetensors nor ..."
+ * await rejects(readHfWeights("no-such-dir"), { message: /^no-such-dir: neither model.safetensors nor / });
  * ```
  */
 export async function readHfWeights(
@@ -181,8 +182,9 @@ function toGraphLayout(
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { loadHfModel } from "./hf_model.ts";
- * await loadHfModel("no-such-dir").catch((e) => console.log(e.message)); // "cannot read no-such-dir/config.json: ..."
+ * await rejects(loadHfModel("no-such-dir"), { message: /^cannot read no-such-dir\/config.json: / });
  * ```
  */
 export async function loadHfModel(dir: string): Promise<LoadedModel> {

@@ -75,8 +75,9 @@ export function parseHubRef(value: string): HubRef | undefined {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { hubCacheDir } from "./hub.ts";
- * console.log(hubCacheDir().endsWith("/hub")); // true
+ * strictEqual(hubCacheDir().endsWith("/hub"), true);
  * ```
  */
 export function hubCacheDir(): string {
@@ -154,9 +155,10 @@ async function repoInfo(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { downloadModel } from "./hub.ts";
  * // tests/io/hub_test.ts downloads from a loopback server that serves a fixture like the Hub.
- * console.log(typeof downloadModel); // "function"
+ * strictEqual(typeof downloadModel, "function");
  * ```
  */
 export async function downloadModel(ref: HubRef, options: DownloadOptions = {}): Promise<string> {

@@ -6,13 +6,14 @@
  *
  * @example Write and read back a tensor file
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, {
  *   "layer.weight": { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
  * });
  * const { tensors } = await readSafetensors(path);
- * console.log(tensors.get("layer.weight")?.data); // Float32Array [1, 2, 3, 4]
+ * deepStrictEqual(tensors.get("layer.weight")?.data, new Float32Array([1, 2, 3, 4]));
  * ```
  *
  * @module
@@ -47,10 +48,13 @@ export { MAX_HEADER_BYTES, parseHeader };
  *
  * @example Inspect a decoded tensor
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ h: { dtype: "F16", shape: [1], data: new Float32Array([0.5]) } });
  * const t = decodeSafetensors(bytes).tensors.get("h")!;
- * console.log(t.dtype, t.shape, t.data); // "F16" [1] Float32Array [0.5]
+ * strictEqual(t.dtype, "F16");
+ * deepStrictEqual(t.shape, [1]);
+ * deepStrictEqual(t.data, new Float32Array([0.5]));
  * ```
  */
 export interface LoadedTensor {
@@ -88,9 +92,11 @@ export interface TensorInput {
  *
  * @example Iterate over a decoded file
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const file = decodeSafetensors(encodeSafetensors({}, { step: "3" }));
- * console.log(file.metadata.step, file.tensors.size); // "3" 0
+ * strictEqual(file.metadata.step, "3");
+ * strictEqual(file.tensors.size, 0);
  * ```
  */
 export interface SafetensorsFile {
@@ -106,9 +112,10 @@ export interface SafetensorsFile {
  *
  * @example Decode bytes
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ n: { dtype: "I64", shape: [], data: new BigInt64Array([7n]) } });
- * console.log(decodeSafetensors(bytes).tensors.get("n")?.data[0]); // 7n
+ * strictEqual(decodeSafetensors(bytes).tensors.get("n")?.data[0], 7n);
  * ```
  */
 export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
@@ -127,12 +134,13 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
  *
  * @example Stream one tensor
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { openSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile();
  * await writeSafetensors(path, { a: { dtype: "U8", shape: [2], data: new Uint8Array([1, 2]) } });
  * const file = await openSafetensors(path);
  * try {
- *   console.log((await file.read("a")).data);
+ *   deepStrictEqual((await file.read("a")).data, new Uint8Array([1, 2]));
  * } finally {
  *   file.close();
  * }
@@ -182,11 +190,12 @@ function withPath<T>(path: string | URL, work: () => Promise<T>): Promise<T> {
  *
  * @example Read only the tensors you need
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { openSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile();
  * await writeSafetensors(path, { w: { dtype: "F64", shape: [1], data: new Float64Array([2]) } });
  * const file = await openSafetensors(path);
- * console.log(file.header.tensors.map((t) => t.name)); // ["w"]
+ * deepStrictEqual(file.header.tensors.map((t) => t.name), ["w"]);
  * file.close();
  * ```
  */
@@ -231,11 +240,13 @@ export function openSafetensors(path: string | URL): Promise<SafetensorsReader> 
  *
  * @example Load every tensor
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile();
  * await writeSafetensors(path, { b: { dtype: "BOOL", shape: [2], data: new Uint8Array([1, 0]) } });
  * const { metadata, tensors } = await readSafetensors(path);
- * console.log(metadata.format, tensors.get("b")?.data); // "pt" Uint8Array [1, 0]
+ * strictEqual(metadata.format, "pt");
+ * deepStrictEqual(tensors.get("b")?.data, new Uint8Array([1, 0]));
  * ```
  */
 export async function readSafetensors(path: string | URL): Promise<SafetensorsFile> {
@@ -271,12 +282,13 @@ function compareCodePoints(a: string, b: string): number {
  *
  * @example Encode to bytes
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors(
  *   { w: { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) } },
  *   { note: "demo" },
  * );
- * console.log(bytes.length % 8); // 0: header and data are 8-byte aligned
+ * strictEqual(bytes.length % 8, 0); // header and data are 8-byte aligned
  * ```
  */
 export function encodeSafetensors(

@@ -116,12 +116,13 @@ export function gptBody(config: GptConfig, tokens: Tensor, dropoutSeed?: Tensor)
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { gptGraph } from "./gpt.ts";
  * const g = gptGraph(
  *   { vocabSize: 16, maxSeqLen: 8, dModel: 8, heads: 2, layers: 1, head: "lm" },
  *   { batch: 2, seqLen: 4 },
  * );
- * console.log(g.outputs.logits.shape); // [2, 4, 16]
+ * deepStrictEqual(g.outputs.logits.shape, [2, 4, 16]);
  * ```
  */
 export function gptGraph(config: GptConfig, shape: GptShape): Graph {

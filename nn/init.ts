@@ -57,10 +57,11 @@ export function initValue(node: Node, seed: number): Float32Array {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { initParams } from "./init.ts";
  * const g = trace((x) => x.mul(param("w", [2], { init: { kind: "ones" } })), [{ name: "x", shape: [2] }]);
- * console.log(initParams(g, { seed: 0 }).w); // Float32Array(2) [ 1, 1 ]
+ * deepStrictEqual(initParams(g, { seed: 0 }).w, new Float32Array([1, 1]));
  * ```
  */
 export function initParams(

@@ -19,10 +19,11 @@ export interface LinearOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { trace } from "../compiler/trace.ts";
  * import { linear } from "./layers.ts";
  * const g = trace((x) => linear(x, "proj", 4), [{ name: "x", shape: [2, 3] }]);
- * console.log(g.params.map((p) => `${p.name} [${p.shape}]`)); // ["proj.bias [4]", "proj.weight [4,3]"]
+ * deepStrictEqual(g.params.map((p) => `${p.name} [${p.shape}]`), ["proj.bias [4]", "proj.weight [4,3]"]);
  * ```
  */
 export function linear(
@@ -48,10 +49,11 @@ export function linear(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { trace } from "../compiler/trace.ts";
  * import { layerNorm } from "./layers.ts";
  * const g = trace((x) => layerNorm(x, "ln"), [{ name: "x", shape: [2, 3] }]);
- * console.log(g.params.length); // 2
+ * strictEqual(g.params.length, 2);
  * ```
  */
 export function layerNorm(x: Tensor, name: string, eps = 1e-5): Tensor {
@@ -76,10 +78,11 @@ export interface AttentionOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { trace } from "../compiler/trace.ts";
  * import { causalSelfAttention } from "./layers.ts";
  * const g = trace((x) => causalSelfAttention(x, "attn", { heads: 2 }), [{ name: "x", shape: [1, 3, 4] }]);
- * console.log(g.outputs.out.shape); // [1, 3, 4]
+ * deepStrictEqual(g.outputs.out.shape, [1, 3, 4]);
  * ```
  */
 export function causalSelfAttention(x: Tensor, name: string, options: AttentionOptions): Tensor {
@@ -108,10 +111,11 @@ export function causalSelfAttention(x: Tensor, name: string, options: AttentionO
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { trace } from "../compiler/trace.ts";
  * import { mlp } from "./layers.ts";
  * const g = trace((x) => mlp(x, "mlp", 8), [{ name: "x", shape: [2, 4] }]);
- * console.log(g.params.find((p) => p.name === "mlp.fc1.weight")?.shape); // [8, 4]
+ * deepStrictEqual(g.params.find((p) => p.name === "mlp.fc1.weight")?.shape, [8, 4]);
  * ```
  */
 export function mlp(x: Tensor, name: string, hidden: number, init?: ParamInit): Tensor {

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { add, fill, scale } from "./build.ts";
- * console.log(scale(add(fill(1, [2, 3]), fill(2, [3])), 0.5).shape); // [2, 3]
+ * deepStrictEqual(scale(add(fill(1, [2, 3]), fill(2, [3])), 0.5).shape, [2, 3]);
  * ```
  *
  * @module

@@ -8,10 +8,11 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "./mod.ts";
  * import { makeNode } from "../compiler/ir.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
- * console.log(makeNode(ops.softmax, [x], { axis: -1 }).shape); // [2, 3]
+ * deepStrictEqual(makeNode(ops.softmax, [x], { axis: -1 }).shape, [2, 3]);
  * ```
  *
  * @module
@@ -77,8 +78,9 @@ const isOp = (v: unknown): v is OpDef =>
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { builtinOps } from "./mod.ts";
- * console.log(builtinOps().length > 40); // true
+ * strictEqual(builtinOps().length > 40, true);
  * ```
  */
 export function builtinOps(): OpDef[] {

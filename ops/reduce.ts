@@ -38,11 +38,12 @@ function reshapeTo(x: Node, shape: Shape): Node {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { sumTo } from "./reduce.ts";
  * import { makeNode } from "../compiler/ir.ts";
  * import { input } from "./leaf.ts";
  * const x = makeNode(input, [], { shape: [4, 2, 3], dtype: "f32" }, "x");
- * console.log(sumTo(x, [2, 1]).shape); // [2, 1]
+ * deepStrictEqual(sumTo(x, [2, 1]).shape, [2, 1]);
  * ```
  */
 export function sumTo(x: Node, shape: Shape): Node {

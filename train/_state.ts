@@ -20,11 +20,14 @@ function updatesOf(graph: Graph): Readonly<Record<string, string>> {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { adamw, optimizerStateNames, trainStep } from "./optim.ts";
  * const model = trace((x) => ({ loss: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
- * console.log(optimizerStateNames(trainStep(model, { optimizer: adamw() })));
- * // ["optim.exp_avg.w", "optim.exp_avg_sq.w"]
+ * deepStrictEqual(optimizerStateNames(trainStep(model, { optimizer: adamw() })), [
+ *   "optim.exp_avg.w",
+ *   "optim.exp_avg_sq.w",
+ * ]);
  * ```
  */
 export function optimizerStateNames(graph: Graph): string[] {
@@ -40,11 +43,12 @@ export function optimizerStateNames(graph: Graph): string[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { initOptimizerState, sgd, trainStep } from "./optim.ts";
  * const model = trace((x) => ({ loss: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const step = trainStep(model, { optimizer: sgd({ momentum: 0.9 }) });
- * console.log(initOptimizerState(step)); // { "optim.momentum_buffer.w": Float32Array(2) [ 0, 0 ] }
+ * deepStrictEqual(initOptimizerState(step), { "optim.momentum_buffer.w": new Float32Array([0, 0]) });
  * ```
  */
 export function initOptimizerState(graph: Graph): Record<string, Float32Array> {
@@ -62,10 +66,11 @@ export function initOptimizerState(graph: Graph): Record<string, Float32Array> {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { applyUpdates } from "./optim.ts";
  * const params = { w: new Float32Array([1, 2]) };
  * const outputs = { "update:w": { shape: [2], dtype: "f32" as const, data: new Float64Array([0.5, 1.5]) } };
- * console.log(applyUpdates(params, outputs, { "update:w": "w" }).w); // Float64Array(2) [ 0.5, 1.5 ]
+ * deepStrictEqual(applyUpdates(params, outputs, { "update:w": "w" }).w, new Float64Array([0.5, 1.5]));
  * ```
  */
 export function applyUpdates(
@@ -104,12 +109,16 @@ export function applyUpdates(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { adamw, hyperparameterFeeds, trainStep } from "./optim.ts";
  * const model = trace((x) => ({ loss: x.mul(param("head.w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const step = trainStep(model, { optimizer: adamw(), groups: [{ name: "head", match: /^head\./ }] });
- * console.log(hyperparameterFeeds(step, { step: 3, lr: { default: 1e-4, head: 1e-3 } }));
- * // { lr: Float32Array [1e-4], "lr.head": Float32Array [1e-3], step: Float32Array [3] } (f32-rounded)
+ * deepStrictEqual(hyperparameterFeeds(step, { step: 3, lr: { default: 1e-4, head: 1e-3 } }), {
+ *   lr: new Float32Array([1e-4]), // f32-rounded
+ *   "lr.head": new Float32Array([1e-3]),
+ *   step: new Float32Array([3]),
+ * });
  * ```
  */
 export function hyperparameterFeeds(

@@ -203,13 +203,16 @@ export async function withAdapter(
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { trace } from "../compiler/trace.ts";
  * import { loadModel } from "../nn/families.ts";
  * import { evaluate } from "./adapted_model.ts";
  * const g = trace((x) => x.mul(2).sum(), [{ name: "x", shape: [3] }]);
- * console.log(evaluate(g, { inputs: { x: [1, 2, 3] } }).out.data[0]); // 12
+ * strictEqual(evaluate(g, { inputs: { x: [1, 2, 3] } }).out.data[0], 12);
  * const model = await loadModel("models/gpt-spam-2L-d64-t128.safetensors");
- * console.log(await evaluate(model, [{ prompt: "", completion: "Hello" }], { batch: 1 })); // { loss, count: 5 }
+ * const measured = await evaluate(model, [{ prompt: "", completion: "Hello" }], { batch: 1 });
+ * strictEqual(measured.count, 5);
+ * ok(Number.isFinite(measured.loss));
  * ```
  */
 export function evaluate(
@@ -222,10 +225,11 @@ export function evaluate(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { loadModel } from "../nn/families.ts";
  * import { evaluate } from "./adapted_model.ts";
  * const model = await loadModel("models/gpt-spam-2L-d64-t128.safetensors");
- * console.log((await evaluate(model, [{ prompt: "", completion: "Hi" }], { batch: 1 })).count); // 2
+ * strictEqual((await evaluate(model, [{ prompt: "", completion: "Hi" }], { batch: 1 })).count, 2);
  * ```
  */
 export function evaluate(

@@ -14,6 +14,7 @@
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * const path = `${await Deno.makeTempDir()}/checkpoint.safetensors`;
  * await saveCheckpoint(path, {
@@ -24,7 +25,7 @@
  *   rng: { seed: 0 },
  *   config: { method: "vera" },
  * });
- * console.log((await loadCheckpoint(path)).step); // 10
+ * strictEqual((await loadCheckpoint(path)).step, 10);
  * ```
  *
  * @module
@@ -46,10 +47,11 @@ import { readFileBounded } from "../io/read_file.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { CHECKPOINT_METADATA_KEY, encodeCheckpoint } from "./checkpoint.ts";
  * import { decodeSafetensors } from "../io/safetensors.ts";
  * const bytes = encodeCheckpoint({ step: 1, params: {} });
- * console.log(JSON.parse(decodeSafetensors(bytes).metadata[CHECKPOINT_METADATA_KEY]).step); // 1
+ * strictEqual(JSON.parse(decodeSafetensors(bytes).metadata[CHECKPOINT_METADATA_KEY]).step, 1);
  * ```
  */
 export const CHECKPOINT_METADATA_KEY = "wgrad.checkpoint";
@@ -59,8 +61,9 @@ export const CHECKPOINT_METADATA_KEY = "wgrad.checkpoint";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { CHECKPOINT_FORMAT } from "./checkpoint.ts";
- * console.log(CHECKPOINT_FORMAT); // "wgrad-checkpoint/1"
+ * strictEqual(CHECKPOINT_FORMAT, "wgrad-checkpoint/1");
  * ```
  */
 export const CHECKPOINT_FORMAT = "wgrad-checkpoint/1";
@@ -119,9 +122,10 @@ export interface LoadedCheckpoint extends Checkpoint {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { encodeCheckpoint } from "./checkpoint.ts";
  * const bytes = encodeCheckpoint({ step: 1, params: { w: new Float32Array([1, 2]) } });
- * console.log(bytes.length > 0); // true
+ * ok(bytes.length > 0);
  * ```
  */
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
@@ -166,9 +170,10 @@ export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Prom
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
  * const bytes = encodeCheckpoint({ step: 2, params: { w: new Float32Array(3) }, rng: { seed: 7 } });
- * console.log(decodeCheckpoint(bytes).rng); // { seed: 7 }
+ * deepStrictEqual(decodeCheckpoint(bytes).rng, { seed: 7 });
  * ```
  */
 export function decodeCheckpoint(bytes: Uint8Array, where = "checkpoint"): LoadedCheckpoint {
@@ -212,11 +217,14 @@ export function decodeCheckpoint(bytes: Uint8Array, where = "checkpoint"): Loade
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * const path = `${await Deno.makeTempDir()}/ckpt.safetensors`;
  * await saveCheckpoint(path, { step: 5, params: { w: new Float32Array([1]) }, data: { index: 5 } });
  * const ckpt = await loadCheckpoint(path);
- * console.log(ckpt.step, ckpt.data, ckpt.params.w); // 5 { index: 5 } Float32Array [1]
+ * strictEqual(ckpt.step, 5);
+ * deepStrictEqual(ckpt.data, { index: 5 });
+ * deepStrictEqual(ckpt.params.w, new Float32Array([1]));
  * ```
  */
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
@@ -256,6 +264,7 @@ export const GPT_METADATA_KEY = "wgrad.gpt";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { loadBaseModel, saveBaseModel } from "./checkpoint.ts";
@@ -263,7 +272,7 @@ export const GPT_METADATA_KEY = "wgrad.gpt";
  * const graph = gptGraph(config, { batch: 1, seqLen: 4 });
  * const path = `${await Deno.makeTempDir()}/base.safetensors`;
  * await saveBaseModel(path, config, graph, initParams(graph));
- * console.log((await loadBaseModel(path)).config.dModel); // 4
+ * strictEqual((await loadBaseModel(path)).config.dModel, 4);
  * ```
  */
 export async function saveBaseModel(
@@ -287,8 +296,9 @@ export async function saveBaseModel(
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { loadBaseModel } from "./checkpoint.ts";
- * await loadBaseModel("missing.safetensors").catch((e) => console.log(e.message)); // "cannot read base model ..."
+ * await rejects(loadBaseModel("missing.safetensors"), { message: /^cannot read base model / });
  * ```
  */
 export async function loadBaseModel(

@@ -73,10 +73,11 @@ export interface EvalMetrics {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { lmBatches } from "../data/batches.ts";
  * import { feedsOf } from "./evaluation.ts";
- * console.log(Object.keys(feedsOf(lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).next().value!)));
- * // ["tokens", "targets"]
+ * const batch = lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).next().value!;
+ * deepStrictEqual(Object.keys(feedsOf(batch)), ["tokens", "targets"]);
  * ```
  */
 export function feedsOf(batch: ClassificationBatch | LmBatch): Record<string, Feed> {
@@ -89,11 +90,12 @@ export function feedsOf(batch: ClassificationBatch | LmBatch): Record<string, Fe
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { lmBatches } from "../data/batches.ts";
  * import { sourceOf } from "./evaluation.ts";
  * const source = sourceOf(lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }));
  * source.next();
- * console.log(source.state); // { epoch: 0, index: 1, seed: 0 }
+ * deepStrictEqual(source.state, { epoch: 0, index: 1, seed: 0 });
  * ```
  */
 export function sourceOf(
@@ -116,9 +118,10 @@ export function sourceOf(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { classifierEvalBatches } from "./evaluation.ts";
  * const data = [{ text: "a", label: 0 }, { text: "b", label: 1 }, { text: "c", label: 0 }];
- * console.log([...classifierEvalBatches(data, { batchSize: 2, seqLen: 4 })].map((b) => b.rows)); // [2, 1]
+ * deepStrictEqual([...classifierEvalBatches(data, { batchSize: 2, seqLen: 4 })].map((b) => b.rows), [2, 1]);
  * ```
  */
 export function* classifierEvalBatches(
@@ -154,9 +157,10 @@ export function* classifierEvalBatches(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { lmEvalBatches } from "./evaluation.ts";
  * const batches = [...lmEvalBatches(["anna", "bob", "carla", "dave"], { batchSize: 1, seqLen: 4 })];
- * console.log(batches.length > 0); // true
+ * ok(batches.length > 0);
  * ```
  */
 export function* lmEvalBatches(

@@ -21,12 +21,13 @@ function toHost(value: HostArray): Float32Array | Int32Array {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { webgpuRunner } from "./executable_runner.ts";
  * const g = trace((x) => ({ y: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const runner = await webgpuRunner(g);
  * await runner.setParams({ w: new Float32Array([2, 3]) });
- * console.log((await runner.run({ x: [1, 1] }, { read: ["y"] })).y); // Float32Array [5]
+ * deepStrictEqual((await runner.run({ x: [1, 1] }, { read: ["y"] })).y, new Float32Array([5]));
  * runner.dispose();
  * ```
  */
@@ -39,12 +40,13 @@ export function webgpuRunner(graph: Graph, hooks: RunnerHooks = {}): Promise<Ste
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { backendRunner } from "./executable_runner.ts";
  * const g = trace((x) => ({ y: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const runner = await backendRunner(g, "wasm");
  * await runner.setParams({ w: new Float32Array([2, 3]) });
- * console.log((await runner.run({ x: [1, 1] }, { read: ["y"] })).y); // Float32Array [5]
+ * deepStrictEqual((await runner.run({ x: [1, 1] }, { read: ["y"] })).y, new Float32Array([5]));
  * runner.dispose();
  * ```
  */
@@ -97,12 +99,13 @@ export const webgpuRunnerFactory: RunnerFactory = (graph, hooks): Promise<StepRu
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { runnerFactoryFor } from "./executable_runner.ts";
  * import { param, trace } from "../compiler/trace.ts";
  * const g = trace((x) => ({ y: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const runner = await runnerFactoryFor("cpu")(g);
  * await runner.setParams({ w: new Float32Array([2, 3]) });
- * console.log((await runner.run({ x: [1, 1] }, { read: ["y"] })).y); // Float32Array [5]
+ * deepStrictEqual((await runner.run({ x: [1, 1] }, { read: ["y"] })).y, new Float32Array([5]));
  * ```
  */
 export function runnerFactoryFor(choice: BackendChoice): RunnerFactory {

@@ -119,9 +119,10 @@ export class MetricsLog {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { MetricsLog } from "./metrics.ts";
    * const log = await MetricsLog.open(`${await Deno.makeTempDir()}/m.jsonl`);
-   * console.log(log.records.length); // 0
+   * strictEqual(log.records.length, 0);
    * log.close();
    * ```
    */

@@ -16,6 +16,7 @@
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { evaluate, type TensorData } from "../backends/cpu/interpreter.ts";
  * import { adamw, applyUpdates, initOptimizerState, trainStep } from "./optim.ts";
@@ -28,7 +29,9 @@
  *   const out = evaluate(step, { inputs: { x: [1, -1], lr: [0.1], step: [t] }, params });
  *   params = applyUpdates(params, out, step.meta.updates as Record<string, string>);
  * }
- * console.log(params.w); // ≈ [0.298, -0.298]: three Adam steps of about lr toward x
+ * // Three Adam steps of about lr toward x:
+ * const [w0, w1] = params.w as Float64Array;
+ * ok(Math.abs(w0 - 0.298) < 1e-3 && Math.abs(w1 + 0.298) < 1e-3, `w ${w0}, ${w1}`);
  * ```
  *
  * @module
@@ -178,6 +181,7 @@ function checkStepOptions(trainable: readonly Node[], options: TrainStepOptions)
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { sgd, trainStep } from "./optim.ts";
  * const model = trace((x) => ({ loss: x.mul(param("head.w", [2])).sum() }), [{ name: "x", shape: [2] }]);
@@ -186,8 +190,11 @@ function checkStepOptions(trainable: readonly Node[], options: TrainStepOptions)
  *   groups: [{ name: "head", match: ["head"] }],
  *   clipNorm: 1,
  * });
- * console.log(step.inputs.map((n) => n.name)); // ["x", "lr", "lr.head", "step"]
- * console.log(step.meta.updates); // { "update:head.w": "head.w", "update:optim.momentum_buffer.head.w": ... }
+ * deepStrictEqual(step.inputs.map((n) => n.name), ["x", "lr", "lr.head", "step"]);
+ * deepStrictEqual(step.meta.updates, {
+ *   "update:head.w": "head.w",
+ *   "update:optim.momentum_buffer.head.w": "optim.momentum_buffer.head.w",
+ * });
  * ```
  */
 export function trainStep(graph: Graph, options: TrainStepOptions): Graph {
@@ -300,10 +307,11 @@ export function trainStep(graph: Graph, options: TrainStepOptions): Graph {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { accumulateGraph } from "./optim.ts";
  * const model = trace((x) => ({ loss: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
- * console.log(accumulateGraph(model).meta.updates); // { "update:accum.w": "accum.w" }
+ * deepStrictEqual(accumulateGraph(model).meta.updates, { "update:accum.w": "accum.w" });
  * ```
  */
 export function accumulateGraph(graph: Graph): Graph {

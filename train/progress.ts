@@ -174,13 +174,14 @@ function barText(step: number, total: number): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { createProgress } from "./progress.ts";
  * const lines: string[] = [];
  * const p = createProgress({ total: 2, start: 0, mode: "lines", write: (l) => lines.push(l) });
  * p.message("compiling 12 kernels…", { pause: true });
  * p.update(1, { loss: 2.5, lr: 1e-3, tokens: 64, logged: true });
  * p.stop();
- * console.log(lines[1]); // "step 1/2  loss 2.5000  lr 1.00e-3  - tok/s  ETA ?"
+ * strictEqual(lines[1], "step 1/2  loss 2.5000  lr 1.00e-3  - tok/s  ETA ?");
  * ```
  */
 export function createProgress(options: ProgressOptions): Progress {

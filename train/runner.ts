@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { adamw, hyperparameterFeeds, initOptimizerState, trainStep } from "./optim.ts";
  * import { cpuRunner } from "./runner.ts";
@@ -24,7 +25,8 @@
  *   const feeds = hyperparameterFeeds(step, { step: t, lr: 0.1 });
  *   await runner.run({ x: [1, -1], ...feeds }, { read: [] });
  * }
- * console.log((await runner.readParams(["w"])).w); // ≈ [0.298, -0.298]
+ * const [w0, w1] = (await runner.readParams(["w"])).w;
+ * ok(Math.abs(w0 - 0.298) < 1e-3 && Math.abs(w1 + 0.298) < 1e-3, `w ${w0}, ${w1}`);
  * runner.dispose();
  * ```
  *
@@ -199,12 +201,13 @@ function checkRead(graph: Graph, read: readonly string[]): void {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { trace, param } from "../compiler/trace.ts";
  * import { cpuRunner } from "./runner.ts";
  * const g = trace((x) => ({ y: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
  * const runner = cpuRunner(g);
  * await runner.setParams({ w: new Float32Array([2, 3]) });
- * console.log((await runner.run({ x: [1, 1] }, { read: ["y"] })).y); // Float32Array [5]
+ * deepStrictEqual((await runner.run({ x: [1, 1] }, { read: ["y"] })).y, new Float32Array([5]));
  * ```
  */
 export function cpuRunner(graph: Graph, options: CpuRunnerOptions = {}): StepRunner {
@@ -270,11 +273,12 @@ export function cpuRunner(graph: Graph, options: CpuRunnerOptions = {}): StepRun
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { sgd, trainStep } from "./optim.ts";
  * import { updatedParams } from "./runner.ts";
  * const m = trace((x) => ({ loss: x.mul(param("w", [2])).sum() }), [{ name: "x", shape: [2] }]);
- * console.log(updatedParams(trainStep(m, { optimizer: sgd() }))); // ["w"]
+ * deepStrictEqual(updatedParams(trainStep(m, { optimizer: sgd() })), ["w"]);
  * ```
  */
 export function updatedParams(graph: Graph): string[] {

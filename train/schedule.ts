@@ -95,8 +95,9 @@ function warmupThen(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { constant } from "./schedule.ts";
- * console.log(constant(3e-4)(10)); // 0.0003
+ * strictEqual(constant(3e-4)(10), 0.0003);
  * ```
  */
 export function constant(lr: number): Schedule {
@@ -114,9 +115,10 @@ export function constant(lr: number): Schedule {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { warmupCosine } from "./schedule.ts";
  * const lr = warmupCosine({ peak: 1e-3, warmupSteps: 10, totalSteps: 110 });
- * console.log(lr(5), lr(10), lr(60), lr(110)); // 0.0005 0.001 0.0005 0
+ * deepStrictEqual([lr(5), lr(10), lr(60), lr(110)], [0.0005, 0.001, 0.0005, 0]);
  * ```
  */
 export function warmupCosine(options: WarmupOptions): Schedule {
@@ -133,9 +135,10 @@ export function warmupCosine(options: WarmupOptions): Schedule {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { warmupLinear } from "./schedule.ts";
  * const lr = warmupLinear({ peak: 1e-3, warmupSteps: 10, totalSteps: 110 });
- * console.log(lr(5), lr(10), lr(60), lr(110)); // 0.0005 0.001 0.0005 0
+ * deepStrictEqual([lr(5), lr(10), lr(60), lr(110)], [0.0005, 0.001, 0.0005, 0]);
  * ```
  */
 export function warmupLinear(options: WarmupOptions): Schedule {

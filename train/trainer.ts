@@ -10,6 +10,7 @@
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
  * import { lmBatches } from "../data/batches.ts";
@@ -28,7 +29,9 @@
  *   lr: constant(1e-2),
  *   progress: "none",
  * });
- * console.log(result.step, result.loss); // 3 ≈5.5
+ * strictEqual(result.step, 3);
+ * // Below ln 260 ≈ 5.56, the loss of a uniform guess, after three steps:
+ * ok(Math.abs(result.loss - 5.3) < 0.1, `loss ${result.loss}`);
  * ```
  *
  * @module
@@ -153,9 +156,10 @@ export interface TrainResult {
  *
  * @example
  * ```ts
+ * import { match } from "node:assert/strict";
  * import { NonFiniteError } from "./trainer.ts";
  * const e = new NonFiniteError(7, { loss: NaN, gradNorm: 1 }, { step: 4, path: "ckpt.safetensors" });
- * console.log(e.message); // "step 7: loss is NaN ... last good checkpoint: step 4 (ckpt.safetensors)"
+ * match(e.message, /^step 7: loss is NaN.*last good checkpoint: step 4 \(ckpt\.safetensors\)/);
  * ```
  */
 export class NonFiniteError extends Error {
@@ -173,8 +177,9 @@ export class NonFiniteError extends Error {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { NonFiniteError } from "./trainer.ts";
-   * console.log(new NonFiniteError(3, { loss: Infinity, gradNorm: NaN }).step); // 3
+   * strictEqual(new NonFiniteError(3, { loss: Infinity, gradNorm: NaN }).step, 3);
    * ```
    */
   constructor(
@@ -204,9 +209,10 @@ export class NonFiniteError extends Error {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { TrainInterrupted } from "./trainer.ts";
  * const e = new TrainInterrupted(40, "runs/a/checkpoint.safetensors");
- * console.log(e.message); // "interrupted at step 40; checkpoint saved to runs/a/checkpoint.safetensors"
+ * strictEqual(e.message, "interrupted at step 40; checkpoint saved to runs/a/checkpoint.safetensors");
  * ```
  */
 export class TrainInterrupted extends Error {
@@ -220,8 +226,9 @@ export class TrainInterrupted extends Error {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { TrainInterrupted } from "./trainer.ts";
-   * console.log(new TrainInterrupted(3, "ckpt.safetensors").step); // 3
+   * strictEqual(new TrainInterrupted(3, "ckpt.safetensors").step, 3);
    * ```
    */
   constructor(step: number, checkpoint: string) {
@@ -290,6 +297,7 @@ async function freshEval(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { param, trace } from "../compiler/trace.ts";
  * import { adamw, trainStep } from "./optim.ts";
  * import { constant } from "./schedule.ts";
@@ -303,7 +311,8 @@ async function freshEval(
  *   lr: constant(0.05),
  *   progress: "none",
  * });
- * console.log(result.params.w); // ≈ [1, -1]
+ * const [w0, w1] = result.params.w;
+ * ok(Math.abs(w0 - 1) < 0.01 && Math.abs(w1 + 1) < 0.01, `w ${result.params.w}`);
  * ```
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {

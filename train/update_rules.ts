@@ -90,9 +90,10 @@ function checkRange(where: string, what: string, v: number, lo: number, hi = Inf
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { adamw } from "./optim.ts";
  * const opt = adamw({ betas: [0.9, 0.98], weightDecay: 0 });
- * console.log(opt.state); // ["exp_avg", "exp_avg_sq"]
+ * deepStrictEqual(opt.state, ["exp_avg", "exp_avg_sq"]);
  * ```
  */
 export function adamw(options: AdamWOptions = {}): Optimizer {
@@ -143,9 +144,10 @@ export function adamw(options: AdamWOptions = {}): Optimizer {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { sgd } from "./optim.ts";
- * console.log(sgd({ momentum: 0.9 }).state); // ["momentum_buffer"]
- * console.log(sgd().state); // []
+ * deepStrictEqual(sgd({ momentum: 0.9 }).state, ["momentum_buffer"]);
+ * deepStrictEqual(sgd().state, []);
  * ```
  */
 export function sgd(options: SgdOptions = {}): Optimizer {

@@ -1,6 +1,6 @@
 /**
  * Threefry-2x32-20 on i32x4 lanes (four counters at once), bit-identical to
- * `runtime/threefry.ts`: only u32 add, rotate and xor, and the same exact
+ * `prng/threefry.ts`: only u32 add, rotate and xor, and the same exact
  * float mapping, so `random` and `dropout` agree with the reference exactly.
  *
  * @module

@@ -1,14 +1,17 @@
 /**
  * Random graphs for the GPU property tests: the ops whose kernels fusion and
- * lowering build (matmuls, reductions, row-wise ops, gather, shape views,
- * broadcasting elementwise chains) over shapes that are not multiples of any
- * tile or workgroup size (dims 1, 3, 5, 17, 33, 65).
+ * lowering build (matmuls plain, transposed, batched and over attention-like
+ * head views; reductions; softmax, layerNorm, cross-entropy; gather; shape
+ * views; broadcasting elementwise chains and wide regions that force kernel
+ * splits) over shapes that are not multiples of any tile or workgroup size
+ * (dims 1, 3, 5, 17, 33, 65).
  *
  * Unlike `_random_graph.ts`, whose tiny shapes and identity-heavy families
  * target the graph passes, a case here is meant to be compiled: few steps
  * (each kernel costs a shader compile on a software adapter), bigger shapes,
  * only ops continuous in their inputs (no casts or comparisons, whose f32
- * rounding could flip a result against the float64 reference), and leaf
+ * rounding could flip a result against the float64 reference; autodiff adds
+ * the comparisons of max and relu backward), and leaf
  * values on a 1/32 grid, so that sums and products of leaves are exact in
  * f32 too and ties (max, relu) fall the same way on both sides. Steps may
  * create params (matmul weights, layerNorm affines), which the gradient
@@ -165,6 +168,24 @@ const FAMILIES: Family[] = [
   // Row-wise: softmax, logSoftmax over any axis; layerNorm with its affine params.
   (a, _b, k) => (k % 2 === 0 ? a.softmax(k % a.rank) : a.logSoftmax(-1 - (k % a.rank))),
   (a, _b, k, _m, step) => (k % 2 === 0 ? a.normalize() : layerNorm(a, `ln${step}`)),
+  // Per-row cross-entropy against constant labels (a negative label costs 0).
+  (a, _b, k) => {
+    const logits = atLeast2D(a);
+    const [rows, classes] = [sizeOf(logits.shape.slice(0, -1)), logits.shape[logits.rank - 1]];
+    const labels = Array.from({ length: rows }, (_, i) => ((k + 3 * i) % (classes + 1)) - 1);
+    return logits.crossEntropy(constant(labels, logits.shape.slice(0, -1), "i32"));
+  },
+  // Attention-like: split the last axis into heads, scores q·kᵀ over the head views.
+  (a, _b, k) => {
+    const x = atLeast2D(a);
+    const [t, d] = x.shape.slice(-2);
+    const heads = d % 5 === 0 ? 5 : d % 3 === 0 ? 3 : 1;
+    const split = (y: Tensor) => y.reshape([-1, t, heads, d / heads]).permute([0, 2, 1, 3]);
+    const q = split(x);
+    const scores = q.matmul(split(x.tanh()).transpose(-1, -2)).mul(0.5).softmax(-1);
+    const out = scores.matmul(split(k % 2 === 0 ? x : x.neg()));
+    return out.permute([0, 2, 1, 3]).reshape(x.shape);
+  },
   // Gather rows of a table (a, viewed as [V, rest]) by constant indices, repeats included.
   (a, _b, k, m) => {
     const table = a.rank >= 2 ? a : a.reshape([a.shape[0], 1]);

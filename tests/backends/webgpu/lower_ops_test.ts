@@ -216,3 +216,23 @@ Deno.test("every op on WebGPU matches the float64 CPU reference", async () => {
   assert.deepEqual(failures, []);
   exe.destroy();
 });
+
+// Found by gpu_property_test.ts: WGSL's tanh builtin may lose most of its
+// relative accuracy near 0 (llvmpipe: 3e-6 at x = 0.01, 1.4e-3 at 1e-5), which
+// a cancelling sum then scaled by layerNorm turned into a visible error.
+Deno.test("tanh keeps f32 relative accuracy near 0 on the GPU", async () => {
+  const xs = [1e-6, -1e-5, 1e-4, -3e-3, 0.01, -0.05, 0.1, 0.124, -0.126, 0.3, 2, -25];
+  const x = makeNode(ops.input, [], { shape: [xs.length], dtype: "f32" }, "x");
+  const exe = await compile(makeGraph({ inputs: [x], outputs: { y: op("tanh", [x]) } }), {
+    backend: "webgpu",
+  });
+  const got = await (await exe.run({ x: xs }, { read: ["y"] })).read("y");
+  xs.forEach((v, i) => {
+    const want = Math.tanh(Math.fround(v));
+    assert.ok(
+      Math.abs(got[i] - want) <= 5e-7 * Math.abs(want),
+      `tanh(${v}): ${got[i]}, not ${want}`,
+    );
+  });
+  exe.destroy();
+});
