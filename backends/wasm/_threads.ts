@@ -16,6 +16,8 @@ export const RUN = 0, COUNT = 1, GENERATION = 2, ERROR = 3;
 // Spins before sleeping. Measured on the 2-core machine (load 3–4): spinning 200k+ times made a
 // VeRA step 15× slower (a spinning thread takes the core the other one needs), 2k and 0 alike.
 const SPINS = 100;
+/** Longer than any kernel of a sane size; a run that hits it is broken, not slow. */
+const BARRIER_TIMEOUT_MS = 120_000;
 
 /** A step's function. */
 export type Kernel = (thread: number, threads: number) => void;
@@ -37,8 +39,15 @@ export function barrier(ctrl: Int32Array, threads: number): void {
     Atomics.notify(ctrl, GENERATION);
     return;
   }
+  // A thread that never arrives (a worker killed mid-run) must not hang the caller forever.
+  const deadline = performance.now() + BARRIER_TIMEOUT_MS;
   for (let i = 0; Atomics.load(ctrl, GENERATION) === gen; i++) {
-    if (i > SPINS) Atomics.wait(ctrl, GENERATION, gen, 5);
+    if (i <= SPINS) continue;
+    Atomics.wait(ctrl, GENERATION, gen, 5);
+    if (performance.now() > deadline) {
+      Atomics.store(ctrl, ERROR, 1);
+      throw new Error(`wasm: a thread did not reach a barrier within ${BARRIER_TIMEOUT_MS} ms`);
+    }
   }
 }
 

@@ -117,7 +117,10 @@ export async function createWasmExecutable(
   graph: Graph,
   options: WasmOptions = {},
 ): Promise<Executable> {
-  const threads = Math.max(1, Math.floor(options.threads ?? defaultThreads()));
+  const threads = options.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`wasm: threads must be a positive integer, got ${threads}`);
+  }
   const plan = planWasm(graph, { threads, fma: options.fma ?? relaxedSimdAvailable() });
   const memory = new WebAssembly.Memory({
     initial: plan.pages,

@@ -36,6 +36,12 @@ Deno.test("wasm executable", async (t) => {
     await assert.rejects(exe.run({ ids: [0, 0] }), /destroyed/);
   });
 
+  await t.step("a thread count that is not a positive integer is an error", async () => {
+    const g = trace((x) => x.neg(), [{ name: "x", shape: [2] }]);
+    await assert.rejects(createWasmExecutable(g, { threads: 0 }), /positive integer, got 0/);
+    await assert.rejects(createWasmExecutable(g, { threads: 1.5 }), /positive integer/);
+  });
+
   await t.step("graph updates replace params after each run", async () => {
     const g = trace((x) => ({ w: param("w", [3]).add(x) }), [{ name: "x", shape: [3] }]);
     const exe = await createWasmExecutable(makeGraph({ ...g, meta: { updates: { w: "w" } } }));
