@@ -16,6 +16,7 @@ import { type HostArray, toStorage } from "../host_data.ts";
 import { compileCached } from "./_module.ts";
 import { planWasm } from "./_plan.ts";
 import { type Kernel, ThreadPool } from "./_threads.ts";
+import { RELAXED_MADD_CODE, validates } from "./_probe.ts";
 
 /**
  * Options of {@link createWasmExecutable}.
@@ -47,40 +48,6 @@ export function defaultThreads(): number {
   return Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
-const FMA_PROBE = new Uint8Array([
-  0,
-  97,
-  115,
-  109,
-  1,
-  0,
-  0,
-  0,
-  1,
-  5,
-  1,
-  96,
-  0,
-  1,
-  123,
-  3,
-  2,
-  1,
-  0,
-  10,
-  61,
-  1,
-  59,
-  0,
-  ...[0xfd, 12, ...new Array(16).fill(0)],
-  ...[0xfd, 12, ...new Array(16).fill(0)],
-  ...[0xfd, 12, ...new Array(16).fill(0)],
-  0xfd,
-  0x85,
-  0x02,
-  0x0b,
-]);
-
 /**
  * Whether the engine has relaxed SIMD (for fused multiply-add).
  *
@@ -92,11 +59,7 @@ const FMA_PROBE = new Uint8Array([
  * ```
  */
 export function relaxedSimdAvailable(): boolean {
-  try {
-    return WebAssembly.validate(FMA_PROBE);
-  } catch {
-    return false;
-  }
+  return validates(RELAXED_MADD_CODE);
 }
 
 /**

@@ -22,37 +22,7 @@ export {
   relaxedSimdAvailable,
   type WasmOptions,
 } from "./executable.ts";
-
-const SIMD_PROBE = new Uint8Array([
-  0,
-  97,
-  115,
-  109,
-  1,
-  0,
-  0,
-  0,
-  1,
-  5,
-  1,
-  96,
-  0,
-  1,
-  123,
-  3,
-  2,
-  1,
-  0,
-  10,
-  22,
-  1,
-  20,
-  0,
-  0xfd,
-  12,
-  ...new Array(16).fill(0),
-  0x0b,
-]);
+import { SIMD_CODE, validates } from "./_probe.ts";
 
 /**
  * Whether this engine runs the backend: WebAssembly SIMD, shared memory
@@ -69,7 +39,7 @@ export function wasmAvailable(): boolean {
   try {
     if (typeof SharedArrayBuffer !== "function" || typeof Worker !== "function") return false;
     new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    return WebAssembly.validate(SIMD_PROBE);
+    return validates(SIMD_CODE);
   } catch {
     return false;
   }
