@@ -76,7 +76,8 @@ interface Outcome {
 /** glibc's heap-corruption abort after every test of the process passed. */
 function knownAbort(o: Outcome): boolean {
   return o.code !== 0 && o.failed === 0 && o.passed > 0 &&
-    /corrupted size|double free|malloc_consolidate|free\(\): invalid|malloc\(\)/.test(o.output);
+    /corrupted size|corrupted double-linked list|double free|malloc_consolidate|free\(\): invalid|malloc\(\)/
+      .test(o.output);
 }
 
 async function run(args: string[]): Promise<Outcome> {
