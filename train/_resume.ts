@@ -4,37 +4,7 @@ import type { BatchSource } from "./evaluation.ts";
 import type { MetricsRecord } from "./metrics.ts";
 import { initOptimizerState } from "./optim.ts";
 import { updatedParams } from "./runner.ts";
-import type { Graph } from "../compiler/ir.ts";
-
-/** What `startingParams` reads of the trainer's options (`TrainOptions` has all of it). */
-export interface ResumeOptions {
-  /** The training step graph. */
-  readonly step: Graph;
-  /** Initial param values. */
-  readonly params: Readonly<Record<string, Float32Array>>;
-  /** Where checkpoints go, and the run's config they record. */
-  readonly checkpoint?: { readonly path: string; readonly config?: Json };
-  /** The checkpoint to resume from. */
-  readonly resume?: Checkpoint;
-}
-
-/** A run's outcome as the trainer reports it (the fields of `TrainResult` a finished run has). */
-export interface FinishedRun {
-  /** The last step. */
-  readonly step: number;
-  /** The last logged finite loss. */
-  readonly loss: number;
-  /** Its gradient norm. */
-  readonly gradNorm: number;
-  /** NaN: no step ran. */
-  readonly stepMs: number;
-  /** NaN: no step ran. */
-  readonly tokensPerS: number;
-  /** The logged metrics. */
-  readonly records: readonly MetricsRecord[];
-  /** The trained params, from the checkpoint. */
-  readonly params: Record<string, Float32Array>;
-}
+import type { TrainOptions, TrainResult } from "./train_types.ts";
 
 function differingKeys(a: Json | undefined, b: Json | undefined): string[] {
   const obj = (v: Json | undefined) =>
@@ -45,7 +15,7 @@ function differingKeys(a: Json | undefined, b: Json | undefined): string[] {
 }
 
 /** The step's starting params: defaults, given values, then the checkpoint's. */
-export function startingParams(options: ResumeOptions): Record<string, Float32Array> {
+export function startingParams(options: TrainOptions): Record<string, Float32Array> {
   const { step, resume } = options;
   const updated = new Set(updatedParams(step));
   if (resume !== undefined) {
@@ -99,7 +69,7 @@ export function finishedResult(
   resume: Checkpoint,
   records: readonly MetricsRecord[],
   updated: readonly string[],
-): FinishedRun {
+): TrainResult {
   const last = [...records].reverse().find((r) => Number.isFinite(r.loss));
   return {
     step: resume.step,
