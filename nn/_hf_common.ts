@@ -5,7 +5,16 @@
  * @module
  */
 import type { Graph } from "../compiler/ir.ts";
-import { type InputSpec, iota, nextStream, type Tensor, trace, where } from "../compiler/trace.ts";
+import {
+  type InputSpec,
+  iota,
+  nextStream,
+  param,
+  scope,
+  type Tensor,
+  trace,
+  where,
+} from "../compiler/trace.ts";
 import type { Forward, GraphOptions, KvHook, ModelConfig } from "./family_types.ts";
 import { linear } from "./layers.ts";
 
@@ -150,4 +159,48 @@ export const noCache: KvHook = (_layer, k, v) => ({ k, v, offset: 0 });
 export function splitHeads(x: Tensor, heads: number): Tensor {
   const [b, t, d] = x.shape;
   return x.reshape([b, t, heads, d / heads]).permute([0, 2, 1, 3]);
+}
+
+/** A family's forward pass: tokens and their positions → hidden states and the LM head. */
+export type ForwardFn = (
+  config: ModelConfig,
+  tokens: Tensor,
+  positions: Tensor,
+  kv: KvHook,
+  drop?: (x: Tensor) => Tensor,
+) => Forward;
+
+/**
+ * `graph` of a decoder family: the task graph of `forward` over positions
+ * `0..seqLen-1` with no K/V cache, checked and named as the family.
+ */
+export function decoderGraph(
+  family: string,
+  forward: ForwardFn,
+): (config: ModelConfig, options: GraphOptions) => Graph {
+  return (config, options) => {
+    checkOptions(family, config, options);
+    return traceTask(
+      options,
+      { model: family, config, shape: { batch: options.batch, seqLen: options.seqLen } },
+      (tokens, drop) => forward(config, tokens, iota([options.seqLen], 0), noCache, drop),
+    );
+  };
+}
+
+/**
+ * The LM head of a Hugging Face decoder: the token embedding itself when
+ * the weights are tied, else its own `lm_head.weight` `[vocab, d]`.
+ */
+export function lmHeadOf(
+  tied: boolean,
+  embedding: Tensor,
+  vocabSize: number,
+  d: number,
+): (x: Tensor) => Tensor {
+  return (x) =>
+    tied
+      ? x.matmul(embedding.T)
+      // Called from the task's top level, so the name is "lm_head.weight", outside the body's scope.
+      : scope("lm_head", () => x.matmul(param("weight", [vocabSize, d]).T));
 }

@@ -6,17 +6,10 @@
  *
  * @module
  */
-import { iota, param, scope, type Tensor } from "../compiler/trace.ts";
+import { param, scope, type Tensor } from "../compiler/trace.ts";
 import type { Forward, KvHook, ModelConfig, ModelFamily } from "./family_types.ts";
 import { layerNorm, linear } from "./layers.ts";
-import {
-  attend,
-  checkOptions,
-  ConfigReader,
-  noCache,
-  splitHeads,
-  traceTask,
-} from "./_hf_common.ts";
+import { attend, ConfigReader, decoderGraph, lmHeadOf, splitHeads } from "./_hf_common.ts";
 
 /**
  * GPT-2's fields, read from config.json.
@@ -109,12 +102,7 @@ function forward(
       });
     }
     const hidden = layerNorm(h, "ln_f", c.layerNormEps);
-    const lmHead = (x: Tensor) =>
-      c.tieWordEmbeddings
-        ? x.matmul(wte.T)
-        // Called from the task's top level, so the name is "lm_head.weight", outside "transformer".
-        : scope("lm_head", () => x.matmul(param("weight", [c.vocabSize, d]).T));
-    return { hidden, lmHead };
+    return { hidden, lmHead: lmHeadOf(c.tieWordEmbeddings, wte, c.vocabSize, d) };
   });
 }
 
@@ -136,15 +124,7 @@ function forward(
 export const gpt2Family: ModelFamily = {
   name: "gpt2",
   configFromJson,
-  graph(config, options) {
-    checkOptions("gpt2", config, options);
-    const positions = () => iota([options.seqLen], 0);
-    return traceTask(
-      options,
-      { model: "gpt2", config, shape: { batch: options.batch, seqLen: options.seqLen } },
-      (tokens, drop) => forward(config, tokens, positions(), noCache, drop),
-    );
-  },
+  graph: decoderGraph("gpt2", forward),
   storedLayout: (name) => ({ transposed: CONV1D.test(name) }),
   classificationHead: "score",
   defaultTargets: ["c_attn"],

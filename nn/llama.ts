@@ -8,17 +8,10 @@
  *
  * @module
  */
-import { concat, constant, iota, param, scope, type Tensor } from "../compiler/trace.ts";
+import { concat, constant, param, scope, type Tensor } from "../compiler/trace.ts";
 import type { Forward, KvHook, ModelConfig, ModelFamily } from "./family_types.ts";
 import { linear } from "./layers.ts";
-import {
-  attend,
-  checkOptions,
-  ConfigReader,
-  noCache,
-  splitHeads,
-  traceTask,
-} from "./_hf_common.ts";
+import { attend, ConfigReader, decoderGraph, lmHeadOf, splitHeads } from "./_hf_common.ts";
 
 /**
  * The Llama family's fields, read from config.json.
@@ -215,12 +208,7 @@ function forward(
       });
     }
     const hidden = rmsNorm(h, "norm", c.rmsNormEps);
-    const lmHead = (x: Tensor) =>
-      c.tieWordEmbeddings
-        ? x.matmul(embed.T)
-        // Called from the task's top level, so the name is "lm_head.weight", outside "model".
-        : scope("lm_head", () => x.matmul(param("weight", [c.vocabSize, d]).T));
-    return { hidden, lmHead };
+    return { hidden, lmHead: lmHeadOf(c.tieWordEmbeddings, embed, c.vocabSize, d) };
   });
 }
 
@@ -243,14 +231,7 @@ function forward(
 export const llamaFamily: ModelFamily = {
   name: "llama",
   configFromJson,
-  graph(config, options) {
-    checkOptions("llama", config, options);
-    return traceTask(
-      options,
-      { model: "llama", config, shape: { batch: options.batch, seqLen: options.seqLen } },
-      (tokens, drop) => forward(config, tokens, iota([options.seqLen], 0), noCache, drop),
-    );
-  },
+  graph: decoderGraph("llama", forward),
   storedLayout: () => ({ transposed: false }),
   classificationHead: "score",
   defaultTargets: ["q_proj", "v_proj"],
