@@ -7,6 +7,7 @@
 import type { Graph, Node } from "../compiler/ir.ts";
 import { graphNodes } from "../compiler/ir.ts";
 import type { TensorData } from "./cpu/interpreter.ts";
+import { VIEW_OPS } from "../ops/mod.ts";
 
 /** The valid range of one input's values. */
 export interface IndexBound {
@@ -17,8 +18,6 @@ export interface IndexBound {
   /** What the values index, for the error message. */
   readonly what: string;
 }
-
-const VIEW_OPS = new Set(["reshape", "broadcast", "permute", "slice"]);
 
 /** The input leaf an operand reads through views only, or undefined. */
 function sourceInput(node: Node): Node | undefined {

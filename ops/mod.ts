@@ -70,6 +70,22 @@ export {
 export { gather, scatterAdd } from "./gather.ts";
 export { dropout, random } from "./random.ts";
 
+/**
+ * The names of the shape ops whose result is a strided view of their operand
+ * (no element moves): backends read through them in place, and host checks
+ * follow them back to the input they read.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { VIEW_OPS } from "./mod.ts";
+ * strictEqual(VIEW_OPS.has("permute") && !VIEW_OPS.has("pad"), true);
+ * ```
+ */
+export const VIEW_OPS: ReadonlySet<string> = new Set(
+  [shape.reshape, reduce.broadcast, shape.permute, shape.slice].map((op) => op.name),
+);
+
 const isOp = (v: unknown): v is OpDef =>
   typeof v === "object" && v !== null && "infer" in v && "cpu" in v && "lowering" in v;
 

@@ -21,7 +21,9 @@ import { emitDropout, emitRandom } from "./_random.ts";
 import { emitReduce, reduceLayout } from "./_reduce.ts";
 import { emitGroup, fusionGroup } from "./_fusion.ts";
 import { emitRowwise } from "./_rowwise.ts";
-import { isRowMajor, matrixView, rowMajor, type View, VIEW_OPS, viewOf } from "./_views.ts";
+import { isRowMajor, matrixView, type View, viewOf } from "./_views.ts";
+import { VIEW_OPS } from "../../ops/mod.ts";
+import { stridesOf } from "../../ops/rules.ts";
 import * as ops from "../../ops/mod.ts";
 
 /** One kernel call of a run: its export name and whether threads share it. */
@@ -114,7 +116,7 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
     copyInto(
       `copy ${node.op}`,
       v,
-      { addr: alloc(node), strides: rowMajor(node.shape) },
+      { addr: alloc(node), strides: stridesOf(node.shape) },
       node.shape,
       node,
     );
@@ -140,7 +142,7 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
     const out = alloc(root);
     kernel(`elementwise ${root.op}`, sizeOf(root.shape) * ops, (f) => {
       const ins = strided.map(([v]) => operand(v as View & { kind: "strided" }));
-      emitLoops(f, root.shape, { addr: out, strides: rowMajor(root.shape) }, ins, (load) => {
+      emitLoops(f, root.shape, { addr: out, strides: stridesOf(root.shape) }, ins, (load) => {
         const leafValue = (n: Node, k: number) => {
           if (slot.has(n.id)) return load(slot.get(n.id)!);
           emitConst(f, (views[k] as { value: number }).value, n.dtype);
@@ -177,7 +179,7 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
       case "pad": {
         const before = node.attrs.before as number[];
         const out = alloc(node);
-        const strides = rowMajor(node.shape);
+        const strides = stridesOf(node.shape);
         const offset = before.reduce((s, b, i) => s + b * strides[i], 0);
         kernel("pad zeros", 0, (f) => void f.i32(out).i32(0).i32(size * 4).op(0xfc, 11, 0));
         const x = node.inputs[0];
@@ -187,7 +189,7 @@ export function planWasm(graph: Graph, options: { threads: number; fma?: boolean
       case "concat": {
         const axis = ((node.attrs.axis as number) + node.shape.length) % node.shape.length;
         const out = alloc(node);
-        const strides = rowMajor(node.shape);
+        const strides = stridesOf(node.shape);
         let start = 0;
         for (const x of node.inputs) {
           copyInto(

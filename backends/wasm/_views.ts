@@ -6,6 +6,8 @@
  * @module
  */
 import type { Node } from "../../compiler/ir.ts";
+import { stridesOf } from "../../ops/rules.ts";
+import { VIEW_OPS } from "../../ops/mod.ts";
 
 /** A strided read of `base` (in elements), or a constant. */
 export type View =
@@ -17,29 +19,6 @@ export type View =
     readonly strides: readonly number[];
   }
   | { readonly kind: "const"; readonly value: number; readonly shape: readonly number[] };
-
-/**
- * Row-major strides.
- *
- * @example
- * ```ts
- * import { deepStrictEqual } from "node:assert/strict";
- * import { rowMajor } from "./_views.ts";
- * deepStrictEqual(rowMajor([2, 3, 4]), [12, 4, 1]);
- * ```
- */
-export function rowMajor(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
-
-/** The view ops folded into reads. */
-export const VIEW_OPS = new Set(["reshape", "broadcast", "permute", "slice"]);
 
 /**
  * True when a view walks its elements in row-major order (any offset): a
@@ -57,7 +36,7 @@ export const VIEW_OPS = new Set(["reshape", "broadcast", "permute", "slice"]);
  * ```
  */
 export function isRowMajor(v: View & { kind: "strided" }): boolean {
-  const rm = rowMajor(v.shape);
+  const rm = stridesOf(v.shape);
   return v.shape.every((d, i) => d === 1 || v.strides[i] === rm[i]);
 }
 
@@ -81,7 +60,7 @@ export function plain(node: Node): View {
     base: node,
     offset: 0,
     shape: node.shape,
-    strides: rowMajor(node.shape),
+    strides: stridesOf(node.shape),
   };
 }
 
@@ -114,7 +93,7 @@ export function viewOf(node: Node, materialized: (n: Node) => boolean): View {
   switch (node.op) {
     case "reshape":
       if (!isRowMajor(inner)) return plain(node);
-      return { ...inner, shape, strides: rowMajor(shape) };
+      return { ...inner, shape, strides: stridesOf(shape) };
     case "permute": {
       const perm = node.attrs.perm as number[];
       return { ...inner, shape, strides: perm.map((p) => inner.strides[p]) };
