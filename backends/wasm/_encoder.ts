@@ -79,6 +79,10 @@ export class Fn {
     this.locals.push(type);
     return this.params.length + this.locals.length - 1;
   }
+  /** Declares `count` locals of one type and returns their indices. */
+  localsOf(type: ValType, count: number): number[] {
+    return Array.from({ length: count }, () => this.local(type));
+  }
   /** Appends raw bytes. */
   op(...bytes: number[]): this {
     for (const b of bytes) this.code.push(b);

@@ -38,14 +38,7 @@ export interface GatherSpec {
  * ```
  */
 export function emitGather(f: Fn, s: GatherSpec): void {
-  const [i, j, lo, hi, src, dst] = [
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-  ];
+  const [i, j, lo, hi, src, dst] = f.localsOf(I32, 6);
   const row = s.width * 4;
   const share = (count: number) => {
     f.get(0).i32(count).mul().get(1).op(0x6d).set(lo);

@@ -70,27 +70,10 @@ export function emitMatmul(f: Fn, spec: MatmulSpec, perThread: number, fma: bool
   const panels = Math.ceil(n / 8);
   const fullPanels = Math.floor(n / 8);
   const units = batch * rowBlocks;
-  const L = () => f.local(I32);
-  const [lo, hi, bi, rlo, rhi, pc, kc, ic, icEnd, jp, rb, kk, pb, scratch, t] = [
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-    L(),
-  ];
-  const pa = Array.from({ length: MR }, L);
-  const acc = Array.from({ length: 2 * MR }, () => f.local(V128));
-  const [b0, b1] = [f.local(V128), f.local(V128)];
+  const [lo, hi, bi, rlo, rhi, pc, kc, ic, icEnd, jp, rb, kk, pb, scratch, t] = f.localsOf(I32, 15);
+  const pa = f.localsOf(I32, MR);
+  const acc = f.localsOf(V128, 2 * MR);
+  const [b0, b1] = f.localsOf(V128, 2);
 
   f.get(0).i32(perThread).op(0x6c).i32(spec.scratch).op(0x6a).set(scratch);
   f.get(0).i32(units).op(0x6c).get(1).op(0x6d).set(lo);

@@ -16,13 +16,7 @@ const PARITY = 0x1bd11bda;
  * four u32 indices) under key `[k0, k1]` (i32 locals splatted here).
  */
 function emitWords(f: Fn, k0: number, k1: number, counter: number): void {
-  const [x0, x1, K0, K1, K2] = [
-    f.local(V128),
-    f.local(V128),
-    f.local(V128),
-    f.local(V128),
-    f.local(V128),
-  ];
+  const [x0, x1, K0, K1, K2] = f.localsOf(V128, 5);
   f.get(k0).simd(S.i32splat).set(K0);
   f.get(k1).simd(S.i32splat).set(K1);
   f.get(K0).get(K1).simd(S.xor).v128i(PARITY).simd(S.xor).set(K2);
@@ -74,13 +68,7 @@ export function emitRandom(
   f: Fn,
   p: { out: number; count: number; seed: number; stream: number; bound: number },
 ): void {
-  const [i, lo, hi, k0, k1] = [
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-  ];
+  const [i, lo, hi, k0, k1] = f.localsOf(I32, 5);
   const c = f.local(V128);
   f.i32(p.stream).set(k0).i32(p.seed).set(k1);
   split4(f, p.count, lo, hi);
@@ -119,13 +107,7 @@ export function emitDropout(
     scale: number;
   },
 ): void {
-  const [i, lo, hi, k0, k1] = [
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-  ];
+  const [i, lo, hi, k0, k1] = f.localsOf(I32, 5);
   const c = f.local(V128);
   f.i32(p.stream).set(k0).i32(p.seed).mem(0x28, 2).set(k1);
   split4(f, p.count, lo, hi);

@@ -81,14 +81,7 @@ function init(f: Fn, s: ReduceSpec): void {
  * ```
  */
 export function emitReduce(f: Fn, s: ReduceSpec): void {
-  const [o, r, j, lo, hi, p] = [
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-  ];
+  const [o, r, j, lo, hi, p] = f.localsOf(I32, 6);
   const acc = f.local(V128);
   const { outer, rows, inner } = s;
   const share = (count: number, unit: number) => {

@@ -41,13 +41,7 @@ type Expr = (x: (k: number) => void) => void;
  */
 export function emitRowwise(f: Fn, spec: RowSpec, h: Helpers): void {
   const { rows, cols, op } = spec;
-  const [row, j, lo, hi, t] = [
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-    f.local(I32),
-  ];
+  const [row, j, lo, hi, t] = f.localsOf(I32, 5);
   // Operands 0 (and 2 for the backward ops that take a cotangent row) are [rows, cols];
   // crossEntropy's labels (1) and cotangent (2) are one value per row.
   const perRow = op.startsWith("crossEntropy") ? new Set([1, 2]) : new Set<number>();
