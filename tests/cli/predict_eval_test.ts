@@ -19,20 +19,14 @@ Deno.test("predict and eval", async (t) => {
     ], { progress: "none" })
   );
   const adapter = `${dir}/run/adapter`;
+  /** The adapted model on the three-class file, on the cpu backend, plus `extra` flags. */
+  const onThree = (...extra: string[]) => [
+    ...["--base", base, "--adapter", adapter, "--data", `${dir}/three.jsonl`, "--backend", "cpu"],
+    ...extra,
+  ];
 
   await t.step("predict: one line per example with the label and every probability", async () => {
-    const lines = await stdout(() =>
-      predictCommand([
-        "--base",
-        base,
-        "--adapter",
-        adapter,
-        "--data",
-        `${dir}/three.jsonl`,
-        "--backend",
-        "cpu",
-      ])
-    );
+    const lines = await stdout(() => predictCommand(onThree()));
     assert.equal(lines.length, 12);
     for (const line of lines) {
       const [label, probs] = line.split("\t");
@@ -67,54 +61,19 @@ Deno.test("predict and eval", async (t) => {
   await t.step(
     "eval --json: accuracy, per-class F1, macro-F1, confusion that agree with predict",
     async () => {
-      const [json] = await stdout(() =>
-        evalCommand([
-          "--base",
-          base,
-          "--adapter",
-          adapter,
-          "--data",
-          `${dir}/three.jsonl`,
-          "--backend",
-          "cpu",
-          "--json",
-        ])
-      );
+      const [json] = await stdout(() => evalCommand(onThree("--json")));
       const m = JSON.parse(json);
       assert.equal(m.task, "classification");
       assert.equal(m.count, 12);
       assert.equal(m.confusion.flat().reduce((a: number, b: number) => a + b, 0), 12);
       assert.deepEqual(m.per_class.map((c: { support: number }) => c.support), [4, 4, 4]);
-      const [p] = await stdout(() =>
-        predictCommand([
-          "--base",
-          base,
-          "--adapter",
-          adapter,
-          "--data",
-          `${dir}/three.jsonl`,
-          "--backend",
-          "cpu",
-          "--json",
-        ])
-      );
+      const [p] = await stdout(() => predictCommand(onThree("--json")));
       const hits =
         JSON.parse(p).predictions.filter((x: { label: string; true_label: string }) =>
           x.label === x.true_label
         ).length;
       assert.equal(m.accuracy, hits / 12);
-      const human = await stdout(() =>
-        evalCommand([
-          "--base",
-          base,
-          "--adapter",
-          adapter,
-          "--data",
-          `${dir}/three.jsonl`,
-          "--backend",
-          "cpu",
-        ])
-      );
+      const human = await stdout(() => evalCommand(onThree()));
       assert.match(human.join("\n"), /macro-F1[\s\S]*confusion/);
     },
   );
