@@ -89,9 +89,13 @@ export {
   definedOps,
   defineOp,
   type IndexOperand,
+  type InlineContext,
+  type KernelIndex,
   type Lowering,
   type OpDef,
 } from "./compiler/ir.ts";
+export * as kernelIR from "./compiler/kernel_ir/mod.ts";
+export { pointwise } from "./ops/rules.ts";
 export * as ops from "./ops/mod.ts";
 export { builtinOps } from "./ops/mod.ts";
 export { type EvaluateOptions, type Feeds, type TensorData } from "./backends/cpu/interpreter.ts";

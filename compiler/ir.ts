@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { Expr } from "./kernel_ir/ir.ts";
+
 /** Element types a tensor can hold. `bool` is stored as one byte (0 or 1) on the CPU. */
 export type DType = "f32" | "i32" | "u32" | "bool";
 
@@ -136,18 +138,43 @@ export interface OpDef {
   /** Why the op has no vjp (integer-valued, a backward op itself, ...). Required when `vjp` is absent. */
   readonly noGradient?: string;
   /**
-   * The op's scalar expression for fused elementwise kernels, in WGSL (the
-   * WebGPU backend's language): operands are WGSL expressions. Only
-   * `inline` ops that compute one element from the same element of each
-   * operand have it.
+   * How the op's value at one index is computed inside a kernel, in the
+   * kernel IR (`compiler/kernel_ir/`): elementwise math, index arithmetic
+   * for views, generated values. Every backend that renders kernels uses
+   * it; `undefined` from it means "not computable inline here".
    */
-  readonly wgsl?: (args: readonly string[], node: Node) => string;
+  readonly inline?: (node: Node, at: KernelIndex, ctx: InlineContext) => Expr | undefined;
   /**
    * Operands that index (gather's ids, cross-entropy's labels): a kernel
    * cannot throw, so executables check fed values against these bounds on
    * the host before a run.
    */
   readonly indexOperands?: (node: Node) => readonly IndexOperand[];
+}
+
+/**
+ * An index into a tensor of `shape` inside a kernel: a flat (row-major)
+ * index, per-axis coordinates, or both, as u32 kernel IR expressions.
+ */
+export interface KernelIndex {
+  /** The shape the index is into. */
+  readonly shape: Shape;
+  /** The flat index. */
+  readonly linear?: Expr;
+  /** One coordinate per axis. */
+  readonly coords?: readonly Expr[];
+}
+
+/** What an op's {@link OpDef.inline} rule may ask of the kernel it is lowered into. */
+export interface InlineContext {
+  /** The value of `node` (an operand, usually) at `at`: a load, or its own inline value. */
+  value(node: Node, at: KernelIndex): Expr;
+  /** The flat index of `at`. */
+  linear(at: KernelIndex): Expr;
+  /** The per-axis coordinates of `at`. */
+  coords(at: KernelIndex): readonly Expr[];
+  /** Binds `value` to a local so it is computed once. */
+  bind(value: Expr): Expr;
 }
 
 /** An operand whose values index something, and their valid range. */
@@ -173,6 +200,7 @@ const defined = new Map<string, OpDef>();
  * import { strictEqual } from "node:assert/strict";
  * import { defineOp, makeNode } from "./ir.ts";
  * import { input } from "../ops/leaf.ts";
+ * import { f32, mul } from "./kernel_ir/build.ts";
  * const twice = defineOp({
  *   name: "example_twice",
  *   kind: "elementwise",
@@ -180,7 +208,7 @@ const defined = new Map<string, OpDef>();
  *   infer: ([x]) => x,
  *   cpu: ([x]) => x.data.map((v) => 2 * v),
  *   vjp: (_node, g) => [makeNode(twice, [g])],
- *   wgsl: ([x]) => `(2.0 * ${x})`,
+ *   inline: (node, at, ctx) => mul(f32(2), ctx.value(node.inputs[0], at)),
  * });
  * const x = makeNode(input, [], { shape: [3], dtype: "f32" }, "x");
  * strictEqual(makeNode(twice, [x]).op, "example_twice");
@@ -191,8 +219,8 @@ export function defineOp(def: OpDef): OpDef {
   if (def.vjp === undefined && def.noGradient === undefined) {
     throw new Error(`op ${def.name} needs a vjp rule or a noGradient reason`);
   }
-  if (def.wgsl !== undefined && def.lowering !== "inline") {
-    throw new Error(`op ${def.name}: only inline ops have a scalar expression`);
+  if (def.inline !== undefined && def.lowering !== "inline" && def.lowering !== "leaf") {
+    throw new Error(`op ${def.name}: only inline and leaf ops compute values inline`);
   }
   const frozen = Object.freeze({ ...def });
   defined.set(def.name, frozen);

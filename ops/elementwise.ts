@@ -13,7 +13,20 @@ import {
   type TensorType,
 } from "../compiler/ir.ts";
 import { constant } from "./leaf.ts";
-import { allocData, opError } from "./rules.ts";
+import { allocData, opError, pointwise } from "./rules.ts";
+import {
+  add as addExpr,
+  binary,
+  convert,
+  div as divExpr,
+  type Expr,
+  f32,
+  lit,
+  math,
+  mul as mulExpr,
+  select as selectExpr,
+  unary as unaryExpr,
+} from "../compiler/kernel_ir/mod.ts";
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
@@ -56,7 +69,7 @@ function full(value: number, like: Node): Node {
 function unary(
   name: string,
   f: (x: number) => number,
-  expr: (x: string) => string,
+  expr: (x: Expr) => Expr,
   vjp: (x: Node, y: Node, g: Node) => Node,
 ): OpDef {
   return defineOp({
@@ -70,7 +83,7 @@ function unary(
     cpu: (inputs, { node }) => mapData(node.dtype, inputs, f),
     vjp: (node, g) => [vjp(node.inputs[0], node, g)],
     lowering: "inline",
-    wgsl: ([x]) => expr(x),
+    inline: pointwise(([x]) => expr(x)),
   });
 }
 
@@ -79,8 +92,22 @@ function unary(
  * to ±20, where tanh is ±1 in f32: some drivers overflow `exp` inside `tanh`
  * for large arguments. The op and the matmul epilogue builder both use it.
  */
-export function geluWgsl(x: string): string {
-  return `(0.5 * ${x} * (1.0 + tanh(clamp(${GELU_C} * (${x} + ${GELU_A} * ${x} * ${x} * ${x}), -20.0, 20.0))))`;
+/**
+ * GELU (tanh approximation) of a kernel value; the tanh argument is clamped
+ * because some drivers' `tanh` returns NaN for large inputs.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { f32 } from "../compiler/kernel_ir/mod.ts";
+ * import { geluExpr } from "./elementwise.ts";
+ * strictEqual(geluExpr(f32(1)).type, "f32");
+ * ```
+ */
+export function geluExpr(x: Expr): Expr {
+  const cube = mulExpr(mulExpr(mulExpr(f32(GELU_A), x), x), x);
+  const inner = math("clamp", mulExpr(f32(GELU_C), addExpr(x, cube)), f32(-20), f32(20));
+  return mulExpr(mulExpr(f32(0.5), x), addExpr(f32(1), math("tanh", inner)));
 }
 
 function geluValue(x: number): number {
@@ -95,23 +122,28 @@ const subOf = op2(() => sub), negOf = op1(() => neg);
 const select = (c: Node, a: Node, b: Node): Node => makeNode(where, [c, a, b]);
 
 /** `-x`. */
-export const neg: OpDef = unary("neg", (x) => -x, (x) => `(-${x})`, (_x, _y, g) => negOf(g));
+export const neg: OpDef = unary(
+  "neg",
+  (x) => -x,
+  (x) => unaryExpr("-", x),
+  (_x, _y, g) => negOf(g),
+);
 /** `e^x`. */
-export const exp: OpDef = unary("exp", Math.exp, (x) => `exp(${x})`, (_x, y, g) => mulOf(g, y));
+export const exp: OpDef = unary("exp", Math.exp, (x) => math("exp", x), (_x, y, g) => mulOf(g, y));
 /** Natural logarithm. */
-export const log: OpDef = unary("log", Math.log, (x) => `log(${x})`, (x, _y, g) => divOf(g, x));
+export const log: OpDef = unary("log", Math.log, (x) => math("log", x), (x, _y, g) => divOf(g, x));
 /** Square root. */
 export const sqrt: OpDef = unary(
   "sqrt",
   Math.sqrt,
-  (x) => `sqrt(${x})`,
+  (x) => math("sqrt", x),
   (_x, y, g) => divOf(mulOf(g, full(0.5, g)), y),
 );
 /** `1 / sqrt(x)`. */
 export const rsqrt: OpDef = unary(
   "rsqrt",
   (x) => 1 / Math.sqrt(x),
-  (x) => `inverseSqrt(${x})`,
+  (x) => math("inverseSqrt", x),
   (_x, y, g) => mulOf(g, mulOf(full(-0.5, y), mulOf(y, mulOf(y, y)))),
 );
 /**
@@ -121,38 +153,45 @@ export const rsqrt: OpDef = unary(
  * (eˣ − e⁻ˣ)/(eˣ + e⁻ˣ), and Mesa's llvmpipe measured 3e-6 relative at x = 0.01
  * and 1.4e-3 at 1e-5.
  */
-function tanhWgsl(x: string): string {
-  const series = `${x} * (1.0 + ${x} * ${x} * (-0.33333334 + ${x} * ${x} * ` +
-    `(0.13333334 - 0.053968254 * ${x} * ${x})))`;
-  return `select(tanh(clamp(${x}, -20.0, 20.0)), ${series}, abs(${x}) < 0.125)`;
+// Near 0, a driver's tanh may lose relative accuracy (llvmpipe: 1.4e-3 at
+// 1e-5), so small inputs use the odd Taylor series to x^7; large ones are
+// clamped (tanh is ±1 in f32 beyond 9, and some drivers give NaN past 88).
+function tanhExpr(x: Expr): Expr {
+  const x2 = mulExpr(x, x);
+  const poly = addExpr(
+    f32(-0.33333334),
+    mulExpr(x2, binary("-", f32(0.13333334), mulExpr(f32(0.053968254), x2))),
+  );
+  const series = mulExpr(x, addExpr(f32(1), mulExpr(x2, poly)));
+  const small = binary("<", math("abs", x), f32(0.125));
+  return selectExpr(small, series, math("tanh", math("clamp", x, f32(-20), f32(20))));
 }
 
-/** Hyperbolic tangent. */
 export const tanh: OpDef = unary(
   "tanh",
   Math.tanh,
-  tanhWgsl,
+  tanhExpr,
   (_x, y, g) => mulOf(g, subOf(full(1, y), mulOf(y, y))),
 );
 /** `max(x, 0)`. */
 export const relu: OpDef = unary(
   "relu",
   (x) => (x > 0 ? x : 0),
-  (x) => `max(${x}, 0.0)`,
+  (x) => math("max", x, f32(0)),
   (x, _y, g) => select(makeNode(gt, [x, full(0, x)]), g, full(0, g)),
 );
 /** `|x|`. */
 export const abs: OpDef = unary(
   "abs",
   Math.abs,
-  (x) => `abs(${x})`,
+  (x) => math("abs", x),
   (x, _y, g) => select(makeNode(lt, [x, full(0, x)]), negOf(g), g),
 );
 /** GELU, tanh form (PyTorch's `approximate="tanh"`, Hugging Face's `gelu_new`). */
 export const gelu: OpDef = unary(
   "gelu",
   geluValue,
-  geluWgsl,
+  geluExpr,
   (x, _y, g) => {
     // d/dx of 0.5·x·(1 + tanh(c·(x + a·x³))).
     const c = (v: number) => full(v, x);
@@ -170,7 +209,7 @@ type BinaryVjp = (a: Node, b: Node, y: Node, g: Node) => [Node | null, Node | nu
 function binaryOp(
   name: string,
   f: (a: number, b: number, dtype: DType) => number,
-  expr: (a: string, b: string, dtype: DType) => string,
+  expr: (a: Expr, b: Expr, dtype: DType) => Expr,
   vjp: BinaryVjp,
   floatOnly = false,
 ): OpDef {
@@ -193,7 +232,7 @@ function binaryOp(
       return vjp(node.inputs[0], node.inputs[1], node, g);
     },
     lowering: "inline",
-    wgsl: ([a, b], node) => expr(a, b, node.dtype),
+    inline: pointwise(([a, b], node) => expr(a, b, node.dtype)),
   });
 }
 
@@ -206,21 +245,21 @@ const imul = (a: number, b: number, dtype: DType) =>
 export const add: OpDef = binaryOp(
   "add",
   (a, b) => a + b,
-  (a, b) => `(${a} + ${b})`,
+  (a, b) => binary("+", a, b),
   (_a, _b, _y, g) => [g, g],
 );
 /** `a - b`. */
 export const sub: OpDef = binaryOp(
   "sub",
   (a, b) => a - b,
-  (a, b) => `(${a} - ${b})`,
+  (a, b) => binary("-", a, b),
   (_a, _b, _y, g) => [g, negOf(g)],
 );
 /** `a * b` (integers wrap as in WGSL). */
 export const mul: OpDef = binaryOp(
   "mul",
   imul,
-  (a, b) => `(${a} * ${b})`,
+  (a, b) => binary("*", a, b),
   (a, b, _y, g) => [mulOf(g, b), mulOf(g, a)],
 );
 /** `a / b` (integer division truncates; by zero gives 0). */
@@ -228,14 +267,17 @@ export const div: OpDef = binaryOp(
   "div",
   intDiv,
   // WGSL integer division by zero yields the dividend; the reference mirrors neither — guard it.
-  (a, b, dtype) => dtype === "f32" ? `(${a} / ${b})` : `select(${a} / ${b}, 0, ${b} == 0)`,
+  (a, b, dtype) =>
+    dtype === "f32"
+      ? divExpr(a, b)
+      : selectExpr(binary("==", b, lit(0, dtype)), lit(0, dtype), divExpr(a, b)),
   (_a, b, y, g) => [divOf(g, b), negOf(divOf(mulOf(g, y), b))],
 );
 /** `a ** b` (f32). */
 export const pow: OpDef = binaryOp(
   "pow",
   (a, b) => Math.pow(a, b),
-  (a, b) => `pow(${a}, ${b})`,
+  (a, b) => math("pow", a, b),
   (a, b, y, g) => [
     mulOf(g, mulOf(b, makeNode(pow, [a, subOf(b, full(1, b))]))),
     mulOf(g, mulOf(y, makeNode(log, [a]))),
@@ -246,7 +288,7 @@ export const pow: OpDef = binaryOp(
 export const maximum: OpDef = binaryOp(
   "maximum",
   (a, b) => Math.max(a, b),
-  (a, b) => `max(${a}, ${b})`,
+  (a, b) => math("max", a, b),
   (a, b, _y, g) => {
     const takeA = makeNode(ge, [a, b]);
     return [select(takeA, g, full(0, g)), select(takeA, full(0, g), g)];
@@ -256,14 +298,18 @@ export const maximum: OpDef = binaryOp(
 export const minimum: OpDef = binaryOp(
   "minimum",
   (a, b) => Math.min(a, b),
-  (a, b) => `min(${a}, ${b})`,
+  (a, b) => math("min", a, b),
   (a, b, _y, g) => {
     const takeA = makeNode(le, [a, b]);
     return [select(takeA, g, full(0, g)), select(takeA, full(0, g), g)];
   },
 );
 
-function comparison(name: string, f: (a: number, b: number) => boolean, symbol: string): OpDef {
+function comparison(
+  name: string,
+  f: (a: number, b: number) => boolean,
+  symbol: "==" | "!=" | "<" | "<=" | ">" | ">=",
+): OpDef {
   return defineOp({
     name,
     kind: "elementwise",
@@ -278,7 +324,12 @@ function comparison(name: string, f: (a: number, b: number) => boolean, symbol: 
     cpu: (inputs) => mapData("bool", inputs, (a, b) => (f(a, b) ? 1 : 0)),
     noGradient: "a comparison is piecewise constant",
     lowering: "inline",
-    wgsl: ([a, b]) => `(${a} ${symbol} ${b})`,
+    // Kernels order bools as 0 < 1, like the reference.
+    inline: pointwise(([a, b]) =>
+      a.type === "bool"
+        ? binary(symbol, convert("u32", a), convert("u32", b))
+        : binary(symbol, a, b)
+    ),
   });
 }
 
@@ -313,7 +364,7 @@ export const where: OpDef = defineOp({
     return [null, wants[1] ? select(c, g, zero) : null, wants[2] ? select(c, zero, g) : null];
   },
   lowering: "inline",
-  wgsl: ([c, a, b]) => `select(${b}, ${a}, ${c})`,
+  inline: pointwise(([c, a, b]) => selectExpr(c, a, b)),
 });
 
 function castValue(v: number, to: DType): number {
@@ -339,10 +390,8 @@ export const cast: OpDef = defineOp({
     return [from === "f32" && node.dtype === "f32" ? g : null];
   },
   lowering: "inline",
-  wgsl: ([x], node) => {
-    const from = node.inputs[0].dtype;
-    if (node.dtype === "bool") return `(${x} != ${from === "f32" ? "0.0" : `${from}(0)`})`;
-    const target = node.dtype;
-    return from === "bool" ? `select(${target}(0), ${target}(1), ${x})` : `${target}(${x})`;
-  },
+  inline: pointwise(([x], node) => {
+    if (node.dtype === "bool") return binary("!=", x, lit(0, x.type as DType));
+    return convert(node.dtype, x);
+  }),
 });

@@ -6,6 +6,7 @@
  */
 import { checkDType, checkShape, defineOp, type OpDef, sizeOf } from "../compiler/ir.ts";
 import { allocData, normAxis, stridesOf } from "./rules.ts";
+import { binary, convert, lit, u32 } from "../compiler/kernel_ir/mod.ts";
 
 function leafType(op: string, attrs: Record<string, unknown>) {
   return {
@@ -67,6 +68,9 @@ export const constant: OpDef = defineOp({
     return out;
   },
   noGradient: "a constant",
+  // A fill is a literal in the kernel; a data array is uploaded to a buffer.
+  inline: (node) =>
+    node.attrs.data !== undefined ? undefined : literalOf(node.attrs.value as number, node.dtype),
 });
 
 export const iota: OpDef = defineOp({
@@ -87,4 +91,16 @@ export const iota: OpDef = defineOp({
     return out;
   },
   noGradient: "integer indices",
+  inline: (node, at, ctx) => {
+    const c = ctx.coords(at)[normAxis("iota", node.attrs.axis as number, node.shape.length)];
+    return node.dtype === "bool" ? binary("!=", c, u32(0)) : convert(node.dtype, c);
+  },
 });
+
+// Integer fills wrap like the reference's typed arrays do.
+function literalOf(value: number, dtype: "f32" | "i32" | "u32" | "bool") {
+  if (dtype === "i32") return lit(value | 0, "i32");
+  if (dtype === "u32") return lit(value >>> 0, "u32");
+  if (dtype === "bool") return lit(value !== 0, "bool");
+  return lit(value, "f32");
+}

@@ -4,6 +4,8 @@
  * Threefry-2x32-20, so the TypeScript reference and WGSL agree bit for bit.
  */
 import { checkShape, defineOp, makeNode, type Node, type OpDef, sizeOf } from "../compiler/ir.ts";
+import { f32, mul, select, u32 } from "../compiler/kernel_ir/mod.ts";
+import { dropoutKeepExpr, threefryKeyExpr, uniformSymmetricExpr } from "../prng/threefry_kernel.ts";
 import { randomBits, uniformSymmetric } from "../prng/threefry.ts";
 import { allocData, opError } from "./rules.ts";
 
@@ -36,6 +38,11 @@ export const random: OpDef = defineOp({
   },
   noGradient: "a frozen random projection",
   lowering: "inline",
+  inline: (node, at, ctx) =>
+    uniformSymmetricExpr(
+      node.attrs as { seed: number; stream: number; bound: number },
+      ctx.linear(at),
+    ),
 });
 
 /** The keep threshold and scale of dropout with drop probability `p`, as f32 values. */
@@ -77,6 +84,14 @@ export const dropout: OpDef = defineOp({
     null,
   ],
   lowering: "inline",
+  inline: (node, at, ctx) => {
+    const { threshold, scale } = dropoutConstants(node.attrs.p as number);
+    const x = ctx.value(node.inputs[0], at);
+    const seed = ctx.value(node.inputs[1], { shape: [], linear: u32(0) });
+    const key = threefryKeyExpr(node.attrs.stream as number, seed);
+    const keep = dropoutKeepExpr(key, ctx.linear(at), threshold);
+    return select(keep, mul(x, f32(scale)), f32(0));
+  },
 });
 
 function makeDropout(x: Node, seed: Node, p: number, stream: number): Node {

@@ -17,6 +17,7 @@ import {
 import { cast, div, eq, mul } from "./elementwise.ts";
 import { copyView, reshape } from "./shape.ts";
 import { allocData, normAxis, opError, stridesOf } from "./rules.ts";
+import { u32 } from "../compiler/kernel_ir/mod.ts";
 
 function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -144,6 +145,17 @@ export const broadcast: OpDef = defineOp({
   name: "broadcast",
   kind: "shape",
   lowering: "inline",
+  // Index arithmetic: broadcast axes read coordinate 0 of the operand.
+  inline: (node, at, ctx) => {
+    const x = node.inputs[0];
+    if (sizeOf(x.shape) === 1) return ctx.value(x, { shape: x.shape, linear: u32(0) });
+    const coords = ctx.coords(at);
+    const lead = node.shape.length - x.shape.length;
+    return ctx.value(x, {
+      shape: x.shape,
+      coords: x.shape.map((d, i) => (d === 1 ? u32(0) : coords[lead + i])),
+    });
+  },
   infer: (inputs, attrs) => {
     const [x] = inputs;
     const shape = attrs.shape as number[];

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { CpuData, DType, Shape, TensorType } from "../compiler/ir.ts";
+import type { CpuData, DType, Node, OpDef, Shape, TensorType } from "../compiler/ir.ts";
+import type { Expr } from "../compiler/kernel_ir/ir.ts";
 
 /** Formats operand types for error messages: `f32[2,3], f32[4]`. */
 export function describeOperands(inputs: readonly TensorType[]): string {
@@ -53,4 +54,23 @@ export function normAxis(op: string, axis: number, rank: number): number {
 /** True for the floating dtype(s). */
 export function isFloat(dtype: DType): boolean {
   return dtype === "f32";
+}
+
+/**
+ * The `inline` rule of an op that computes each element from the same
+ * element of every operand: `f` gets the operands' values at the index.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { f32, mul } from "../compiler/kernel_ir/build.ts";
+ * import { pointwise } from "./rules.ts";
+ * const twice = pointwise(([x]) => mul(f32(2), x));
+ * strictEqual(typeof twice, "function");
+ * ```
+ */
+export function pointwise(
+  f: (args: readonly Expr[], node: Node) => Expr,
+): NonNullable<OpDef["inline"]> {
+  return (node, at, ctx) => f(node.inputs.map((x) => ctx.value(x, at)), node);
 }

@@ -5,8 +5,18 @@
  *
  * @module
  */
-import { type CpuTensor, defineOp, makeNode, type OpDef, sizeOf } from "../compiler/ir.ts";
+import {
+  type CpuTensor,
+  defineOp,
+  type InlineContext,
+  type KernelIndex,
+  makeNode,
+  type Node,
+  type OpDef,
+  sizeOf,
+} from "../compiler/ir.ts";
 import { allocData, normAxis, opError, stridesOf } from "./rules.ts";
+import { binary, type Expr, lit, math, select, u32 } from "../compiler/kernel_ir/mod.ts";
 
 /** Copies a strided view of `x` into a new row-major array of `shape` (CPU rules of views). */
 export function copyView(x: CpuTensor, shape: readonly number[], index: (out: number[]) => number) {
@@ -26,6 +36,7 @@ export const reshape: OpDef = defineOp({
   name: "reshape",
   kind: "shape",
   lowering: "inline",
+  inline: reshapeInline,
   infer: (inputs, attrs) => {
     const shape = attrs.shape as number[];
     if (sizeOf(shape) !== sizeOf(inputs[0].shape)) {
@@ -41,6 +52,7 @@ export const permute: OpDef = defineOp({
   name: "permute",
   kind: "shape",
   lowering: "inline",
+  inline: permuteInline,
   infer: (inputs, attrs) => {
     const perm = attrs.perm as number[];
     const rank = inputs[0].shape.length;
@@ -79,6 +91,7 @@ export const slice: OpDef = defineOp({
   name: "slice",
   kind: "shape",
   lowering: "inline",
+  inline: sliceInline,
   infer: (inputs, attrs) => {
     const starts = attrs.starts as number[];
     const ends = attrs.ends as number[];
@@ -106,6 +119,7 @@ export const pad: OpDef = defineOp({
   name: "pad",
   kind: "shape",
   lowering: "inline",
+  inline: padInline,
   infer: (inputs, attrs) => {
     const before = attrs.before as number[];
     const after = attrs.after as number[];
@@ -145,6 +159,7 @@ export const concat: OpDef = defineOp({
   name: "concat",
   kind: "shape",
   lowering: "inline",
+  inline: concatInline,
   infer: (inputs, attrs) => {
     if (inputs.length === 0) opError("concat", "needs at least one operand", inputs);
     const rank = inputs[0].shape.length;
@@ -186,3 +201,70 @@ export const concat: OpDef = defineOp({
     });
   },
 });
+
+// Kernel lowering of the views: index arithmetic on the way to the operand.
+
+function reshapeInline(node: Node, at: KernelIndex, ctx: InlineContext): Expr {
+  const x = node.inputs[0];
+  return ctx.value(x, { shape: x.shape, linear: ctx.linear(at) });
+}
+
+function permuteInline(node: Node, at: KernelIndex, ctx: InlineContext): Expr {
+  const coords = ctx.coords(at);
+  const inner: Expr[] = [];
+  (node.attrs.perm as number[]).forEach((p, i) => (inner[p] = coords[i]));
+  return ctx.value(node.inputs[0], { shape: node.inputs[0].shape, coords: inner });
+}
+
+function sliceInline(node: Node, at: KernelIndex, ctx: InlineContext): Expr {
+  const starts = node.attrs.starts as number[];
+  const coords = ctx.coords(at).map((c, i) => starts[i] === 0 ? c : binary("+", c, u32(starts[i])));
+  return ctx.value(node.inputs[0], { shape: node.inputs[0].shape, coords });
+}
+
+/** `c - offset` clamped into `[0, size)`: a valid address even where the result is masked off. */
+function shiftedInto(c: Expr, offset: number, size: number): Expr {
+  const shifted = offset === 0
+    ? c
+    : select(binary(">=", c, u32(offset)), binary("-", c, u32(offset)), u32(0));
+  return math("min", shifted, u32(size - 1));
+}
+
+function padInline(node: Node, at: KernelIndex, ctx: InlineContext): Expr {
+  const x = node.inputs[0];
+  const zero = lit(0, node.dtype);
+  if (sizeOf(x.shape) === 0) return zero;
+  const before = node.attrs.before as number[];
+  const inside: Expr[] = [];
+  const inner = ctx.coords(at).map((c, i) => {
+    const [b, d] = [before[i], x.shape[i]];
+    if (b === 0 && d === node.shape[i]) return c;
+    inside.push(binary(">=", c, u32(b)), binary("<", c, u32(b + d)));
+    return ctx.bind(shiftedInto(c, b, d));
+  });
+  const v = ctx.value(x, { shape: x.shape, coords: inner });
+  return inside.length === 0 ? v : select(inside.reduce((a, b) => binary("&&", a, b)), v, zero);
+}
+
+function concatInline(node: Node, at: KernelIndex, ctx: InlineContext): Expr {
+  const axis = normAxis("concat", node.attrs.axis as number, node.shape.length);
+  const coords = ctx.coords(at);
+  const c = coords[axis];
+  let offset = 0;
+  const parts: { end: number; value: Expr }[] = [];
+  for (const x of node.inputs) {
+    const d = x.shape[axis];
+    if (d > 0 && sizeOf(x.shape) > 0) {
+      const local = ctx.bind(shiftedInto(c, offset, d));
+      const inner = coords.map((v, i) => (i === axis ? local : v));
+      parts.push({ end: offset + d, value: ctx.value(x, { shape: x.shape, coords: inner }) });
+    }
+    offset += d;
+  }
+  if (parts.length === 0) return lit(0, node.dtype);
+  let result = parts[parts.length - 1].value;
+  for (let k = parts.length - 2; k >= 0; k--) {
+    result = select(binary("<", c, u32(parts[k].end)), parts[k].value, result);
+  }
+  return result;
+}

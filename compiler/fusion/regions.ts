@@ -41,7 +41,8 @@ export function matmulRead(operand: Node): MatmulOperand {
  * ```
  */
 export function keepsIndex(n: Node): boolean {
-  return n.op === "reshape" || n.op === "dropout" || n.def.wgsl !== undefined;
+  return n.op === "reshape" || n.op === "dropout" ||
+    (n.def.kind === "elementwise" && n.def.inline !== undefined);
 }
 
 /**

@@ -9,6 +9,8 @@ import { wrap } from "../../compiler/tensor.ts";
 import { compile } from "../../backends/compile.ts";
 import { evaluate } from "../../backends/cpu/interpreter.ts";
 import * as ops from "../../ops/mod.ts";
+import { pointwise } from "../../ops/rules.ts";
+import { add, f32, math } from "../../compiler/kernel_ir/mod.ts";
 import { checkGradients } from "./_gradcheck.ts";
 
 // softplus(x) = log(1 + e^x); its derivative is the logistic function 1 / (1 + e^-x).
@@ -18,7 +20,8 @@ const softplus: OpDef = defineOp({
   lowering: "inline",
   infer: ([x]) => x,
   cpu: ([x]) => x.data.map((v) => Math.log1p(Math.exp(v))),
-  wgsl: ([x]) => `log(1.0 + exp(${x}))`,
+  // Inside kernels: log(1 + e^x) in the kernel IR, from the operand's value at the same index.
+  inline: pointwise(([x]) => math("log", add(f32(1), math("exp", x)))),
   vjp: (node, g) => {
     const e = makeNode(ops.exp, [makeNode(ops.neg, [node.inputs[0]])]);
     const one = makeNode(ops.const, [], { value: 1, shape: [...g.shape], dtype: "f32" });

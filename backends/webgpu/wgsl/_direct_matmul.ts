@@ -15,8 +15,8 @@ import {
   MAIN_PARAMS,
   moduleText,
   storeFunction,
-} from "./_module.ts";
-import { u32, valueFunction } from "./value_emitter.ts";
+} from "./_legacy.ts";
+import { u32, valueFunction } from "./_legacy.ts";
 
 /**
  * Invocations per workgroup of the direct matmul.
@@ -58,7 +58,7 @@ export function directMatmulKernel(
   const r = op.shape.length;
   const [m, n, k] = [op.shape[r - 2], op.shape[r - 1], a.shape[r - 1]];
   const count = sizeOf(op.shape);
-  const set = bindingSet(roots, reads, op);
+  const set = bindingSet(roots, reads);
   const functions = [
     valueFunction("lhs_at", a, set.scope),
     valueFunction("rhs_at", b, set.scope),

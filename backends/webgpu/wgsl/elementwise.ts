@@ -2,22 +2,21 @@
  * Fused elementwise kernels: one invocation per output element computes
  * every root of a fusion group from the group's external inputs, with
  * broadcast / permute / slice / pad / concat / reshape folded into the loads
- * (see `_values.ts`).
+ * (each view op's `inline` rule).
  *
  * @module
  */
 import { type Node, sizeOf } from "../../../compiler/ir.ts";
-import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
 import {
-  bindingSet,
-  indent,
-  labelOf,
-  linearKernel,
-  type LoweredKernel,
-  MAIN_PARAMS,
-  moduleText,
-} from "./_module.ts";
-import { storeValue, u32, ValueEmitter } from "./value_emitter.ts";
+  add,
+  binary,
+  Body,
+  invocation,
+  linearWorkgroup,
+  mul,
+  u32,
+} from "../../../compiler/kernel_ir/mod.ts";
+import { bindingSet, labelOf, linearKernel, type LoweredKernel, storeRoots } from "./_module.ts";
 
 /**
  * Invocations per workgroup of elementwise kernels.
@@ -36,13 +35,15 @@ export const ELEMENTWISE_WORKGROUP = 64;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { elementwiseKernel } from "./elementwise.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [makeNode(ops.neg, [x], {})], {});
  * const { kernel, nodes } = elementwiseKernel([y], [x]);
- * console.log(nodes.length, kernel.dispatch); // 2 [1, 1, 1]
+ * strictEqual(nodes.length, 2);
+ * deepStrictEqual(kernel.dispatch, [1, 1, 1]);
  * ```
  */
 export function elementwiseKernel(roots: readonly Node[], reads: readonly Node[]): LoweredKernel {
@@ -53,23 +54,21 @@ export function elementwiseKernel(roots: readonly Node[], reads: readonly Node[]
     }
   }
   const set = bindingSet(roots, reads);
-  const emitter = new ValueEmitter(set.scope);
-  const stores = roots.map((root, k) => {
-    const v = emitter.value(root, { shape: root.shape, linear: "i" });
-    return `out${k}[i] = ${storeValue(v, root.dtype)};`;
-  });
-  const main = [
-    `@compute @workgroup_size(${ELEMENTWISE_WORKGROUP})`,
-    `fn main(${MAIN_PARAMS}) {`,
-    indent([
-      `let i = ${WGSL_LINEAR_WORKGROUP} * ${u32(ELEMENTWISE_WORKGROUP)} + lid;`,
-      `if (i >= ${u32(n)}) { return; }`,
-      ...emitter.lines,
-      ...stores,
-    ]),
-    "}",
-  ].join("\n");
-  const wgsl = moduleText({ decls: set.decls, threefry: emitter.usesThreefry, main });
+  const body = new Body();
+  const i = body.letNamed(
+    "i",
+    add(mul(linearWorkgroup(), u32(ELEMENTWISE_WORKGROUP)), invocation({ of: "localIndex" })),
+  );
+  body.when(binary(">=", i, u32(n)), (exit) => exit.return());
+  storeRoots(body, roots, set.scope, i);
   const [width, groups] = [ELEMENTWISE_WORKGROUP, Math.ceil(n / ELEMENTWISE_WORKGROUP)];
-  return linearKernel({ family: "elementwise", wgsl, set, width, groups, roots, reads });
+  return linearKernel({
+    family: "elementwise",
+    set,
+    width,
+    groups,
+    roots,
+    reads,
+    body: body.stmts,
+  });
 }

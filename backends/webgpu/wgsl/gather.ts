@@ -15,8 +15,8 @@ import {
   type LoweredKernel,
   MAIN_PARAMS,
   moduleText,
-} from "./_module.ts";
-import { literal, u32, valueFunction } from "./value_emitter.ts";
+} from "./_legacy.ts";
+import { literal, u32, valueFunction } from "./_legacy.ts";
 
 /**
  * Invocations per workgroup of gather and scatter kernels.

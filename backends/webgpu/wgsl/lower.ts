@@ -19,7 +19,7 @@ import { reduceKernel } from "./reduce.ts";
 import { rowwiseKernel } from "./rowwise.ts";
 import { directMatmulKernel } from "./_direct_matmul.ts";
 import { labelOf, type LoweredKernel } from "./_module.ts";
-import { ValueEmitter } from "./value_emitter.ts";
+import { epilogueBody } from "./_legacy.ts";
 import { hashText, kernelKey } from "./kernel.ts";
 import { THREEFRY_WGSL } from "./threefry.ts";
 
@@ -151,10 +151,9 @@ function lowerMatmul(
   let usesThreefry = false;
   const names = new Map(extra.map((n, k) => [n.id, `e${k}`]));
   if (fused) {
-    const emitter = new ValueEmitter({ bufferOf: (n) => names.get(n.id), accNode: m });
-    const v = emitter.value(root, { shape: root.shape, linear: "index" });
-    const body = [...emitter.lines, `return ${v};`].map((l) => `  ${l}`).join("\n");
-    usesThreefry = emitter.usesThreefry;
+    const epilogue = epilogueBody(root, m, (n) => names.get(n.id));
+    const body = epilogue.text;
+    usesThreefry = epilogue.usesThreefry;
     const text = `(acc: f32, index: u32) -> f32 {\n${body}\n}`;
     epilogueName = `epilogue_${hashText(text)}`;
     epilogueFn = `fn ${epilogueName}${text}`;

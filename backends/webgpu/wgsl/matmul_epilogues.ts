@@ -5,7 +5,9 @@
  * @module
  */
 import type { MatmulEpilogue } from "./_matmul_types.ts";
-import { geluWgsl } from "../../../ops/elementwise.ts";
+import { geluExpr } from "../../../ops/elementwise.ts";
+import { ref } from "../../../compiler/kernel_ir/mod.ts";
+import { exprText } from "./render.ts";
 
 /**
  * Multiplies column `col` by `name[col]` (a length-N vector), e.g. VeRA's `lambda_b`.
@@ -93,6 +95,6 @@ export function scaleBy(alpha: number): MatmulEpilogue {
  */
 export function activation(kind: "relu" | "gelu"): MatmulEpilogue {
   if (kind === "relu") return { bindings: [], expr: "max(acc, 0.0)" };
-  if (kind === "gelu") return { bindings: [], expr: geluWgsl("acc") };
+  if (kind === "gelu") return { bindings: [], expr: exprText(geluExpr(ref("acc", "f32"))) };
   throw new Error(`activation: expected "relu" or "gelu", got ${JSON.stringify(kind)}`);
 }

@@ -21,8 +21,8 @@ import {
   moduleText,
   storeFunction,
   workgroupTree,
-} from "./_module.ts";
-import { literal, u32, valueFunction } from "./value_emitter.ts";
+} from "./_legacy.ts";
+import { literal, u32, valueFunction } from "./_legacy.ts";
 
 /**
  * Reductions longer than this use a workgroup per output (a tree reduction);

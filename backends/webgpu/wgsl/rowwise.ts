@@ -20,8 +20,8 @@ import {
   storeFunction,
   type TreeLane,
   workgroupTree,
-} from "./_module.ts";
-import { literal, u32, valueFunction } from "./value_emitter.ts";
+} from "./_legacy.ts";
+import { literal, u32, valueFunction } from "./_legacy.ts";
 
 /**
  * Largest workgroup of a row-wise kernel (rows shorter than this use the next power of two).
@@ -243,7 +243,7 @@ export function rowwiseKernel(
   const x = node.inputs[0];
   const cols = x.shape[x.shape.length - 1];
   const rows = sizeOf(x.shape.slice(0, -1));
-  const set = bindingSet(roots, reads, node);
+  const set = bindingSet(roots, reads);
   const loads = [
     ...node.inputs.map((input, k) => valueFunction("abc"[k], input, set.scope)),
     storeFunction(node, roots, set.scope),
