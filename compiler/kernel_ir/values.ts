@@ -10,7 +10,7 @@
  * @module
  */
 import type { DType, InlineContext, KernelIndex, Node } from "../ir.ts";
-import { binary, Body, convert, load, u32 } from "./build.ts";
+import { binary, type Body, convert, load, u32 } from "./build.ts";
 import type { Expr, ScalarType } from "./ir.ts";
 import { formatExpr } from "./print.ts";
 

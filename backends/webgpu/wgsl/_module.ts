@@ -5,7 +5,7 @@
 
 import { formatType, type Node } from "../../../compiler/ir.ts";
 import {
-  Body,
+  type Body,
   defineFunction,
   type Expr,
   type KernelBuffer,
