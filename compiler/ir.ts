@@ -145,6 +145,16 @@ export interface OpDef {
    */
   readonly inline?: (node: Node, at: KernelIndex, ctx: InlineContext) => Expr | undefined;
   /**
+   * A `reduce` op's rule for kernels: the identity of the reduction (the
+   * value of an empty one) and how two partial results combine, in the
+   * kernel IR. Kernels combine in any order, so `combine` must be
+   * associative and commutative up to rounding.
+   */
+  readonly reduction?: {
+    identity(dtype: DType): number;
+    combine(a: Expr, b: Expr): Expr;
+  };
+  /**
    * Operands that index (gather's ids, cross-entropy's labels): a kernel
    * cannot throw, so executables check fed values against these bounds on
    * the host before a run.
@@ -218,6 +228,9 @@ export function defineOp(def: OpDef): OpDef {
   if (defined.has(def.name)) throw new Error(`op ${def.name} is defined twice`);
   if (def.vjp === undefined && def.noGradient === undefined) {
     throw new Error(`op ${def.name} needs a vjp rule or a noGradient reason`);
+  }
+  if ((def.reduction !== undefined) !== (def.lowering === "reduce")) {
+    throw new Error(`op ${def.name}: a reduce op, and only one, needs a reduction rule`);
   }
   if (def.inline !== undefined && def.lowering !== "inline" && def.lowering !== "leaf") {
     throw new Error(`op ${def.name}: only inline and leaf ops compute values inline`);

@@ -17,7 +17,7 @@ import {
 import { cast, div, eq, mul } from "./elementwise.ts";
 import { copyView, reshape } from "./shape.ts";
 import { allocData, normAxis, opError, stridesOf } from "./rules.ts";
-import { u32 } from "../compiler/kernel_ir/mod.ts";
+import { binary, select, u32 } from "../compiler/kernel_ir/mod.ts";
 
 function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -116,6 +116,7 @@ export const sum: OpDef = defineOp({
     return [broadcastTo(reshapeTo(g, keptShape(x.shape, axes)), x.shape)];
   },
   lowering: "reduce",
+  reduction: { identity: () => 0, combine: (a, b) => binary("+", a, b) },
 });
 
 export const max: OpDef = defineOp({
@@ -139,6 +140,11 @@ export const max: OpDef = defineOp({
     return [makeNode(mul, [makeNode(div, [isMax, count]), spread(g)])];
   },
   lowering: "reduce",
+  // `b > a` keeps the running maximum where b is NaN, as the reference's comparison does.
+  reduction: {
+    identity: (dtype) => dtype === "f32" ? -Infinity : dtype === "i32" ? -(2 ** 31) : 0,
+    combine: (a, b) => select(binary(">", b, a), b, a),
+  },
 });
 
 export const broadcast: OpDef = defineOp({

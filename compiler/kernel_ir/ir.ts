@@ -159,8 +159,8 @@ export type Stmt =
 export interface TreeLane {
   /** A workgroup array of at least `width` slots. */
   readonly array: string;
-  /** `+`, `max` or `min`. */
-  readonly combine: "+" | "max" | "min";
+  /** `+`, `max`, `min`, or a function `(a, b) -> T` of the lane's element type. */
+  readonly combine: "+" | "max" | "min" | KernelFunction;
 }
 
 /** A helper function of a kernel (the renderer emits each one once, callees first). */

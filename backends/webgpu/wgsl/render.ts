@@ -13,6 +13,7 @@ import type {
   KernelFunction,
   KernelProgram,
   Stmt,
+  TreeLane,
   ValueType,
 } from "../../../compiler/kernel_ir/ir.ts";
 import { type Kernel, type KernelBinding, kernelKey, wgslBindingDecl, wgslF32 } from "./kernel.ts";
@@ -181,8 +182,8 @@ function treeReduceLines(
   lanes: Extract<Stmt, { kind: "treeReduce" }>["lanes"],
   pad: string,
 ): string[] {
-  const combine = (op: string, a: string, b: string) =>
-    op === "+" ? `${a} + ${b}` : `${op}(${a}, ${b})`;
+  const combine = (op: TreeLane["combine"], a: string, b: string) =>
+    op === "+" ? `${a} + ${b}` : `${typeof op === "string" ? op : op.name}(${a}, ${b})`;
   return [
     "workgroupBarrier();",
     `for (var s = ${width >> 1}u; s > 0u; s = s >> 1u) {`,
@@ -233,6 +234,9 @@ class Walk {
         return s.args.forEach((a) => this.#expr(a, fn));
       case "treeReduce":
         this.#id("localIndex", fn);
+        for (const lane of s.lanes) {
+          if (typeof lane.combine !== "string") this.#function(lane.combine);
+        }
         return;
       case "barrier":
         return;
