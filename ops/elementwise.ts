@@ -177,7 +177,8 @@ export const tanh: OpDef = unary(
 export const relu: OpDef = unary(
   "relu",
   (x) => (x > 0 ? x : 0),
-  (x) => math("max", x, f32(0)),
+  // Not max(x, 0): that leaves NaN as NaN on some targets, where the reference gives 0.
+  (x) => selectExpr(binary(">", x, f32(0)), x, f32(0)),
   (x, _y, g) => select(makeNode(gt, [x, full(0, x)]), g, full(0, g)),
 );
 /** `|x|`. */

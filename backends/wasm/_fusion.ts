@@ -5,9 +5,11 @@
  *
  * @module
  */
-import type { Node } from "../../compiler/ir.ts";
+import type { InlineContext, Node } from "../../compiler/ir.ts";
+import { ref } from "../../compiler/kernel_ir/build.ts";
 import { type Fn, V128 } from "./_encoder.ts";
-import { emitElementwise, type Helpers } from "./_expr.ts";
+import type { Helpers } from "./_expr.ts";
+import { emitKernelExpr } from "./_kernel_expr.ts";
 
 /**
  * The group under `root`: its leaves (operands read from memory or
@@ -76,14 +78,58 @@ export function emitGroup(
     const leaf = leaves.indexOf(n);
     let local: number;
     if (leaf >= 0) local = leafValue(n, leaf);
-    else {
-      const args = n.inputs.map(value);
-      emitElementwise(f, n, args, helpers);
-      local = f.local(V128);
-      f.set(local);
-    }
+    else local = emitElementwise(f, n, value, helpers);
     memo.set(n.id, local);
     return local;
   };
   return value(root);
+}
+
+// Locals are named in kernel expressions by their index.
+const localRef = (local: number, n: Node) => ref(`l${local}`, n.dtype);
+const LOCALS = { local: (name: string) => Number(name.slice(1)) };
+
+/**
+ * Computes elementwise `node` into a new v128 local from its op's `inline`
+ * rule (the same kernel IR the WebGPU backend renders), given the locals of
+ * its operands; returns the local.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../../compiler/ir.ts";
+ * import { Fn, V128 } from "./_encoder.ts";
+ * import { emitElementwise } from "./_fusion.ts";
+ * const x = makeNode(ops.input, [], { shape: [4], dtype: "f32" }, "x");
+ * const f = new Fn([V128], [V128]);
+ * strictEqual(emitElementwise(f, makeNode(ops.neg, [x], {}), () => 0, { index: () => 0 }) > 0, true);
+ * ```
+ */
+export function emitElementwise(
+  f: Fn,
+  node: Node,
+  operand: (input: Node) => number,
+  helpers: Helpers,
+): number {
+  const pointwiseOnly = (): never => {
+    throw new Error(`wasm: ${node.op} indexes its operands; only pointwise ops fuse here`);
+  };
+  const ctx: InlineContext = {
+    value: (input) => localRef(operand(input), input),
+    linear: pointwiseOnly,
+    coords: pointwiseOnly,
+    bind: (e) => {
+      emitKernelExpr(f, e, LOCALS, helpers);
+      const local = f.local(V128);
+      f.set(local);
+      return ref(`l${local}`, e.type);
+    },
+  };
+  const expr = node.def.inline?.(node, { shape: node.shape }, ctx);
+  if (expr === undefined) throw new Error(`wasm: no lowering for elementwise op ${node.op}`);
+  emitKernelExpr(f, expr, LOCALS, helpers);
+  const local = f.local(V128);
+  f.set(local);
+  return local;
 }
