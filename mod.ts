@@ -95,6 +95,20 @@ export {
   type OpDef,
 } from "./compiler/ir.ts";
 export * as kernelIR from "./compiler/kernel_ir/mod.ts";
+export type {
+  BinaryOp,
+  Expr,
+  InvocationId,
+  KernelBuffer,
+  KernelFunction,
+  KernelProgram,
+  MathFunction,
+  ScalarType,
+  SharedArray,
+  Stmt,
+  TreeLane,
+  ValueType,
+} from "./compiler/kernel_ir/mod.ts";
 export { pointwise } from "./ops/rules.ts";
 export * as ops from "./ops/mod.ts";
 export { builtinOps } from "./ops/mod.ts";

@@ -165,10 +165,13 @@ export interface TreeLane {
 
 /** A helper function of a kernel (the renderer emits each one once, callees first). */
 export interface KernelFunction {
+  /** The function's name; two different functions of one kernel must not share it. */
   readonly name: string;
+  /** Parameters, in order. */
   readonly params: readonly { readonly name: string; readonly type: ValueType }[];
   /** Absent for a function that returns nothing. */
   readonly returns?: ValueType;
+  /** The statements; a function with a result ends in a `return` of it. */
   readonly body: readonly Stmt[];
 }
 
@@ -184,8 +187,11 @@ export interface KernelBuffer {
 
 /** A workgroup-shared array. */
 export interface SharedArray {
+  /** The array's name in the kernel. */
   readonly name: string;
+  /** Element type. */
   readonly element: "f32" | "i32" | "u32" | "vec4f";
+  /** Number of elements (fixed when the kernel is built). */
   readonly length: number;
 }
 
@@ -201,9 +207,14 @@ export interface KernelProgram {
   readonly label: string;
   /** A one-line description kept in the rendered source (sizes, layout). */
   readonly comment?: string;
+  /** Buffer `i` is binding `i`. */
   readonly buffers: readonly KernelBuffer[];
+  /** Workgroup-shared arrays. */
   readonly shared: readonly SharedArray[];
+  /** Invocations per workgroup along x, y, z. */
   readonly workgroupSize: readonly [number, number, number];
+  /** Workgroups dispatched along x, y, z. */
   readonly dispatch: readonly [number, number, number];
+  /** What every invocation runs. */
   readonly body: readonly Stmt[];
 }
