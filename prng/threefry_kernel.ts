@@ -174,3 +174,52 @@ export function dropoutKeepExpr(key: Expr, index: Expr, threshold: number): Expr
 export function randomWordExpr(key: Expr, index: Expr): Expr {
   return call(randomWord, key, index);
 }
+
+/**
+ * The Threefry-2x32-20 block of counter `ctr` under `key` (`threefry2x32` of
+ * `threefry.ts`), in the kernel IR: for known-answer tests of the hash itself.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { u32, vector } from "../compiler/kernel_ir/build.ts";
+ * import { threefry2x32Expr, threefryKeyExpr } from "./threefry_kernel.ts";
+ * strictEqual(threefry2x32Expr(threefryKeyExpr(0, u32(1)), vector("vec2u", u32(0))).type, "vec2u");
+ * ```
+ */
+export function threefry2x32Expr(key: Expr, ctr: Expr): Expr {
+  return call(threefry2x32, key, ctr);
+}
+
+/**
+ * The uniform float in [0, 1) of element `index`, `(word >> 8) · 2⁻²⁴`
+ * (the value `dropoutKeep` of `threefry.ts` compares), in the kernel IR.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ref, u32 } from "../compiler/kernel_ir/build.ts";
+ * import { randomUnitExpr, threefryKeyExpr } from "./threefry_kernel.ts";
+ * strictEqual(randomUnitExpr(threefryKeyExpr(0, u32(1)), ref("i", "u32")).type, "f32");
+ * ```
+ */
+export function randomUnitExpr(key: Expr, index: Expr): Expr {
+  return call(randomUnit, key, index);
+}
+
+/**
+ * {@link uniformSymmetricExpr} with the key and bound computed in the kernel
+ * (read from a buffer, say), so one kernel serves every seed and bound.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { f32, ref, u32 } from "../compiler/kernel_ir/build.ts";
+ * import { threefryKeyExpr, uniformSymmetricAtExpr } from "./threefry_kernel.ts";
+ * const v = uniformSymmetricAtExpr(threefryKeyExpr(0, u32(1)), ref("i", "u32"), f32(0.5));
+ * strictEqual(v.type, "f32");
+ * ```
+ */
+export function uniformSymmetricAtExpr(key: Expr, index: Expr, bound: Expr): Expr {
+  return call(uniformSymmetricFn, key, index, bound);
+}

@@ -7,16 +7,25 @@
  * @module
  */
 import { type Node, sizeOf } from "../../../compiler/ir.ts";
-import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
 import {
-  bindingSet,
-  indent,
-  linearKernel,
-  type LoweredKernel,
-  MAIN_PARAMS,
-  moduleText,
-} from "./_legacy.ts";
-import { literal, u32, valueFunction } from "./_legacy.ts";
+  add,
+  binary,
+  bitcast,
+  Body,
+  call,
+  convert,
+  type Expr,
+  invocation,
+  linearWorkgroup,
+  lit,
+  math,
+  mul,
+  select,
+  storageType,
+  storedValue,
+  u32,
+} from "../../../compiler/kernel_ir/mod.ts";
+import { bindingSet, linearKernel, type LoweredKernel, valueFunction } from "./_module.ts";
 
 /**
  * Invocations per workgroup of gather and scatter kernels.
@@ -31,39 +40,35 @@ import { literal, u32, valueFunction } from "./_legacy.ts";
 export const GATHER_WORKGROUP = 64;
 
 /** `index` as i32, for comparisons against row numbers (u32 indices ≥ 2³¹ become negative, so out of range). */
-function asRow(index: string, dtype: Node["dtype"]): string {
-  return dtype === "i32" ? index : `bitcast<i32>(${index})`;
+function asRow(index: Expr): Expr {
+  return index.type === "i32" ? index : bitcast("i32", index);
 }
 
-function lowered(
+/**
+ * One invocation per element of `node`: `build` gets the body, the element
+ * index `i`, and the values of the node's operands at an index
+ * (`data_at`, `index_at` functions reading through their inline regions).
+ */
+function elementKernel(
   node: Node,
   reads: readonly Node[],
   family: string,
-  body: string[],
-  n: number,
+  build: (body: Body, i: Expr, data: (at: Expr) => Expr, index: (at: Expr) => Expr) => void,
 ): LoweredKernel {
+  const n = sizeOf(node.shape);
   const set = bindingSet([node], reads);
-  const loads = node.inputs.map((input, k) =>
-    valueFunction(["data_at", "index_at"][k] ?? `arg${k}`, input, set.scope)
+  const [dataAt, indexAt] = node.inputs.map((input, k) =>
+    valueFunction(["data_at", "index_at"][k], input, set.scope)
   );
-  const main = [
-    `@compute @workgroup_size(${GATHER_WORKGROUP})`,
-    `fn main(${MAIN_PARAMS}) {`,
-    indent([
-      `let i = ${WGSL_LINEAR_WORKGROUP} * ${u32(GATHER_WORKGROUP)} + lid;`,
-      `if (i >= ${u32(n)}) { return; }`,
-      ...body,
-    ]),
-    "}",
-  ].join("\n");
-  const wgsl = moduleText({
-    decls: set.decls,
-    functions: loads.map((l) => l.wgsl),
-    threefry: loads.some((l) => l.usesThreefry),
-    main,
-  });
+  const body = new Body();
+  const i = body.letNamed(
+    "i",
+    add(mul(linearWorkgroup(), u32(GATHER_WORKGROUP)), invocation({ of: "localIndex" })),
+  );
+  body.when(binary(">=", i, u32(n)), (exit) => exit.return());
+  build(body, i, (at) => call(dataAt, at), (at) => call(indexAt, at));
   const [width, groups] = [GATHER_WORKGROUP, Math.ceil(n / GATHER_WORKGROUP)];
-  return linearKernel({ family, wgsl, set, width, groups, roots: [node], reads });
+  return linearKernel({ family, set, width, groups, roots: [node], reads, body: body.stmts });
 }
 
 /**
@@ -85,21 +90,29 @@ function lowered(
  */
 export function gatherKernel(node: Node, reads: readonly Node[]): LoweredKernel {
   if (node.op !== "gather") throw new Error(`gatherKernel: expected a gather node, got ${node.op}`);
-  const [table, indices] = node.inputs;
+  const [table] = node.inputs;
   const rows = table.shape[0];
   const width = sizeOf(table.shape.slice(1));
-  const fallback = table.dtype === "f32" ? literal(NaN, "f32") : literal(0, table.dtype);
-  const body = [
-    `let k = i / ${u32(Math.max(width, 1))};`,
-    `let col = i % ${u32(Math.max(width, 1))};`,
-    `let r = ${asRow("index_at(k)", indices.dtype)};`,
-    `let ok = r >= 0 && r < ${rows};`,
-    `let v = data_at(u32(clamp(r, 0, ${Math.max(rows - 1, 0)})) * ${u32(width)} + col);`,
-    `out0[i] = ${
-      table.dtype === "bool" ? "select(0u, 1u, v && ok)" : `select(${fallback}, v, ok)`
-    };`,
-  ];
-  return lowered(node, reads, "gather", body, sizeOf(node.shape));
+  const row = u32(Math.max(width, 1));
+  return elementKernel(node, reads, "gather", (body, i, data, index) => {
+    const k = body.letNamed("k", binary("/", i, row));
+    const col = body.letNamed("col", binary("%", i, row));
+    const r = body.letNamed("r", asRow(index(k)));
+    const ok = body.letNamed(
+      "ok",
+      binary("&&", binary(">=", r, lit(0, "i32")), binary("<", r, lit(rows, "i32"))),
+    );
+    // Clamped, so an out-of-range id never reads out of bounds; `ok` picks the fallback.
+    const clamped = convert(
+      "u32",
+      math("clamp", r, lit(0, "i32"), lit(Math.max(rows - 1, 0), "i32")),
+    );
+    const v = body.letNamed("v", data(add(mul(clamped, u32(width)), col)));
+    const value = table.dtype === "bool"
+      ? binary("&&", v, ok)
+      : select(ok, v, lit(table.dtype === "f32" ? NaN : 0, storageType(table.dtype)));
+    body.store("out0", i, storedValue(value, table.dtype));
+  });
 }
 
 /**
@@ -125,16 +138,18 @@ export function scatterAddKernel(node: Node, reads: readonly Node[]): LoweredKer
   const [, indices] = node.inputs;
   const width = sizeOf(node.shape.slice(1));
   const count = sizeOf(indices.shape);
-  const body = [
-    `let r = i32(i / ${u32(Math.max(width, 1))});`,
-    `let col = i % ${u32(Math.max(width, 1))};`,
-    `var acc = ${literal(0, node.dtype)};`,
-    `for (var k = 0u; k < ${u32(count)}; k = k + 1u) {`,
-    `  if (${asRow("index_at(k)", indices.dtype)} == r) { acc = acc + data_at(k * ${
-      u32(width)
-    } + col); }`,
-    "}",
-    "out0[i] = acc;",
-  ];
-  return lowered(node, reads, "scatterAdd", body, sizeOf(node.shape));
+  const row = u32(Math.max(width, 1));
+  return elementKernel(node, reads, "scatterAdd", (body, i, data, index) => {
+    const r = body.letNamed("r", convert("i32", binary("/", i, row)));
+    const col = body.letNamed("col", binary("%", i, row));
+    const type = storageType(node.dtype);
+    const acc = body.var(type, lit(0, type), "acc");
+    // In index order, as the CPU reference adds: the sum is deterministic.
+    body.loop(u32(0), u32(count), (k, inner) => {
+      inner.when(binary("==", asRow(index(k)), r), (hit) => {
+        hit.assign(acc, add(acc, data(add(mul(k, u32(width)), col))));
+      });
+    }, { hint: "k" });
+    body.store("out0", i, acc);
+  });
 }

@@ -7,22 +7,32 @@
  *
  * @module
  */
-import { type Node, sizeOf } from "../../../compiler/ir.ts";
+import { type Node, type OpDef, sizeOf } from "../../../compiler/ir.ts";
 import { stridesOf } from "../../../ops/rules.ts";
 import { reductionAxes, sameReduction } from "../../../compiler/fusion/merge.ts";
-import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
+import {
+  add,
+  binary,
+  Body,
+  call,
+  defineFunction,
+  invocation,
+  type KernelFunction,
+  linearWorkgroup,
+  lit,
+  load,
+  mul,
+  storageType,
+  u32,
+} from "../../../compiler/kernel_ir/mod.ts";
 import {
   bindingSet,
-  indent,
   labelOf,
   linearKernel,
   type LoweredKernel,
-  MAIN_PARAMS,
-  moduleText,
   storeFunction,
-  workgroupTree,
-} from "./_legacy.ts";
-import { literal, u32, valueFunction } from "./_legacy.ts";
+  valueFunction,
+} from "./_module.ts";
 
 /**
  * Reductions longer than this use a workgroup per output (a tree reduction);
@@ -48,28 +58,38 @@ export const SERIAL_REDUCE_LIMIT = 64;
  */
 export const REDUCE_WORKGROUP = 64;
 
-/** `fn name(v: u32) -> u32`: the input offset of index `v` over the axes `axes` of `shape`. */
-function offsetFunction(name: string, shape: readonly number[], axes: readonly number[]): string {
+/**
+ * `fn name(v: u32) -> u32`: the flat offset in `shape` of the `v`-th index
+ * (row-major) over the axes `axes`, so one loop counter walks any set of
+ * reduced (or kept) axes.
+ */
+function offsetFunction(
+  name: string,
+  shape: readonly number[],
+  axes: readonly number[],
+): KernelFunction {
   const strides = stridesOf(shape);
   const dims = axes.map((a) => shape[a]);
   const local = stridesOf(dims);
-  const terms = axes.flatMap((a, k) => {
-    if (dims[k] === 1) return [];
-    const q = local[k] === 1 ? "v" : `(v / ${u32(local[k])})`;
-    const c = k === 0 ? q : `(${q} % ${u32(dims[k])})`;
-    return [strides[a] === 1 ? c : `${c} * ${u32(strides[a])}`];
+  return defineFunction(name, [["v", "u32"]], "u32", ([v], body) => {
+    const terms = axes.flatMap((a, k) => {
+      if (dims[k] === 1) return [];
+      const q = local[k] === 1 ? v : binary("/", v, u32(local[k]));
+      const c = k === 0 ? q : binary("%", q, u32(dims[k]));
+      return [strides[a] === 1 ? c : mul(c, u32(strides[a]))];
+    });
+    body.return(terms.length ? terms.reduce(add) : u32(0));
   });
-  return `fn ${name}(v: u32) -> u32 {\n  return ${terms.length ? terms.join(" + ") : "0u"};\n}`;
 }
 
-/** The identity and combining expression of a reduction over `dtype`. */
-function combiner(
-  op: string,
-  dtype: Node["dtype"],
-): { init: string; combine: (a: string, b: string) => string } {
-  if (op === "sum") return { init: literal(0, dtype), combine: (a, b) => `${a} + ${b}` };
-  const lowest = dtype === "f32" ? -Infinity : dtype === "i32" ? -(2 ** 31) : 0;
-  return { init: literal(lowest, dtype), combine: (a, b) => `select(${a}, ${b}, ${b} > ${a})` };
+/** A reduce op's kernel rule: its identity and how two partial results combine. */
+type Reduction = NonNullable<OpDef["reduction"]>;
+
+/** The op's reduction rule (its identity and combine), or an error naming a node that has none. */
+function reductionOf(op: Node): Reduction {
+  const rule = op.def.reduction;
+  if (rule === undefined) throw new Error(`reduceKernel: ${op.op} is not a reduction`);
+  return rule;
 }
 
 /**
@@ -77,12 +97,15 @@ function combiner(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
- * import type { ReduceLane } from "./reduce.ts";
+ * import { type ReduceLane, reduceKernel } from "./reduce.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
  * const x = makeNode(ops.input, [], { shape: [4, 5], dtype: "f32" }, "x");
  * const sum = makeNode(ops.sum, [x], { axes: [1] });
- * const lane: ReduceLane = { op: sum, roots: [sum] };
+ * const neg = makeNode(ops.neg, [sum], {});
+ * const lane: ReduceLane = { op: sum, roots: [sum, neg] };
+ * deepStrictEqual(reduceKernel([lane], [x]).outputs, [sum, neg]);
  * ```
  */
 export interface ReduceLane {
@@ -99,6 +122,7 @@ export interface ReduceLane {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import * as ops from "../../../ops/mod.ts";
  * import { reduceKernel } from "./reduce.ts";
  * import { makeNode } from "../../../compiler/ir.ts";
@@ -106,15 +130,21 @@ export interface ReduceLane {
  * const s = makeNode(ops.sum, [x], { axes: [0] });
  * const m = makeNode(ops.max, [x], { axes: [0] });
  * const { kernel } = reduceKernel([{ op: s, roots: [s] }, { op: m, roots: [m] }], [x]);
- * console.log(kernel.bindings.length, kernel.dispatch); // 3 [1, 1, 1]
+ * strictEqual(kernel.bindings.length, 3);
+ * deepStrictEqual(kernel.dispatch, [1, 1, 1]); // 5 outputs: one workgroup, one invocation each
+ *
+ * // 300 elements per output: one workgroup per output, combined by a tree.
+ * const y = makeNode(ops.input, [], { shape: [2, 300], dtype: "f32" }, "y");
+ * const t = makeNode(ops.max, [y], { axes: [1] });
+ * const tree = reduceKernel([{ op: t, roots: [t] }], [y]);
+ * deepStrictEqual(tree.kernel.dispatch, [2, 1, 1]);
+ * strictEqual(tree.program?.body.some((st) => st.kind === "treeReduce"), true);
  * ```
  */
 export function reduceKernel(lanes: readonly ReduceLane[], reads: readonly Node[]): LoweredKernel {
   const first = lanes[0].op;
+  const rules = lanes.map(({ op }) => reductionOf(op));
   for (const { op } of lanes) {
-    if (op.op !== "sum" && op.op !== "max") {
-      throw new Error(`reduceKernel: ${op.op} is not a reduction`);
-    }
     if (!sameReduction(first, op)) {
       throw new Error(`reduceKernel: ${labelOf([op])} differs from ${labelOf([first])}`);
     }
@@ -127,69 +157,80 @@ export function reduceKernel(lanes: readonly ReduceLane[], reads: readonly Node[
   const roots = lanes.flatMap((l) => l.roots);
   const set = bindingSet(roots, reads);
   let firstOutput = 0;
-  const functions = lanes.flatMap((lane, k) => {
-    const fns = [
-      valueFunction(`operand${k}`, lane.op.inputs[0], set.scope),
-      storeFunction(lane.op, lane.roots, set.scope, { name: `store${k}`, firstOutput }),
-    ];
+  const operands = lanes.map((lane, k) =>
+    valueFunction(`operand${k}`, lane.op.inputs[0], set.scope)
+  );
+  const stores = lanes.map((lane, k) => {
+    const store = storeFunction(lane.op, lane.roots, set.scope, { name: `store${k}`, firstOutput });
     firstOutput += lane.roots.length;
-    return fns;
+    return store;
   });
-  const combiners = lanes.map((l) => combiner(l.op.op, l.op.dtype));
-  const each = (f: (k: number) => string) => lanes.map((_, k) => f(k));
-  const accumulate = (acc: (k: number) => string) =>
-    each((k) => `${acc(k)} = ${combiners[k].combine(acc(k), `operand${k}(at)`)};`);
+  const baseOf = offsetFunction("base_of", x.shape, kept);
+  const offsetOf = offsetFunction("offset_of", x.shape, axes);
+  const types = lanes.map((l) => storageType(l.op.dtype));
   const tree = length > SERIAL_REDUCE_LIMIT;
-  const body = tree
-    ? [
-      `let o = ${WGSL_LINEAR_WORKGROUP};`,
-      `if (o >= ${u32(outputs)}) { return; }`,
-      "let base = base_of(o);",
-      ...each((k) => `var acc${k} = ${combiners[k].init};`),
-      `for (var r = lid; r < ${u32(length)}; r = r + ${u32(REDUCE_WORKGROUP)}) {`,
-      "  let at = base + offset_of(r);",
-      ...accumulate((k) => `acc${k}`).map((l) => `  ${l}`),
-      "}",
-      ...each((k) => `partial${k}[lid] = acc${k};`),
-      ...workgroupTree(
-        REDUCE_WORKGROUP,
-        combiners.map((c, k) => ({ array: `partial${k}`, combine: c.combine })),
-      ),
-      "if (lid == 0u) {",
-      ...each((k) => `  store${k}(o, partial${k}[0]);`),
-      "}",
-    ]
-    : [
-      `let o = ${WGSL_LINEAR_WORKGROUP} * ${u32(REDUCE_WORKGROUP)} + lid;`,
-      `if (o >= ${u32(outputs)}) { return; }`,
-      "let base = base_of(o);",
-      ...each((k) => `var acc${k} = ${combiners[k].init};`),
-      `for (var r = 0u; r < ${u32(length)}; r = r + 1u) {`,
-      "  let at = base + offset_of(r);",
-      ...accumulate((k) => `acc${k}`).map((l) => `  ${l}`),
-      "}",
-      ...each((k) => `store${k}(o, acc${k});`),
-    ];
-  const main = [
-    ...(tree
-      ? each((k) => `var<workgroup> partial${k}: array<${lanes[k].op.dtype}, ${REDUCE_WORKGROUP}>;`)
-      : []),
-    `@compute @workgroup_size(${REDUCE_WORKGROUP})`,
-    `fn main(${MAIN_PARAMS}) {`,
-    indent(body),
-    "}",
-  ].join("\n");
-  const wgsl = moduleText({
-    decls: set.decls,
-    functions: [
-      ...functions.map((f) => f.wgsl),
-      offsetFunction("base_of", x.shape, kept),
-      offsetFunction("offset_of", x.shape, axes),
-    ],
-    threefry: functions.some((f) => f.usesThreefry),
-    main,
-  });
+  const lid = invocation({ of: "localIndex" });
+
+  const body = new Body();
+  // Tree: workgroup o reduces output o; serial: invocation o does.
+  const o = body.letNamed(
+    "o",
+    tree ? linearWorkgroup() : add(mul(linearWorkgroup(), u32(REDUCE_WORKGROUP)), lid),
+  );
+  body.when(binary(">=", o, u32(outputs)), (exit) => exit.return());
+  const base = body.letNamed("base", call(baseOf, o));
+  const accs = lanes.map((l, k) =>
+    body.var(types[k], lit(rules[k].identity(l.op.dtype), types[k]), "acc")
+  );
+  // Tree: invocation lid takes every REDUCE_WORKGROUP-th element; serial: all of them.
+  body.loop(tree ? lid : u32(0), u32(length), (r, inner) => {
+    const at = inner.letNamed("at", add(base, call(offsetOf, r)));
+    accs.forEach((acc, k) => {
+      const v = inner.let(call(operands[k], at));
+      inner.assign(acc, rules[k].combine(acc, v));
+    });
+  }, { step: u32(tree ? REDUCE_WORKGROUP : 1), hint: "r" });
+  if (!tree) {
+    accs.forEach((acc, k) => body.call(stores[k], o, acc));
+  } else {
+    accs.forEach((acc, k) => body.store(`partial${k}`, lid, acc));
+    body.treeReduce(
+      REDUCE_WORKGROUP,
+      lanes.map((_, k) => ({
+        array: `partial${k}`,
+        combine: combineFunction(k, types[k], rules[k]),
+      })),
+    );
+    body.when(binary("==", lid, u32(0)), (then) => {
+      types.forEach((t, k) => then.call(stores[k], o, load(`partial${k}`, u32(0), t)));
+    });
+  }
   const groups = tree ? outputs : Math.ceil(outputs / REDUCE_WORKGROUP);
   const family = `reduce-${first.op}${lanes.length > 1 ? `x${lanes.length}` : ""}`;
-  return linearKernel({ family, wgsl, set, width: REDUCE_WORKGROUP, groups, roots, reads });
+  return linearKernel({
+    family,
+    set,
+    width: REDUCE_WORKGROUP,
+    groups,
+    roots,
+    reads,
+    body: body.stmts,
+    shared: tree
+      ? types.map((element, k) => ({ name: `partial${k}`, element, length: REDUCE_WORKGROUP }))
+      : [],
+  });
+}
+
+/** `fn combine{k}(a: T, b: T) -> T`: lane k's combining rule, for the workgroup tree. */
+function combineFunction(
+  k: number,
+  type: "f32" | "i32" | "u32",
+  rule: Reduction,
+): KernelFunction {
+  return defineFunction(
+    `combine${k}`,
+    [["a", type], ["b", type]],
+    type,
+    ([a, b], body) => body.return(rule.combine(a, b)),
+  );
 }

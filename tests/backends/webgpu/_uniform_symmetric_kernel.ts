@@ -1,10 +1,25 @@
-// A standalone WGSL kernel that fills a buffer with Kaiming-uniform values
-// from Threefry-2x32: the tests compare it bit for bit with the TypeScript
-// reference (prng/threefry.ts). The library's kernels call the same WGSL
-// functions inline (backends/webgpu/wgsl/threefry.ts), so this kernel is
-// test code.
+// A standalone kernel that fills a buffer with Kaiming-uniform values from
+// Threefry-2x32: the tests compare it bit for bit with the TypeScript
+// reference (prng/threefry.ts). It is built in the kernel IR from the same
+// Threefry functions the library's kernels call inline
+// (prng/threefry_kernel.ts) and rendered by the one WGSL renderer, so this
+// kernel is test code.
+import {
+  add,
+  binary,
+  bitcast,
+  Body,
+  invocation,
+  type KernelProgram,
+  linearWorkgroup,
+  load,
+  mul,
+  u32,
+  vector,
+} from "../../../compiler/kernel_ir/mod.ts";
 import type { Kernel } from "../../../backends/webgpu/wgsl/kernel.ts";
-import { THREEFRY_WGSL } from "../../../backends/webgpu/wgsl/threefry.ts";
+import { toKernel } from "../../../backends/webgpu/wgsl/render.ts";
+import { uniformSymmetricAtExpr } from "../../../prng/threefry_kernel.ts";
 import { threefryKey } from "../../../prng/threefry.ts";
 
 /** Invocations per workgroup of {@link uniformSymmetricKernel}. */
@@ -13,7 +28,7 @@ const WORKGROUP_SIZE = 64;
 const DEFAULT_MAX_WORKGROUPS_PER_DIMENSION = 65535;
 
 /**
- * Bytes of the `params` uniform of {@link uniformSymmetricKernel}: u32 words
+ * Bytes of the `params` buffer of {@link uniformSymmetricKernel}: u32 words
  * `[key.x, key.y, start, count]`, then f32 `bound`, then three zero words.
  */
 export const UNIFORM_SYMMETRIC_PARAMS_BYTES = 32;
@@ -33,7 +48,7 @@ export interface UniformSymmetricParams {
 }
 
 /**
- * Packs the `params` uniform of {@link uniformSymmetricKernel}, so one
+ * Packs the `params` buffer of {@link uniformSymmetricKernel}, so one
  * pipeline serves every seed, stream, bound and range.
  *
  * @param params The seed, stream, bound, start and count of the run.
@@ -41,9 +56,10 @@ export interface UniformSymmetricParams {
  *
  * @example
  * ```ts
- * import { uniformSymmetricParams } from "./threefry.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { uniformSymmetricParams } from "./_uniform_symmetric_kernel.ts";
  * const words = uniformSymmetricParams({ seed: 42, stream: 1, bound: 0.5, start: 0, count: 8 });
- * console.log(words.slice(0, 4)); // Uint32Array [1, 42, 0, 8]
+ * deepStrictEqual([...words.slice(0, 4)], [1, 42, 0, 8]);
  * ```
  */
 export function uniformSymmetricParams(params: UniformSymmetricParams): Uint32Array<ArrayBuffer> {
@@ -87,59 +103,67 @@ export interface UniformSymmetricKernelOptions {
   maxWorkgroupsPerDimension?: number;
 }
 
-/** {@link Kernel} plus the initial contents of its `params` uniform. */
+/** {@link Kernel} plus the initial contents of its `params` buffer. */
 export interface UniformSymmetricKernel extends Kernel {
   /** Initial `params` contents, as packed by {@link uniformSymmetricParams}. */
   params: Uint32Array<ArrayBuffer>;
 }
 
-const UNIFORM_SYMMETRIC_WGSL = /* wgsl */ `${THREEFRY_WGSL}
-struct Params {
-  key: vec2<u32>,
-  start: u32,
-  count: u32,
-  bound: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-
-@compute @workgroup_size(${WORKGROUP_SIZE})
-fn main(
-  @builtin(workgroup_id) group: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lane: u32,
-) {
+/**
+ * The kernel's program. Key, start, count and bound are words of the
+ * read-only `params` buffer (the kernel IR binds storage buffers only), so
+ * the rendered WGSL is the same for every run; `dispatch` is filled in per
+ * count.
+ */
+function uniformSymmetricProgram(dispatch: readonly [number, number, number]): KernelProgram {
+  const body = new Body();
+  const param = (k: number) => load("params", u32(k), "u32");
   // Rows of workgroups in y when one dimension cannot hold them all.
-  let i = (group.y * groups.x + group.x) * ${WORKGROUP_SIZE}u + lane;
-  if (i >= params.count) {
-    return;
-  }
-  out[i] = uniform_symmetric(params.key, params.start + i, params.bound);
+  const i = body.letNamed(
+    "i",
+    add(mul(linearWorkgroup(), u32(WORKGROUP_SIZE)), invocation({ of: "localIndex" })),
+  );
+  body.when(binary(">=", i, param(3)), (exit) => exit.return());
+  const key = body.letNamed("key", vector("vec2u", param(0), param(1)));
+  const bound = body.letNamed("bound", bitcast("f32", param(4)));
+  body.store("out", i, uniformSymmetricAtExpr(key, add(param(2), i), bound));
+  return {
+    family: "threefry.uniform_symmetric",
+    label: "uniformSymmetricKernel",
+    buffers: [
+      { name: "params", access: "read", element: "u32" },
+      { name: "out", access: "read_write", element: "f32" },
+    ],
+    shared: [],
+    workgroupSize: [WORKGROUP_SIZE, 1, 1],
+    dispatch,
+    body: body.stmts,
+  };
 }
-`;
 
 /**
  * A kernel writing `out[i] = uniform_symmetric(key, start + i, bound)` for
  * `i < params.count`, matching TypeScript's
  * `uniformSymmetric(seed, stream, count, bound, start)` bit for bit. Key,
- * bound, start and count are read from the `params` uniform, so the WGSL
+ * bound, start and count are read from the `params` buffer, so the WGSL
  * (and `key`, the pipeline cache key) is the same for every seed and size;
  * only `dispatch` depends on `count`. Counts needing more than
  * `maxWorkgroupsPerDimension` workgroups use a 2-D dispatch.
  *
- * Bindings: `params` (uniform, {@link UNIFORM_SYMMETRIC_PARAMS_BYTES} bytes)
- * and `out` (storage, at least `4 · count` bytes).
+ * Bindings: `params` (read-only storage, {@link UNIFORM_SYMMETRIC_PARAMS_BYTES}
+ * bytes) and `out` (storage, at least `4 · count` bytes).
  *
  * @param options The element count, initial params, and the device limit.
  * @returns The kernel as data, with its initial `params` words.
  *
  * @example Kaiming-uniform `A: [r, fanIn]` on the GPU
  * ```ts
- * import { uniformSymmetricKernel } from "./threefry.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { uniformSymmetricKernel } from "./_uniform_symmetric_kernel.ts";
  * import { kaimingUniformBound } from "../../../prng/threefry.ts";
  * const kernel = uniformSymmetricKernel({ count: 4 * 768, seed: 7, bound: kaimingUniformBound(768) });
- * console.log(kernel.dispatch, kernel.bindings.map((b) => b.name)); // [48, 1, 1] ["params", "out"]
+ * deepStrictEqual(kernel.dispatch, [48, 1, 1]);
+ * deepStrictEqual(kernel.bindings.map((b) => b.name), ["params", "out"]);
  * ```
  */
 export function uniformSymmetricKernel(
@@ -162,12 +186,5 @@ export function uniformSymmetricKernel(
         `${maxPerDimension}² fit in a 2-D dispatch`,
     );
   }
-  return {
-    key: `threefry.uniform_symmetric.wg${WORKGROUP_SIZE}`,
-    wgsl: UNIFORM_SYMMETRIC_WGSL,
-    bindings: [{ name: "params", type: "uniform" }, { name: "out", type: "storage" }],
-    workgroupSize: [WORKGROUP_SIZE, 1, 1],
-    dispatch: [Math.ceil(groups / rows), rows, 1],
-    params,
-  };
+  return { ...toKernel(uniformSymmetricProgram([Math.ceil(groups / rows), rows, 1])), params };
 }

@@ -1,5 +1,26 @@
 import assert from "node:assert/strict";
-import { THREEFRY_WGSL } from "../../../backends/webgpu/wgsl/threefry.ts";
+import {
+  add,
+  bitcast,
+  Body,
+  convert,
+  invocation,
+  type KernelBuffer,
+  lane,
+  load,
+  mul,
+  type Stmt,
+  u32,
+  vector,
+} from "../../../compiler/kernel_ir/mod.ts";
+import { renderWgsl } from "../../../backends/webgpu/wgsl/render.ts";
+import {
+  dropoutKeepExpr,
+  randomUnitExpr,
+  randomWordExpr,
+  threefry2x32Expr,
+  threefryKeyExpr,
+} from "../../../prng/threefry_kernel.ts";
 import {
   UNIFORM_SYMMETRIC_PARAMS_BYTES,
   uniformSymmetricKernel,
@@ -14,8 +35,26 @@ import {
 } from "../../../prng/threefry.ts";
 
 // A tiny self-contained WebGPU harness, so these tests depend on nothing but
-// the code under test: compile a module, bind buffers in order, dispatch once,
-// read one buffer back.
+// the code under test (the Threefry kernel IR and the WGSL renderer): compile
+// a module, bind buffers in order, dispatch once, read one buffer back.
+
+/** The WGSL of a one-off test kernel built in the kernel IR. */
+function testWgsl(
+  label: string,
+  buffers: readonly KernelBuffer[],
+  workgroupSize: number,
+  body: readonly Stmt[],
+): string {
+  return renderWgsl({
+    family: label,
+    label,
+    buffers,
+    shared: [],
+    workgroupSize: [workgroupSize, 1, 1],
+    dispatch: [1, 1, 1],
+    body,
+  });
+}
 
 async function openDevice(): Promise<GPUDevice> {
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -40,15 +79,6 @@ function storageBuffer(device: GPUDevice, data: ArrayBufferView<ArrayBuffer>): G
   const buffer = device.createBuffer({
     size: data.byteLength,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-  });
-  device.queue.writeBuffer(buffer, 0, data);
-  return buffer;
-}
-
-function uniformBuffer(device: GPUDevice, data: Uint32Array<ArrayBuffer>): GPUBuffer {
-  const buffer = device.createBuffer({
-    size: data.byteLength,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
   });
   device.queue.writeBuffer(buffer, 0, data);
   return buffer;
@@ -109,29 +139,42 @@ async function runUniformSymmetric(
 ): Promise<Uint32Array> {
   const covered = dispatchSize[0] * dispatchSize[1] * 64;
   const out = storageBuffer(device, new Uint32Array(covered).fill(SENTINEL));
-  const uniforms = uniformBuffer(device, params);
+  const paramsBuffer = storageBuffer(device, params);
   try {
-    return new Uint32Array(await dispatch(device, pipeline, [uniforms, out], [...dispatchSize], 1));
+    return new Uint32Array(
+      await dispatch(device, pipeline, [paramsBuffer, out], [...dispatchSize], 1),
+    );
   } finally {
     out.destroy();
-    uniforms.destroy();
+    paramsBuffer.destroy();
   }
 }
 
-Deno.test("threefry WGSL matches the TypeScript reference on the GPU", async (t) => {
+Deno.test("threefry kernel IR, rendered to WGSL, matches the TypeScript reference on the GPU", async (t) => {
   const device = await openDevice();
   try {
     await t.step("threefry2x32 gives the Random123 known answers", async () => {
+      // One invocation per case: inputs are [key.x, key.y, ctr.x, ctr.y], outputs [x0, x1].
+      const body = new Body();
+      const c = invocation({ of: "workgroup", axis: 0 });
+      const word = (k: number) => load("inputs", add(mul(c, u32(4)), u32(k)), "u32");
+      const x = body.let(
+        threefry2x32Expr(vector("vec2u", word(0), word(1)), vector("vec2u", word(2), word(3))),
+        "x",
+      );
+      body.store("outputs", mul(c, u32(2)), lane(x, 0));
+      body.store("outputs", add(mul(c, u32(2)), u32(1)), lane(x, 1));
       const pipeline = await compile(
         device,
-        /* wgsl */ `${THREEFRY_WGSL}
-@group(0) @binding(0) var<storage, read> inputs: array<vec4<u32>>; // key.xy, counter.zw
-@group(0) @binding(1) var<storage, read_write> outputs: array<vec2<u32>>;
-@compute @workgroup_size(1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let v = inputs[id.x];
-  outputs[id.x] = threefry2x32(v.xy, v.zw);
-}`,
+        testWgsl(
+          "threefry kat",
+          [
+            { name: "inputs", access: "read", element: "u32" },
+            { name: "outputs", access: "read_write", element: "u32" },
+          ],
+          1,
+          body.stmts,
+        ),
         "threefry kat",
       );
       const inputs = storageBuffer(
@@ -158,20 +201,34 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
       const n = 4096;
       const start = 4_000_000_000;
       const [k0, k1] = threefryKey(77, 3);
-      const pipeline = await compile(
-        device,
-        /* wgsl */ `${THREEFRY_WGSL}
-@group(0) @binding(0) var<storage, read_write> results: array<vec3<u32>>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let key = vec2<u32>(${k0}u, ${k1}u);
-  let index = ${start}u + id.x;
-  let keep = select(0u, 1u, dropout_keep(key, index, 0.3f));
-  results[id.x] = vec3<u32>(random_word(key, index), bitcast<u32>(random_unit(key, index)), keep);
-}`,
-        "threefry library",
+      // Four words per element: [random_word, bits of random_unit, dropout_keep, unused].
+      const body = new Body();
+      const g = body.letNamed(
+        "g",
+        add(
+          mul(invocation({ of: "workgroup", axis: 0 }), u32(64)),
+          invocation({ of: "localIndex" }),
+        ),
       );
-      const results = storageBuffer(device, new Uint32Array(4 * n)); // vec3 has a stride of 16
+      const key = body.letNamed("key", threefryKeyExpr(3, u32(77)));
+      const index = body.letNamed("index", add(u32(start), g));
+      const keep = convert("u32", dropoutKeepExpr(key, index, 0.3));
+      const at = (k: number) => add(mul(g, u32(4)), u32(k));
+      body.store("results", at(0), randomWordExpr(key, index));
+      body.store("results", at(1), bitcast("u32", randomUnitExpr(key, index)));
+      body.store("results", at(2), keep);
+      const wgsl = testWgsl(
+        "threefry library",
+        [
+          { name: "results", access: "read_write", element: "u32" },
+        ],
+        64,
+        body.stmts,
+      );
+      // The kernel's key is the reference's key of (seed 77, stream 3).
+      assert.ok(wgsl.includes(`vec2<u32>(${k0}u, ${k1}u)`), "key literal");
+      const pipeline = await compile(device, wgsl, "threefry library");
+      const results = storageBuffer(device, new Uint32Array(4 * n)); // four words per element
       const got = new Uint32Array(await dispatch(device, pipeline, [results], [n / 64, 1, 1], 0));
       results.destroy();
       const words = randomBits(77, 3, start, n);
@@ -244,7 +301,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
       },
     );
 
-    await t.step("the bound is a run-time uniform: one pipeline, many bounds", async () => {
+    await t.step("the bound is a run-time parameter: one pipeline, many bounds", async () => {
       const count = 4096;
       const kernels = [1, 0.1, kaimingUniformBound(3), 1e-3, 12345.678].map((b) =>
         uniformSymmetricKernel({ count, seed: 5, stream: 1, bound: b })
@@ -273,7 +330,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 Deno.test("uniformSymmetricKernel is plain data and validates its arguments", () => {
   const kernel = uniformSymmetricKernel({ count: 1000, seed: 42, stream: 7, bound: 0.5, start: 3 });
   assert.deepEqual(kernel.bindings, [
-    { name: "params", type: "uniform" },
+    { name: "params", type: "storage-read" },
     { name: "out", type: "storage" },
   ]);
   assert.deepEqual(kernel.workgroupSize, [64, 1, 1]);
