@@ -89,9 +89,11 @@ export interface TokenBatch {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { randomBatches } from "./bench.ts";
  * const [b] = randomBatches({ batch: 2, seq: 4, vocab: 10 }, { count: 1, seed: 0 });
- * console.log(b.tokens.length, b.tokens.every((t) => t >= 0 && t < 10)); // 8 true
+ * strictEqual(b.tokens.length, 8);
+ * ok(b.tokens.every((t) => t >= 0 && t < 10));
  * ```
  */
 export function randomBatches(
@@ -150,12 +152,15 @@ export function stepGraphs(config: StepBenchConfig): { model: Graph; step: Graph
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { prepareStep } from "./bench.ts";
  * const prepared = await prepareStep({
  *   method: "vera", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8,
  *   targets: ["q_proj", "v_proj"],
  * });
- * console.log(prepared.firstLoss, await prepared.run(3)); // ≈ ln 16, then a little lower
+ * // Random weights and tokens: a loss of about ln 16 per token, on the first step and later ones.
+ * ok(Math.abs(prepared.firstLoss - Math.log(16)) < 0.1);
+ * ok(Math.abs(await prepared.run(3) - Math.log(16)) < 0.1);
  * prepared.dispose();
  * ```
  */
@@ -213,12 +218,14 @@ const CPU_ADAPTER = "cpu (float64 reference interpreter, f32 rounding)";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { prepareStep } from "./bench.ts";
  * const prepared = await prepareStep({
  *   method: "lora", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 4,
  *   targets: ["q_proj"], backend: "cpu",
  * });
- * console.log(prepared.firstStepMs > 0, prepared.exe.stats.kernelsPerRun > 0); // true true
+ * ok(prepared.firstStepMs > 0);
+ * ok(prepared.exe.stats.kernelsPerRun > 0);
  * ```
  */
 export async function prepareStep(

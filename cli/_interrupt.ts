@@ -35,8 +35,10 @@ const PLAIN = /^[A-Za-z0-9_@%+=:,./-]+$/;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { shellQuote } from "./_interrupt.ts";
- * console.log(shellQuote("runs/a"), shellQuote("it's")); // runs/a 'it'"'"'s'
+ * strictEqual(shellQuote("runs/a"), "runs/a");
+ * strictEqual(shellQuote("it's"), `'it'"'"'s'`);
  * ```
  */
 export function shellQuote(word: string): string {

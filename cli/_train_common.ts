@@ -230,8 +230,12 @@ export function extendedResume(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { snakeCaseKeys } from "./_train_common.ts";
- * console.log(snakeCaseKeys({ dModel: 64, targetModules: ["q_proj"] })); // { d_model: 64, target_modules: [...] }
+ * deepStrictEqual(snakeCaseKeys({ dModel: 64, targetModules: ["q_proj"] }), {
+ *   d_model: 64,
+ *   target_modules: ["q_proj"],
+ * });
  * ```
  */
 export function snakeCaseKeys(value: Json): Json {

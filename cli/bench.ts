@@ -134,12 +134,14 @@ export interface MeasureOptions {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { measureStep } from "./bench.ts";
  * const report = await measureStep({
  *   method: "vera", layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8,
  *   targets: ["q_proj", "v_proj"],
  * }, { steps: 3 });
- * console.log(report.step_ms > 0, report.buffers_created_after_first); // true 0
+ * ok(report.step_ms > 0);
+ * strictEqual(report.buffers_created_after_first, 0);
  * ```
  */
 export async function measureStep(

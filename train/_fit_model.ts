@@ -88,6 +88,7 @@ function rowsOf(model: LoadedModel, examples: FitExamples, seqLen: number): Toke
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { loadModel } from "../nn/families.ts";
  * import { prepareModel } from "./_fit_model.ts";
  * const model = await loadModel("models/gpt-spam-2L-d64-t128.safetensors");
@@ -96,7 +97,8 @@ function rowsOf(model: LoadedModel, examples: FitExamples, seqLen: number): Toke
  *   seqLen: 16,
  *   seed: 0,
  * });
- * console.log(prepared.batchesPerEpoch, prepared.head); // 1 classifier
+ * strictEqual(prepared.batchesPerEpoch, 1);
+ * strictEqual(prepared.head, "classifier");
  * ```
  */
 export function prepareModel(

@@ -90,8 +90,10 @@ export interface ProgressOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { formatEta } from "./progress.ts";
- * console.log(formatEta(75), formatEta(3725)); // 1:15 1:02:05
+ * strictEqual(formatEta(75), "1:15");
+ * strictEqual(formatEta(3725), "1:02:05");
  * ```
  */
 export function formatEta(seconds: number): string {

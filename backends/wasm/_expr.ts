@@ -79,11 +79,12 @@ function splat(f: Fn, value: number, dtype: DType): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Fn } from "./_encoder.ts";
  * import { emitConst } from "./_expr.ts";
  * const f = new Fn([]);
  * emitConst(f, 1.5, "f32");
- * console.log(f.code.length); // 18 (v128.const)
+ * strictEqual(f.code.length, 18); // v128.const
  * ```
  */
 export function emitConst(f: Fn, value: number, dtype: DType): void {

@@ -18,6 +18,7 @@ import { emitKernelExpr } from "./_kernel_expr.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { fusionGroup } from "./_fusion.ts";
  * import { makeNode } from "../../compiler/ir.ts";
@@ -25,7 +26,8 @@ import { emitKernelExpr } from "./_kernel_expr.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.neg, [makeNode(ops.exp, [x], {})], {});
  * const g = fusionGroup(y, (n) => n.op === "exp");
- * console.log(g.leaves.length, g.ops); // 1 2
+ * strictEqual(g.leaves.length, 1);
+ * strictEqual(g.ops, 2);
  * ```
  */
 export function fusionGroup(

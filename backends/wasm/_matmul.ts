@@ -41,8 +41,9 @@ export const MR = 4, KC = 256, ROW_BLOCKS_PER_MC = 16;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { scratchBytes } from "./_matmul.ts";
- * console.log(scratchBytes(300, 20)); // 256 · 3 panels · 32 bytes = 24576
+ * strictEqual(scratchBytes(300, 20), 24576); // 256 · 3 panels · 32 bytes
  * ```
  */
 export function scratchBytes(k: number, n: number): number {

@@ -120,13 +120,16 @@ export function viewOf(node: Node, materialized: (n: Node) => boolean): View {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { matrixView, plain } from "./_views.ts";
  * import { makeNode } from "../../compiler/ir.ts";
  * import "../../ops/mod.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3, 4], dtype: "f32" }, "x");
  * const m = matrixView(plain(x))!;
- * console.log(m.batch, m.row, m.col); // 12 4 1
+ * strictEqual(m.batch, 12);
+ * strictEqual(m.row, 4);
+ * strictEqual(m.col, 1);
  * ```
  */
 export function matrixView(v: View):

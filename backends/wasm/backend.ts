@@ -14,13 +14,15 @@ import { createWasmExecutable, type WasmOptions } from "./executable.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { wasmBackend } from "./backend.ts";
  * import { compile } from "../compile.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const exe = await compile(trace((x) => x.exp().sum(), [{ name: "x", shape: [3] }]), {
  *   backend: wasmBackend({ threads: 1 }),
  * });
- * console.log(exe.backend, await (await exe.run({ x: [0, 0, 0] })).read("out")); // wasm Float32Array [3]
+ * strictEqual(exe.backend, "wasm");
+ * deepStrictEqual(await (await exe.run({ x: [0, 0, 0] })).read("out"), new Float32Array([3]));
  * exe.destroy();
  * ```
  */

@@ -10,11 +10,11 @@ import type { Graph, Node } from "../../compiler/ir.ts";
 import { sizeOf } from "../../compiler/ir.ts";
 import { graphUpdates } from "../graph_updates.ts";
 import type { TensorData } from "../cpu/interpreter.ts";
-import type { Executable } from "../executable.ts";
-import { checkIndexInputs, checkNames, indexBounds } from "../index_checks.ts";
+import type { Executable, RunResult } from "../executable.ts";
+import { checkIndexInputs, checkNames, type IndexBound, indexBounds } from "../index_checks.ts";
 import { type HostArray, toStorage } from "../host_data.ts";
 import { compileCached } from "./_module.ts";
-import { planWasm } from "./_plan.ts";
+import { planWasm, type WasmPlan } from "./_plan.ts";
 import { type Kernel, ThreadPool } from "./_threads.ts";
 import { RELAXED_MADD_CODE, validates } from "./_probe.ts";
 
@@ -85,6 +85,35 @@ export async function createWasmExecutable(
     throw new Error(`wasm: threads must be a positive integer, got ${threads}`);
   }
   const plan = planWasm(graph, { threads, fma: options.fma ?? relaxedSimdAvailable() });
+  const state = await instantiate(graph, plan, threads);
+  writeLeafData(state);
+  return executableOf(state);
+}
+
+/** What the executable's methods share: the instance, its memory, and the graph's names. */
+interface WasmState {
+  readonly graph: Graph;
+  readonly plan: WasmPlan;
+  readonly kernels: Record<string, Kernel>;
+  readonly pool: ThreadPool;
+  /** The shared memory, where every buffer sits at its plan address. */
+  readonly buffer: ArrayBuffer;
+  readonly params: Map<string, Node>;
+  /** The inputs the graph reads (those with a buffer). */
+  readonly inputs: Map<string, Node>;
+  readonly bounds: Map<string, IndexBound>;
+  /** Outputs copied onto the params they update after each run. */
+  readonly updates: readonly (readonly [from: Node, to: Node])[];
+  readonly paramsSet: Set<string>;
+  runs: number;
+  destroyed: boolean;
+}
+
+/**
+ * Compiles the plan's module into a fixed-size shared memory, starts the threads (one unless a
+ * step is shared) and runs the init kernels (random projections).
+ */
+async function instantiate(graph: Graph, plan: WasmPlan, threads: number): Promise<WasmState> {
   const memory = new WebAssembly.Memory({
     initial: plan.pages,
     maximum: plan.pages,
@@ -96,148 +125,189 @@ export async function createWasmExecutable(
   const parallel = plan.steps.some((s) => s.parallel);
   const pool = await ThreadPool.start(parallel ? threads : 1, memory, plan.bytes, plan.steps);
   for (const step of plan.init) kernels[step.name](0, 1);
+  const params = new Map(graph.params.map((n) => [n.name!, n]));
+  return {
+    graph,
+    plan,
+    kernels,
+    pool,
+    buffer: memory.buffer as unknown as ArrayBuffer,
+    params,
+    inputs: new Map(
+      graph.inputs.filter((n) => plan.address.has(n.id)).map((n) => [n.name!, n]),
+    ),
+    bounds: indexBounds(graph),
+    updates: Object.entries(graphUpdates(graph))
+      .map(([output, param]) => [graph.outputs[output], params.get(param)!] as const)
+      .filter(([from, to]) => from.id !== to.id && plan.address.has(to.id)),
+    paramsSet: new Set<string>(),
+    runs: 0,
+    destroyed: false,
+  };
+}
 
-  const buffer = memory.buffer as unknown as ArrayBuffer;
-  const addressOf = (node: Node) => plan.address.get(node.id)!;
-  const write = (node: Node, value: TensorData, what: string) => {
-    const data = toStorage(node, value, what);
-    new Uint8Array(buffer, addressOf(node), data.byteLength).set(
-      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    );
-  };
-  const readNode = (node: Node): HostArray => {
-    const n = sizeOf(node.shape);
-    const at = addressOf(node);
-    if (node.dtype === "f32") return new Float32Array(buffer, at, n).slice();
-    if (node.dtype === "i32") return new Int32Array(buffer, at, n).slice();
-    const words = new Uint32Array(buffer, at, n);
-    return node.dtype === "u32" ? words.slice() : Uint8Array.from(words, (w) => (w !== 0 ? 1 : 0));
-  };
-  for (const node of graphLeaves(graph)) {
-    if (!plan.address.has(node.id)) continue;
-    if (node.op === "iota") write(node, iotaData(node), "iota");
+/** Copies `value` (checked against `node`'s shape and dtype) into `node`'s buffer. */
+function write(state: WasmState, node: Node, value: TensorData, what: string): void {
+  const data = toStorage(node, value, what);
+  new Uint8Array(state.buffer, state.plan.address.get(node.id)!, data.byteLength).set(
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
+}
+
+/** A copy of `node`'s buffer as a host array of its dtype. */
+function readNode(state: WasmState, node: Node): HostArray {
+  const n = sizeOf(node.shape);
+  const at = state.plan.address.get(node.id)!;
+  const buffer = state.buffer;
+  if (node.dtype === "f32") return new Float32Array(buffer, at, n).slice();
+  if (node.dtype === "i32") return new Int32Array(buffer, at, n).slice();
+  const words = new Uint32Array(buffer, at, n);
+  return node.dtype === "u32" ? words.slice() : Uint8Array.from(words, (w) => (w !== 0 ? 1 : 0));
+}
+
+/** The iota and data constants the graph reads, written once. */
+function writeLeafData(state: WasmState): void {
+  for (const node of graphLeaves(state.graph)) {
+    if (!state.plan.address.has(node.id)) continue;
+    if (node.op === "iota") write(state, node, iotaData(node), "iota");
     else if (node.op === "const" && node.attrs.data !== undefined) {
-      write(node, node.attrs.data as number[], "const");
+      write(state, node, node.attrs.data as number[], "const");
     }
   }
+}
 
-  const params = new Map(graph.params.map((n) => [n.name!, n]));
-  const inputs = new Map(
-    graph.inputs.filter((n) => plan.address.has(n.id)).map((n) => [n.name!, n]),
-  );
-  const bounds = indexBounds(graph);
-  const updates = Object.entries(graphUpdates(graph))
-    .map(([output, param]) => [graph.outputs[output], params.get(param)!] as const)
-    .filter(([from, to]) => from.id !== to.id && plan.address.has(to.id));
-  const paramsSet = new Set<string>();
-  let runs = 0;
-  let destroyed = false;
-  const alive = (what: string) => {
-    if (destroyed) throw new Error(`cannot ${what}: the executable was destroyed`);
-  };
-  const outputNode = (name: string) => {
-    const node = graph.outputs[name];
-    if (node === undefined) {
-      throw new Error(
-        `unknown output "${name}" (outputs: ${Object.keys(graph.outputs).join(", ")})`,
+function alive(state: WasmState, what: string): void {
+  if (state.destroyed) throw new Error(`cannot ${what}: the executable was destroyed`);
+}
+
+function outputNode(graph: Graph, name: string): Node {
+  const node = graph.outputs[name];
+  if (node === undefined) {
+    throw new Error(
+      `unknown output "${name}" (outputs: ${Object.keys(graph.outputs).join(", ")})`,
+    );
+  }
+  return node;
+}
+
+function writeParams(state: WasmState, values: Readonly<Record<string, TensorData>>): void {
+  alive(state, "set params");
+  const params = state.params;
+  checkNames("param", Object.keys(values), new Set(params.keys()));
+  for (const [name, value] of Object.entries(values)) {
+    const node = params.get(name)!;
+    if (state.plan.address.has(node.id)) write(state, node, value, "param");
+    else toStorage(node, value, "param"); // checks the size of an unread param
+    state.paramsSet.add(name);
+  }
+}
+
+/** Refuses a run whose feeds or params are incomplete or whose indices are out of range. */
+function checkRun(state: WasmState, feeds: Readonly<Record<string, TensorData>>): void {
+  alive(state, "run");
+  checkNames("input", Object.keys(feeds), new Set(state.graph.inputs.map((n) => n.name!)));
+  // Like the webgpu backend: only inputs the graph reads must be fed.
+  for (const [name, node] of state.inputs) {
+    if (feeds[name] === undefined) {
+      throw new Error(`input "${name}" (${node.dtype}[${node.shape}]) was not fed`);
+    }
+  }
+  const unset = [...state.params.keys()].filter((p) => !state.paramsSet.has(p));
+  if (unset.length > 0) {
+    throw new Error(`params never set (call setParams first): ${unset.join(", ")}`);
+  }
+  checkIndexInputs(state.bounds, feeds);
+}
+
+/**
+ * Writes the feeds, runs every step, keeps the outputs in `read` and moves the updated params
+ * into place; the outputs not kept can be read until the next run overwrites them.
+ */
+function runSteps(
+  state: WasmState,
+  feeds: Readonly<Record<string, TensorData>>,
+  read: readonly string[],
+): RunResult {
+  checkRun(state, feeds);
+  for (const [name, node] of state.inputs) write(state, node, feeds[name], "input");
+  state.pool.run(state.plan.steps, state.kernels);
+  const run = ++state.runs;
+  const kept = new Map(read.map((n) => [n, readNode(state, outputNode(state.graph, n))]));
+  const address = state.plan.address;
+  for (const [from, to] of state.updates) {
+    const bytes = sizeOf(to.shape) * 4;
+    new Uint8Array(state.buffer).copyWithin(
+      address.get(to.id)!,
+      address.get(from.id)!,
+      address.get(from.id)! + bytes,
+    );
+  }
+  const readOutput = (name: string) => {
+    const value = kept.get(name);
+    if (value !== undefined) return Promise.resolve(value);
+    if (state.runs !== run) {
+      return Promise.reject(
+        new Error(
+          `output "${name}" of run ${run} was overwritten by run ${state.runs}: pass { read: ["${name}"] } to run()`,
+        ),
       );
     }
-    return node;
+    return Promise.resolve(readNode(state, outputNode(state.graph, name)));
   };
+  return { run, read: readOutput };
+}
 
-  const exe: Executable = {
+/** The {@link Executable} over `state`: each method checks it was not destroyed. */
+function executableOf(state: WasmState): Executable {
+  const { graph, params } = state;
+  return {
     backend: "wasm",
     graph,
     get stats() {
       return {
-        kernelsPerRun: plan.steps.length,
+        kernelsPerRun: state.plan.steps.length,
         gpuBytes: 0,
         buffersCreated: 0,
         pipelinesCreated: 0,
-        runs,
+        runs: state.runs,
       };
     },
     setParams(values: Readonly<Record<string, TensorData>>) {
-      alive("set params");
-      checkNames("param", Object.keys(values), new Set(params.keys()));
-      for (const [name, value] of Object.entries(values)) {
-        const node = params.get(name)!;
-        if (plan.address.has(node.id)) write(node, value, "param");
-        else toStorage(node, value, "param"); // checks the size of an unread param
-        paramsSet.add(name);
-      }
+      writeParams(state, values);
     },
     getParam(name: string) {
-      alive("read a param");
+      alive(state, "read a param");
       const node = params.get(name);
       if (node === undefined) {
         return Promise.reject(
           new Error(`unknown param "${name}" (params: ${[...params.keys()].join(", ")})`),
         );
       }
-      return Promise.resolve(readNode(node));
+      return Promise.resolve(readNode(state, node));
     },
     run(
       feeds: Readonly<Record<string, TensorData>> = {},
       runOptions: { read?: readonly string[] } = {},
     ) {
       try {
-        alive("run");
-        checkNames("input", Object.keys(feeds), new Set(graph.inputs.map((n) => n.name!)));
-        // Like the webgpu backend: only inputs the graph reads must be fed.
-        for (const [name, node] of inputs) {
-          if (feeds[name] === undefined) {
-            throw new Error(`input "${name}" (${node.dtype}[${node.shape}]) was not fed`);
-          }
-        }
-        const unset = [...params.keys()].filter((p) => !paramsSet.has(p));
-        if (unset.length > 0) {
-          throw new Error(`params never set (call setParams first): ${unset.join(", ")}`);
-        }
-        checkIndexInputs(bounds, feeds);
-        for (const [name, node] of inputs) write(node, feeds[name], "input");
-        pool.run(plan.steps, kernels);
-        const run = ++runs;
-        const kept = new Map((runOptions.read ?? []).map((n) => [n, readNode(outputNode(n))]));
-        for (const [from, to] of updates) {
-          const bytes = sizeOf(to.shape) * 4;
-          new Uint8Array(buffer).copyWithin(
-            addressOf(to),
-            addressOf(from),
-            addressOf(from) + bytes,
-          );
-        }
-        const read = (name: string) => {
-          const value = kept.get(name);
-          if (value !== undefined) return Promise.resolve(value);
-          if (runs !== run) {
-            return Promise.reject(
-              new Error(
-                `output "${name}" of run ${run} was overwritten by run ${runs}: pass { read: ["${name}"] } to run()`,
-              ),
-            );
-          }
-          return Promise.resolve(readNode(outputNode(name)));
-        };
-        return Promise.resolve({ run, read });
+        return Promise.resolve(runSteps(state, feeds, runOptions.read ?? []));
       } catch (e) {
         return Promise.reject(e);
       }
     },
     read(name: string) {
-      alive("read an output");
-      if (runs === 0) {
+      alive(state, "read an output");
+      if (state.runs === 0) {
         return Promise.reject(new Error(`output "${name}" cannot be read before the first run`));
       }
-      return Promise.resolve(readNode(outputNode(name)));
+      return Promise.resolve(readNode(state, outputNode(graph, name)));
     },
     destroy() {
-      if (destroyed) return;
-      destroyed = true;
-      pool.destroy();
+      if (state.destroyed) return;
+      state.destroyed = true;
+      state.pool.destroy();
     },
   };
-  return exe;
 }
 
 function graphLeaves(graph: Graph): Node[] {
