@@ -10,6 +10,7 @@
  */
 
 import type { Expr } from "./kernel_ir/ir.ts";
+import type { RowKernel } from "./kernel_ir/rows.ts";
 
 /** Element types a tensor can hold. `bool` is stored as one byte (0 or 1) on the CPU. */
 export type DType = "f32" | "i32" | "u32" | "bool";
@@ -155,6 +156,13 @@ export interface OpDef {
     combine(a: Expr, b: Expr): Expr;
   };
   /**
+   * A `rowwise` op's rule for kernels: what it computes over one row of the
+   * last axis, written against a {@link RowKernel} (operands in the row,
+   * loops over its columns, row-wide sums and maxima, stores). The backend
+   * decides how a row is spread over invocations; the rule is the math.
+   */
+  readonly rowwise?: (row: RowKernel, node: Node) => void;
+  /**
    * Operands that index (gather's ids, cross-entropy's labels): a kernel
    * cannot throw, so executables check fed values against these bounds on
    * the host before a run.
@@ -231,6 +239,9 @@ export function defineOp(def: OpDef): OpDef {
   }
   if ((def.reduction !== undefined) !== (def.lowering === "reduce")) {
     throw new Error(`op ${def.name}: a reduce op, and only one, needs a reduction rule`);
+  }
+  if ((def.rowwise !== undefined) !== (def.lowering === "rowwise")) {
+    throw new Error(`op ${def.name}: a rowwise op, and only one, needs a rowwise rule`);
   }
   if (def.inline !== undefined && def.lowering !== "inline" && def.lowering !== "leaf") {
     throw new Error(`op ${def.name}: only inline and leaf ops compute values inline`);

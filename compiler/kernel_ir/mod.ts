@@ -1,6 +1,7 @@
 /**
  * The kernel IR: types (`ir.ts`), constructors (`build.ts`), a text form
- * (`print.ts`) and the lowering of graph-node values into it (`values.ts`).
+ * (`print.ts`), the lowering of graph-node values into it (`values.ts`) and
+ * the context of row-wise op rules (`rows.ts`).
  * Kernel families build programs in it; backends render them.
  *
  * @example
@@ -18,3 +19,4 @@ export * from "./ir.ts";
 export * from "./build.ts";
 export * from "./print.ts";
 export * from "./values.ts";
+export * from "./rows.ts";
