@@ -97,12 +97,14 @@ export {
 export * as kernelIR from "./compiler/kernel_ir/mod.ts";
 export type {
   BinaryOp,
+  Body,
   Expr,
   InvocationId,
   KernelBuffer,
   KernelFunction,
   KernelProgram,
   MathFunction,
+  RowKernel,
   ScalarType,
   SharedArray,
   Stmt,
