@@ -47,11 +47,13 @@ export interface PassState {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { type PassContext, runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const context: PassContext = { maxBindings: 4 };
  * const g = trace((a, b, c, d) => a.add(b).add(c).add(d), ["a", "b", "c", "d"].map((name) => ({ name, shape: [3] })));
- * console.log(runPipeline(g, ["fuse"], { context }).plan?.groups.length); // 2: 5 buffers do not fit in 4
+ * strictEqual(runPipeline(g, ["fuse"]).plan?.groups.length, 1);
+ * strictEqual(runPipeline(g, ["fuse"], { context }).plan?.groups.length, 2); // 5 buffers do not fit in 4
  * ```
  */
 export interface PassContext {
@@ -164,10 +166,14 @@ export function dumpState(state: PassState): string {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, match } from "node:assert/strict";
  * import { type RunPipelineOptions, runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
- * const options: RunPipelineOptions = { debug: (pass, dump) => console.log(pass, dump.length) };
+ * const dumps = new Map<string, string>();
+ * const options: RunPipelineOptions = { debug: (pass, dump) => dumps.set(pass, dump) };
  * runPipeline(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), ["simplify", "fuse"], options);
+ * deepStrictEqual([...dumps.keys()], ["simplify", "fuse"]);
+ * match(dumps.get("fuse")!, /^fusion plan: 1 kernels/);
  * ```
  */
 export interface RunPipelineOptions {
