@@ -71,11 +71,14 @@ export function bindingSizeChecker(limits: SizeLimits): BindingSizeCheck {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { requestGpu } from "./device.ts";
  * const gpu = await requestGpu();
  * const x = gpu.buffers.acquire(4096, GPUBufferUsage.STORAGE);
+ * const free = gpu.buffers.bytesFree;
  * gpu.buffers.release(x);
- * console.log(gpu.buffers.bytesHeld, gpu.buffers.bytesFree);
+ * strictEqual(gpu.buffers.bytesFree - free, 4096); // x is free for reuse, still held
+ * ok(gpu.buffers.bytesHeld >= gpu.buffers.bytesFree);
  * ```
  */
 export interface BufferPool {
@@ -117,8 +120,10 @@ export interface BufferPoolOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { pooledSize } from "./_buffer_pool.ts";
- * console.log(pooledSize(0), pooledSize(17)); // 16 32
+ * strictEqual(pooledSize(0), 16);
+ * strictEqual(pooledSize(17), 32);
  * ```
  */
 export function pooledSize(bytes: number): number {
@@ -132,14 +137,17 @@ export function pooledSize(bytes: number): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { createBufferPool } from "./_buffer_pool.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const pool = createBufferPool(device);
  * const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
  * const x = pool.acquire(1000, usage);
  * pool.release(x);
- * const y = pool.acquire(1000, usage); // the same buffer again
- * console.log(x === y, pool.buffersCreated); // true 1
+ * const y = pool.acquire(1000, usage);
+ * strictEqual(y, x); // the same buffer again
+ * strictEqual(pool.buffersCreated, 1);
+ * strictEqual(x.size, 1008); // rounded up to 16 bytes
  * device.destroy(); // release it now, not at exit
  * ```
  */

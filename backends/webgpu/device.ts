@@ -101,9 +101,11 @@ let shared: Promise<GpuContext> | undefined;
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { requestGpu } from "./device.ts";
  * const gpu = await requestGpu();
- * console.log(gpu.description, gpu.limits.maxStorageBufferBindingSize);
+ * strictEqual(await requestGpu(), gpu); // the process-wide context
+ * ok(gpu.limits.maxStorageBufferBindingSize >= 128 * 2 ** 20); // WebGPU's minimum: 128 MiB
  * ```
  */
 export function requestGpu(options: RequestGpuOptions = {}): Promise<GpuContext> {
