@@ -37,9 +37,13 @@ const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
  *
  * @example A bundle description
  * ```ts
- * import type { BundleInput } from "./bundle.ts";
- * const input: BundleInput = { files: { "a/b.bin": new Uint8Array(3) }, manifest: { version: 1 } };
- * console.log(Object.keys(input.files));
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { type BundleInput, decodeBundle, encodeBundle } from "./bundle.ts";
+ * const input: BundleInput = { files: { "a/b.bin": new Uint8Array(3), "notes.txt": "hi" }, manifest: { version: 1 } };
+ * const bundle = decodeBundle(encodeBundle(input));
+ * deepStrictEqual(bundle.files["a/b.bin"], new Uint8Array(3));
+ * deepStrictEqual(bundle.files["notes.txt"], new TextEncoder().encode("hi")); // strings come back as UTF-8
+ * deepStrictEqual(bundle.manifest, { version: 1 });
  * ```
  */
 export interface BundleInput {

@@ -73,9 +73,12 @@ export interface LoadedTensor {
  *
  * @example Describe a tensor for writing
  * ```ts
- * import type { TensorInput } from "./safetensors.ts";
- * const bias: TensorInput = { dtype: "BF16", shape: [3], data: new Float32Array([1, 2, 3]) };
- * console.log(bias.shape);
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors, type TensorInput } from "./safetensors.ts";
+ * const bias: TensorInput = { dtype: "BF16", shape: [3], data: new Float32Array([1, 2, 3.001]) };
+ * const back = decodeSafetensors(encodeSafetensors({ bias })).tensors.get("bias")!;
+ * deepStrictEqual(back.shape, [3]);
+ * deepStrictEqual(back.data, new Float32Array([1, 2, 3])); // 3.001 rounds to the nearest BF16: 3
  * ```
  */
 export interface TensorInput {
