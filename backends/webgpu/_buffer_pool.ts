@@ -26,9 +26,12 @@ export interface SizeLimits {
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { type BindingSizeCheck, bindingSizeChecker } from "./_buffer_pool.ts";
  * const check: BindingSizeCheck = bindingSizeChecker({ maxBufferSize: 64, maxStorageBufferBindingSize: 32, maxUniformBufferBindingSize: 16 });
  * check(16, "params", "uniform");
+ * check(32, "x"); // a storage binding may be larger
+ * throws(() => check(32, "params", "uniform"), /params needs a 32-byte uniform binding/);
  * ```
  */
 export type BindingSizeCheck = (bytes: number, what: string, kind?: "storage" | "uniform") => void;

@@ -144,11 +144,18 @@ export function kernelName(kernel: Kernel): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { formatCompileErrors } from "./_errors.ts";
  * const text = formatCompileErrors(
  *   { key: "k", wgsl: "fn main() {\n  let x: f32 = 1u;\n}", bindings: [], workgroupSize: [1, 1, 1], dispatch: [1, 1, 1] },
  *   [{ type: "error", message: "type mismatch", lineNum: 2, linePos: 16 }],
  * );
+ * strictEqual(text, [
+ *   'WGSL compilation failed for kernel "k":',
+ *   "  error at line 2:16: type mismatch",
+ *   "     2 |   let x: f32 = 1u;",
+ *   " ".repeat(24) + "^", // under column 16: the 1u
+ * ].join("\n"));
  * ```
  */
 export function formatCompileErrors(

@@ -65,9 +65,12 @@ export type { GpuContext } from "./_context.ts";
  *
  * @example
  * ```ts
+ * import { notStrictEqual } from "node:assert/strict";
  * import { requestGpu, type RequestGpuOptions } from "./device.ts";
  * const options: RequestGpuOptions = { powerPreference: "low-power", fresh: true };
  * const gpu = await requestGpu(options);
+ * notStrictEqual(gpu, await requestGpu()); // a fresh context is not the process-wide one
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export interface RequestGpuOptions {
