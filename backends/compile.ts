@@ -101,10 +101,15 @@ export function resolveBackend(choice: BackendChoice = "auto"): Promise<BackendN
  *
  * @example Dump the graph after every pass
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { compile, type CompileOptions } from "./compile.ts";
  * import { trace } from "../compiler/trace.ts";
+ * const g = trace((x) => x.exp(), [{ name: "x", shape: [2] }]);
  * const options: CompileOptions = { backend: "webgpu", debug: true };
- * await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), options);
+ * await compile(g, options); // prints each dump
+ * const stages: string[] = [];
+ * await compile(g, { backend: "webgpu", debug: (stage) => stages.push(stage) }); // receives them
+ * deepStrictEqual(stages, ["simplify", "constantFold", "cse", "dce", "fuse", "schedule"]);
  * ```
  */
 export interface CompileOptions {

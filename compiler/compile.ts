@@ -118,11 +118,15 @@ export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
  *
  * @example Skip constant folding
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { DEFAULT_PIPELINE } from "./compile.ts";
  * import { compile } from "../backends/compile.ts";
  * import { trace } from "./trace.ts";
+ * deepStrictEqual(DEFAULT_PIPELINE, ["simplify", "constantFold", "cse", "dce", "fuse"]);
  * const passes = DEFAULT_PIPELINE.filter((p) => p !== "constantFold");
  * const exe = await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), { passes });
+ * const out = await (await exe.run({ x: [0, 1] })).read("out");
+ * ok(Math.abs(out[0] - 1) < 1e-6 && Math.abs(out[1] - Math.E) < 1e-5);
  * ```
  */
 export const DEFAULT_PIPELINE: readonly string[] = Object.freeze([

@@ -48,10 +48,14 @@ import * as ops from "../../ops/mod.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fuse, type FuseOptions } from "./fuse.ts";
  * import { trace } from "../trace.ts";
+ * const names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+ * const g = trace((...xs) => xs.reduce((sum, x) => sum.add(x)), names.map((name) => ({ name, shape: [3] })));
+ * strictEqual(fuse(g).groups.length, 2); // 8 inputs and the output: 9 buffers, more than the default 8
  * const options: FuseOptions = { maxBindings: 16 };
- * fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }]), options);
+ * strictEqual(fuse(g, options).groups.length, 1);
  * ```
  */
 export interface FuseOptions {
