@@ -113,8 +113,13 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { deepStrictEqual, strictEqual } from "node:assert/strict";
    * import { ClassificationBatcher } from "./batches.ts";
-   * const it = new ClassificationBatcher([{ text: "x", label: 1 }], { batchSize: 4, seqLen: 8 });
+   * const it = new ClassificationBatcher([{ text: "xylophone", label: 1 }], { batchSize: 4, seqLen: 8 });
+   * deepStrictEqual(it.state, { epoch: 0, index: 0, seed: 0 });
+   * const { tokens, lengths } = it.next().value!;
+   * deepStrictEqual(tokens, Int32Array.from(new TextEncoder().encode("xylophon"))); // cut to seqLen bytes
+   * strictEqual(lengths[0], 8);
    * ```
    */
   constructor(examples: readonly ClassificationExample[], options: ClassificationBatchOptions) {
@@ -220,9 +225,13 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { deepStrictEqual, strictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const it = classificationBatches([{ text: "a", label: 0 }], { batchSize: 1, seqLen: 2 });
    * const { value, done } = it.next();
+   * strictEqual(done, false);
+   * deepStrictEqual(value.tokens, new Int32Array([97, 256])); // "a", then PAD
+   * strictEqual(it.next().done, true); // one epoch by default
    * ```
    */
   next(): IteratorResult<ClassificationBatch> {
@@ -235,8 +244,10 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const all = [...classificationBatches([{ text: "a", label: 0 }], { batchSize: 1, seqLen: 2 })];
+   * strictEqual(all.length, 1);
    * ```
    */
   [Symbol.iterator](): ClassificationBatcher {
