@@ -77,9 +77,12 @@ export interface Bundle {
  *
  * @example Tighten the limits for untrusted uploads
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { decodeBundle, encodeBundle, type BundleLimits } from "./bundle.ts";
  * const limits: BundleLimits = { maxEntries: 10, maxTotalBytes: 1 << 20 };
  * decodeBundle(encodeBundle({ files: {}, manifest: {} }), limits);
+ * const big = encodeBundle({ files: { "w.bin": new Uint8Array(2 << 20) }, manifest: {} });
+ * throws(() => decodeBundle(big, limits), /more than the total limit of 1048576 bytes/); // 2 MiB inflated
  * ```
  */
 export interface BundleLimits {
@@ -169,9 +172,13 @@ export function encodeBundle(input: BundleInput, options: BundleWriteOptions = {
  *
  * @example Save a bundle
  * ```ts
- * import { writeBundle } from "./bundle.ts";
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
+ * import { readBundle, writeBundle } from "./bundle.ts";
  * const path = await Deno.makeTempFile({ suffix: ".zip" });
  * await writeBundle(path, { files: { "readme.txt": "weights inside" }, manifest: { format: 1 } });
+ * const bundle = await readBundle(path);
+ * strictEqual(new TextDecoder().decode(bundle.files["readme.txt"]), "weights inside");
+ * deepStrictEqual(bundle.manifest, { format: 1 });
  * ```
  */
 export async function writeBundle(

@@ -368,9 +368,11 @@ export function encodeSafetensors(
  *
  * @example Save a checkpoint
  * ```ts
- * import { writeSafetensors } from "./safetensors.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, { step: { dtype: "I32", shape: [], data: new Int32Array([10]) } });
+ * deepStrictEqual((await readSafetensors(path)).tensors.get("step")?.data, new Int32Array([10]));
  * ```
  */
 export async function writeSafetensors(
