@@ -104,10 +104,14 @@ export interface BufferPool {
  *
  * @example
  * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
  * import { createBufferPool, type BufferPoolOptions } from "./_buffer_pool.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
- * const options: BufferPoolOptions = { limits: device.limits };
+ * const limits = { maxBufferSize: 1024, maxStorageBufferBindingSize: 1024, maxUniformBufferBindingSize: 64 };
+ * const options: BufferPoolOptions = { limits };
  * const pool = createBufferPool(device, options);
+ * throws(() => pool.acquire(2048, GPUBufferUsage.STORAGE), /2048-byte buffer exceeds this device's maxBufferSize \(1024\)/);
+ * strictEqual(pool.buffersCreated, 0); // checked before creation
  * device.destroy(); // release it now, not at exit
  * ```
  */
