@@ -72,10 +72,16 @@ export interface FuseOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { fuse, type RandomProjections } from "./fuse.ts";
- * import { trace } from "../trace.ts";
- * const mode: RandomProjections = "fused";
- * fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }]), { randomProjections: mode });
+ * import { randomUniform, trace } from "../trace.ts";
+ * const g = trace((x) => {
+ *   const p = randomUniform([3, 3], { seed: 0, stream: 1, bound: 1 }); // read by two matmuls
+ *   return { a: x.matmul(p), b: x.exp().matmul(p) };
+ * }, [{ name: "x", shape: [2, 3] }]);
+ * const kernels = (mode: RandomProjections) => fuse(g, { randomProjections: mode }).groups.map((k) => k.kind);
+ * deepStrictEqual(kernels("shared"), ["elementwise", "matmul", "elementwise", "matmul"]); // p, then its readers
+ * deepStrictEqual(kernels("fused"), ["matmul", "elementwise", "matmul"]); // no kernel, no buffer for p
  * ```
  */
 export type RandomProjections = "shared" | "fused";
