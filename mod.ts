@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { evaluate, initParams, param, trace, valueAndGrad } from "./mod.ts";
  *
  * const model = trace(
@@ -16,7 +17,9 @@
  *   inputs: { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] },
  *   params: initParams(model),
  * });
- * console.log(out.loss.data[0], out["grad:w"].data);
+ * // w starts at zero: the loss is mean(y²), the gradient -mean(2·y·x) per column.
+ * strictEqual(out.loss.data[0], 12.5);
+ * deepStrictEqual(Array.from(out["grad:w"].data), [-3.5, -4, -4.5]);
  * ```
  *
  * Training goes through `fit` (the trainer of the command line: metrics, plot,
@@ -25,6 +28,7 @@
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { fit, param, trace } from "./mod.ts";
  *
  * const model = trace(
@@ -33,7 +37,8 @@
  * );
  * const batch = { x: [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], y: [1, 2, 3, 6] };
  * const { params } = await fit({ model, data: [batch], epochs: 300, schedule: 0.05 });
- * console.log(params.w); // ≈ [1, 2, 3]
+ * const target = [1, 2, 3];
+ * ok(params.w.every((w, i) => Math.abs(w - target[i]) < 0.05)); // ≈ [1, 2, 3]
  * ```
  *
  * @module

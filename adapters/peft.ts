@@ -227,14 +227,26 @@ export function peftTensors(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { initParams } from "../nn/init.ts";
+ * import { readSafetensors } from "../io/safetensors.ts";
  * import { vera } from "./vera.ts";
  * import { exportPeft } from "./peft.ts";
  * const g = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
  * const { graph, adapter } = vera(g, { r: 2, targetModules: ["q_proj"] });
  * const dir = await Deno.makeTempDir();
  * await exportPeft(`${dir}/adapter`, adapter, initParams(graph), { graph });
+ * const config = JSON.parse(await Deno.readTextFile(`${dir}/adapter/adapter_config.json`));
+ * strictEqual(config.peft_type, "VERA");
+ * strictEqual(config.r, 2);
+ * const weights = await readSafetensors(`${dir}/adapter/adapter_model.safetensors`);
+ * deepStrictEqual([...weights.tensors.keys()], [
+ *   "base_model.model.layers.0.attn.q_proj.vera_lambda_b",
+ *   "base_model.model.layers.0.attn.q_proj.vera_lambda_d",
+ *   "base_model.vera_A",
+ *   "base_model.vera_B",
+ * ]);
  * ```
  */
 export async function exportPeft(

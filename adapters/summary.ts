@@ -100,11 +100,15 @@ export function summary(adapter: Adapter, graph?: Graph): AdapterSummary {
  *
  * @example
  * ```ts
+ * import { match } from "node:assert/strict";
  * import { gptGraph } from "../nn/gpt.ts";
  * import { vera } from "./vera.ts";
  * import { formatSummary, summary } from "./summary.ts";
  * const g = gptGraph({ vocabSize: 8, maxSeqLen: 4, dModel: 4, heads: 1, layers: 1, head: "lm" }, { batch: 1, seqLen: 4 });
- * console.log(formatSummary(summary(vera(g, { r: 4, targetModules: ["q_proj"] }).adapter)));
+ * const text = formatSummary(summary(vera(g, { r: 4, targetModules: ["q_proj"] }).adapter));
+ * match(text, /^VERA r=4: 8 trainable parameters\n/);
+ * match(text, /^module +in +out +params$/m);
+ * match(text, /^layers\.0\.attn\.q_proj +4 +4 +8$/m); // one row per adapted layer
  * ```
  */
 export function formatSummary(s: AdapterSummary): string {

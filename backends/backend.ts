@@ -37,8 +37,19 @@ export interface BackendCapabilities {
  *
  * @example
  * ```ts
+ * import { match, strictEqual } from "node:assert/strict";
  * import type { BackendCompileOptions } from "./backend.ts";
- * const options: BackendCompileOptions = { debug: (pass, dump) => console.log(pass, dump.length) };
+ * import { compile } from "./compile.ts";
+ * import { trace } from "../compiler/trace.ts";
+ * const dumps = new Map<string, string>();
+ * let kernels = 0;
+ * const options: BackendCompileOptions = {
+ *   debug: (stage, dump) => dumps.set(stage, dump),
+ *   onKernels: (count) => kernels = count,
+ * };
+ * await compile(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }]), { backend: "webgpu", ...options });
+ * strictEqual(kernels, 1);
+ * match(dumps.get("schedule")!, /^program: 1 kernels, 2 tensors/); // the WebGPU program, after the passes
  * ```
  */
 export interface BackendCompileOptions {
@@ -54,6 +65,7 @@ export interface BackendCompileOptions {
  *
  * @example A backend that wraps the cpu one and counts compilations
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import type { Backend } from "./backend.ts";
  * import { cpuBackend } from "./cpu/backend.ts";
  * import { compile } from "./compile.ts";
@@ -64,7 +76,8 @@ export interface BackendCompileOptions {
  *   compile: (state, options) => (compiled++, cpuBackend.compile(state, options)),
  * };
  * const exe = await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), { backend: counting });
- * console.log(exe.backend, compiled); // cpu 1
+ * strictEqual(exe.backend, "cpu");
+ * strictEqual(compiled, 1);
  * ```
  */
 export interface Backend {

@@ -101,10 +101,15 @@ export function resolveBackend(choice: BackendChoice = "auto"): Promise<BackendN
  *
  * @example Dump the graph after every pass
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { compile, type CompileOptions } from "./compile.ts";
  * import { trace } from "../compiler/trace.ts";
+ * const g = trace((x) => x.exp(), [{ name: "x", shape: [2] }]);
  * const options: CompileOptions = { backend: "webgpu", debug: true };
- * await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), options);
+ * await compile(g, options); // prints each dump
+ * const stages: string[] = [];
+ * await compile(g, { backend: "webgpu", debug: (stage) => stages.push(stage) }); // receives them
+ * deepStrictEqual(stages, ["simplify", "constantFold", "cse", "dce", "fuse", "schedule"]);
  * ```
  */
 export interface CompileOptions {
@@ -144,6 +149,7 @@ async function chooseBackend(options: CompileOptions): Promise<Backend> {
  *
  * @example A training step whose new weights replace the old ones on the device
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { compile } from "./compile.ts";
  * import { makeGraph } from "../compiler/ir.ts";
  * import { param, trace } from "../compiler/trace.ts";
@@ -160,11 +166,15 @@ async function chooseBackend(options: CompileOptions): Promise<Backend> {
  * });
  * const exe = await compile(step, { backend: "webgpu" });
  * exe.setParams({ w: [1, 1] });
+ * const losses: number[] = [];
  * for (let i = 1; i <= 20; i++) {
  *   // Queue steps without waiting; read the loss every 10th.
  *   const run = await exe.run({ x: [1, 2] }, { read: i % 10 === 0 ? ["loss"] : [] });
- *   if (i % 10 === 0) console.log(i, await run.read("loss"));
+ *   if (i % 10 === 0) losses.push((await run.read("loss"))[0]);
  * }
+ * // Each step scales w by [0.8, 0.2]: before step i the loss is 0.8^(2(i-1)) + 4 * 0.2^(2(i-1)).
+ * ok(Math.abs(losses[0] - 0.8 ** 18) < 1e-6);
+ * ok(Math.abs(losses[1] - 0.8 ** 38) < 1e-6);
  * ```
  */
 export async function compile(graph: Graph, options: CompileOptions = {}): Promise<Executable> {

@@ -32,11 +32,13 @@ export interface RunOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { compile } from "./compile.ts";
  * import { trace } from "../compiler/trace.ts";
  * const exe = await compile(trace((x) => x.neg(), [{ name: "x", shape: [1] }]), { backend: "cpu" });
  * const result = await exe.run({ x: [2] });
- * console.log(result.run, await result.read("out")); // 1 Float32Array [-2]
+ * strictEqual(result.run, 1);
+ * deepStrictEqual(await result.read("out"), new Float32Array([-2]));
  * ```
  */
 export interface RunResult {

@@ -24,9 +24,12 @@ import {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { timingContext } from "./_gpu_timing.ts";
  * const gpu = await timingContext();
- * console.log(gpu.description, gpu.timestamps);
+ * ok(gpu.description.length > 0); // a GpuContext, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+ * strictEqual(gpu.timestamps, gpu.device.features.has("timestamp-query"));
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export interface TimingContext extends GpuContext {
@@ -40,9 +43,12 @@ export interface TimingContext extends GpuContext {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { timingContext } from "./_gpu_timing.ts";
  * const gpu = await timingContext();
- * console.log(gpu.timestamps ? "GPU timestamps" : "wall clock");
+ * const adapter = await navigator.gpu.requestAdapter();
+ * strictEqual(gpu.timestamps, adapter!.features.has("timestamp-query")); // GPU timestamps, else wall clock
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export async function timingContext(): Promise<TimingContext> {
@@ -127,12 +133,17 @@ function encodeTimed(
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { timeGraph, timingContext } from "./_gpu_timing.ts";
  * import { trace } from "../compiler/trace.ts";
  * const gpu = await timingContext();
  * const g = trace((a, b) => a.matmul(b), [{ name: "a", shape: [64, 64] }, { name: "b", shape: [64, 64] }]);
  * const t = await timeGraph(gpu, g);
- * console.log(`${(2 * 64 ** 3 / (t.ms / 1000) / 1e9).toFixed(1)} GFLOP/s (${t.method})`);
+ * strictEqual(t.kernels, 1);
+ * strictEqual(t.method, gpu.timestamps ? "timestamp-query" : "wall clock");
+ * const gflops = 2 * 64 ** 3 / (t.ms / 1000) / 1e9;
+ * ok(gflops > 0 && Number.isFinite(gflops));
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export async function timeGraph(
@@ -188,8 +199,12 @@ export async function timeGraph(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { hostEncodeMicros, timingContext } from "./_gpu_timing.ts";
- * console.log(await hostEncodeMicros(await timingContext(), 1000), "µs per dispatch");
+ * const gpu = await timingContext();
+ * const micros = await hostEncodeMicros(gpu, 1000); // µs per dispatch
+ * ok(micros > 0 && Number.isFinite(micros));
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export async function hostEncodeMicros(gpu: TimingContext, count: number): Promise<number> {

@@ -47,11 +47,13 @@ export interface PassState {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { type PassContext, runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
  * const context: PassContext = { maxBindings: 4 };
  * const g = trace((a, b, c, d) => a.add(b).add(c).add(d), ["a", "b", "c", "d"].map((name) => ({ name, shape: [3] })));
- * console.log(runPipeline(g, ["fuse"], { context }).plan?.groups.length); // 2: 5 buffers do not fit in 4
+ * strictEqual(runPipeline(g, ["fuse"]).plan?.groups.length, 1);
+ * strictEqual(runPipeline(g, ["fuse"], { context }).plan?.groups.length, 2); // 5 buffers do not fit in 4
  * ```
  */
 export interface PassContext {
@@ -116,11 +118,15 @@ export const PASSES: Readonly<Record<string, Pass>> = Object.freeze({
  *
  * @example Skip constant folding
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { DEFAULT_PIPELINE } from "./compile.ts";
  * import { compile } from "../backends/compile.ts";
  * import { trace } from "./trace.ts";
+ * deepStrictEqual(DEFAULT_PIPELINE, ["simplify", "constantFold", "cse", "dce", "fuse"]);
  * const passes = DEFAULT_PIPELINE.filter((p) => p !== "constantFold");
  * const exe = await compile(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), { passes });
+ * const out = await (await exe.run({ x: [0, 1] })).read("out");
+ * ok(Math.abs(out[0] - 1) < 1e-6 && Math.abs(out[1] - Math.E) < 1e-5);
  * ```
  */
 export const DEFAULT_PIPELINE: readonly string[] = Object.freeze([
@@ -164,10 +170,14 @@ export function dumpState(state: PassState): string {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, match } from "node:assert/strict";
  * import { type RunPipelineOptions, runPipeline } from "./compile.ts";
  * import { trace } from "./trace.ts";
- * const options: RunPipelineOptions = { debug: (pass, dump) => console.log(pass, dump.length) };
+ * const dumps = new Map<string, string>();
+ * const options: RunPipelineOptions = { debug: (pass, dump) => dumps.set(pass, dump) };
  * runPipeline(trace((x) => x.exp(), [{ name: "x", shape: [2] }]), ["simplify", "fuse"], options);
+ * deepStrictEqual([...dumps.keys()], ["simplify", "fuse"]);
+ * match(dumps.get("fuse")!, /^fusion plan: 1 kernels/);
  * ```
  */
 export interface RunPipelineOptions {

@@ -82,10 +82,11 @@ export function printAround(graph: Graph, name: string, radius = 4): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../ops/mod.ts";
  * import { describeNode } from "./print.ts";
  * import { makeNode } from "./ir.ts";
- * console.log(describeNode(makeNode(ops.input, [], { shape: [2], dtype: "i32" }, "tokens"))); // input "tokens" i32[2]
+ * strictEqual(describeNode(makeNode(ops.input, [], { shape: [2], dtype: "i32" }, "tokens")), 'input "tokens" i32[2]');
  * ```
  */
 export function describeNode(node: Node): string {

@@ -5,9 +5,11 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import type { BatchState } from "./batches.ts";
  * const s: BatchState = { epoch: 2, index: 17, seed: 1234 };
  * const saved = JSON.stringify(s);
+ * deepStrictEqual(JSON.parse(saved), s);
  * ```
  */
 export interface BatchState {

@@ -54,10 +54,13 @@ export interface ClassificationBatchOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { classificationBatches, type ClassificationBatch } from "./batches.ts";
  * const it = classificationBatches([{ text: "hi", label: 0 }], { batchSize: 1, seqLen: 4 });
  * const b: ClassificationBatch = it.next().value!;
- * // b.tokens = [104, 105, 256, 256], b.lastIndex = [1], b.lengths = [2]
+ * deepStrictEqual(b.tokens, new Int32Array([104, 105, 256, 256])); // "h", "i", then padding
+ * deepStrictEqual(b.lastIndex, new Int32Array([1]));
+ * deepStrictEqual(b.lengths, new Int32Array([2]));
  * ```
  */
 export interface ClassificationBatch {
@@ -85,10 +88,13 @@ export interface ClassificationBatch {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { ClassificationBatcher } from "./batches.ts";
  * const data = [{ text: "a", label: 0 }, { text: "b", label: 1 }];
  * const it = new ClassificationBatcher(data, { batchSize: 1, seqLen: 8, seed: 3 });
- * for (const batch of it) console.log(batch.labels);
+ * const labels: number[] = [];
+ * for (const batch of it) labels.push(...batch.labels);
+ * deepStrictEqual(labels.sort((a, b) => a - b), [0, 1]); // one epoch: each example once, in a seeded order
  * ```
  */
 export class ClassificationBatcher implements IterableIterator<ClassificationBatch> {
@@ -107,8 +113,13 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { deepStrictEqual, strictEqual } from "node:assert/strict";
    * import { ClassificationBatcher } from "./batches.ts";
-   * const it = new ClassificationBatcher([{ text: "x", label: 1 }], { batchSize: 4, seqLen: 8 });
+   * const it = new ClassificationBatcher([{ text: "xylophone", label: 1 }], { batchSize: 4, seqLen: 8 });
+   * deepStrictEqual(it.state, { epoch: 0, index: 0, seed: 0 });
+   * const { tokens, lengths } = it.next().value!;
+   * deepStrictEqual(tokens, Int32Array.from(new TextEncoder().encode("xylophon"))); // cut to seqLen bytes
+   * strictEqual(lengths[0], 8);
    * ```
    */
   constructor(examples: readonly ClassificationExample[], options: ClassificationBatchOptions) {
@@ -138,12 +149,14 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { deepStrictEqual } from "node:assert/strict";
    * import { ClassificationBatcher, classificationBatches } from "./batches.ts";
    * const data = [{ text: "a", label: 0 }, { text: "b", label: 1 }, { text: "c", label: 0 }];
    * const opts = { batchSize: 1, seqLen: 4, seed: 9, epochs: 2 };
    * const it = classificationBatches(data, opts);
    * it.next();
    * const resumed = ClassificationBatcher.fromState(data, opts, it.state);
+   * deepStrictEqual([...resumed], [...it]); // the same remaining batches
    * ```
    */
   static fromState(
@@ -164,9 +177,11 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const data = Array.from({ length: 10 }, (_, i) => ({ text: `${i}`, label: i % 2 }));
-   * classificationBatches(data, { batchSize: 4, seqLen: 2 }).batchesPerEpoch; // 3
+   * strictEqual(classificationBatches(data, { batchSize: 4, seqLen: 2 }).batchesPerEpoch, 3); // 4 + 4 + 2
+   * strictEqual(classificationBatches(data, { batchSize: 4, seqLen: 2, dropLast: true }).batchesPerEpoch, 2);
    * ```
    */
   get batchesPerEpoch(): number {
@@ -178,9 +193,10 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { deepStrictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const it = classificationBatches([{ text: "a", label: 0 }], { batchSize: 1, seqLen: 2, seed: 4 });
-   * it.state; // { epoch: 0, index: 0, seed: 4 }
+   * deepStrictEqual(it.state, { epoch: 0, index: 0, seed: 4 });
    * ```
    */
   get state(): BatchState {
@@ -192,10 +208,12 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const it = classificationBatches([{ text: "a", label: 0 }], { batchSize: 1, seqLen: 2 });
-   * it.next();
-   * it.done; // true
+   * strictEqual(it.done, false);
+   * it.next(); // the only batch of the only epoch
+   * strictEqual(it.done, true);
    * ```
    */
   get done(): boolean {
@@ -207,9 +225,13 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { deepStrictEqual, strictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const it = classificationBatches([{ text: "a", label: 0 }], { batchSize: 1, seqLen: 2 });
    * const { value, done } = it.next();
+   * strictEqual(done, false);
+   * deepStrictEqual(value.tokens, new Int32Array([97, 256])); // "a", then PAD
+   * strictEqual(it.next().done, true); // one epoch by default
    * ```
    */
   next(): IteratorResult<ClassificationBatch> {
@@ -222,8 +244,10 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { classificationBatches } from "./batches.ts";
    * const all = [...classificationBatches([{ text: "a", label: 0 }], { batchSize: 1, seqLen: 2 })];
+   * strictEqual(all.length, 1);
    * ```
    */
   [Symbol.iterator](): ClassificationBatcher {
@@ -269,13 +293,17 @@ export class ClassificationBatcher implements IterableIterator<ClassificationBat
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { classificationBatches } from "./batches.ts";
  * const data = [{ text: "hello", label: 0 }, { text: "WIN $$$", label: 1 }];
  * const it = classificationBatches(data, { batchSize: 2, seqLen: 16, seed: 1 });
  * for (const { tokens, labels, lastIndex } of it) {
- *   // tokens: Int32Array [2*16], labels: [2], lastIndex: [2]
+ *   strictEqual(tokens.length, 2 * 16);
+ *   strictEqual(labels.length, 2);
+ *   strictEqual(lastIndex.length, 2);
  * }
- * const checkpoint = it.state; // { epoch: 1, index: 0, seed: 1 }
+ * const checkpoint = it.state;
+ * deepStrictEqual(checkpoint, { epoch: 1, index: 0, seed: 1 }); // after the one epoch
  * ```
  */
 export function classificationBatches(

@@ -44,8 +44,14 @@ export interface LmData {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { parseDataFile, type DataSet } from "./files.ts";
  * const d: DataSet = parseDataFile('{"text":"hi","label":"greeting"}\n{"text":"bye","label":"farewell"}', "a.jsonl");
+ * deepStrictEqual(d, {
+ *   task: "classification",
+ *   labels: ["farewell", "greeting"], // sorted; examples hold their index
+ *   examples: [{ text: "hi", label: 1 }, { text: "bye", label: 0 }],
+ * });
  * ```
  */
 export type DataSet = ClassificationData | LmData;

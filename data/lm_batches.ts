@@ -35,9 +35,10 @@ export interface LmBatchOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { lmBatches, type LmBatch } from "./batches.ts";
  * const b: LmBatch = lmBatches(["anna", "bob"], { batchSize: 1, seqLen: 4 }).next().value!;
- * b.tokens[1] === b.targets[0]; // true
+ * deepStrictEqual(b.targets.subarray(0, 3), b.tokens.subarray(1)); // each target is the next token
  * ```
  */
 export interface LmBatch {
@@ -58,8 +59,9 @@ export interface LmBatch {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { lmCorpus } from "./batches.ts";
- * lmCorpus(["ab"]); // Int32Array [257, 97, 98, 258]
+ * deepStrictEqual(lmCorpus(["ab"]), new Int32Array([257, 97, 98, 258])); // BOS "a" "b" EOS
  * ```
  */
 export function lmCorpus(texts: readonly string[]): Int32Array {
@@ -85,9 +87,12 @@ export function lmCorpus(texts: readonly string[]): Int32Array {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { LmBatcher } from "./batches.ts";
  * const it = new LmBatcher(["anna", "bob", "carla"], { batchSize: 2, seqLen: 4, seed: 1 });
  * const { tokens, targets } = it.next().value!;
+ * strictEqual(tokens.length, 2 * 4);
+ * for (const row of [0, 4]) deepStrictEqual(targets.subarray(row, row + 3), tokens.subarray(row + 1, row + 4));
  * ```
  */
 export class LmBatcher implements IterableIterator<LmBatch> {
@@ -107,8 +112,11 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { strictEqual, throws } from "node:assert/strict";
    * import { LmBatcher } from "./batches.ts";
    * const it = new LmBatcher(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 });
+   * strictEqual(it.corpusLength, 18);
+   * throws(() => new LmBatcher(["ab"], { batchSize: 1, seqLen: 4 }), /too small for one batch/);
    * ```
    */
   constructor(texts: readonly string[], options: LmBatchOptions) {
@@ -136,11 +144,13 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { deepStrictEqual } from "node:assert/strict";
    * import { LmBatcher, lmBatches } from "./batches.ts";
    * const texts = ["anna", "bob", "carla", "dave"];
    * const it = lmBatches(texts, { batchSize: 1, seqLen: 4, seed: 5 });
    * it.next();
    * const resumed = LmBatcher.fromState(texts, { batchSize: 1, seqLen: 4 }, it.state);
+   * deepStrictEqual(resumed.next().value, it.next().value); // the batch the original yields next
    * ```
    */
   static fromState(
@@ -158,8 +168,10 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { lmBatches } from "./batches.ts";
-   * lmBatches(["anna", "bob", "carla", "dave"], { batchSize: 2, seqLen: 4 }).batchesPerEpoch; // 2
+   * // 24 tokens: floor((24 - 4) / 4) = 5 windows, so 2 full batches of 2.
+   * strictEqual(lmBatches(["anna", "bob", "carla", "dave"], { batchSize: 2, seqLen: 4 }).batchesPerEpoch, 2);
    * ```
    */
   get batchesPerEpoch(): number {
@@ -171,8 +183,10 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { lmBatches } from "./batches.ts";
-   * lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).corpusLength; // 18
+   * // BOS and EOS around each text: 6 + 5 + 7 tokens.
+   * strictEqual(lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).corpusLength, 18);
    * ```
    */
   get corpusLength(): number {
@@ -184,10 +198,11 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { deepStrictEqual } from "node:assert/strict";
    * import { lmBatches } from "./batches.ts";
    * const it = lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4, seed: 2 });
    * it.next();
-   * it.state; // { epoch: 0, index: 1, seed: 2 }
+   * deepStrictEqual(it.state, { epoch: 0, index: 1, seed: 2 });
    * ```
    */
   get state(): BatchState {
@@ -199,8 +214,9 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { lmBatches } from "./batches.ts";
-   * lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).done; // false
+   * strictEqual(lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 }).done, false);
    * ```
    */
   get done(): boolean {
@@ -212,9 +228,12 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { lmBatches } from "./batches.ts";
    * const it = lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4 });
-   * const { value } = it.next();
+   * const { value, done } = it.next();
+   * strictEqual(done, false); // endless by default
+   * strictEqual(value.tokens.length, 4);
    * ```
    */
   next(): IteratorResult<LmBatch> {
@@ -227,8 +246,10 @@ export class LmBatcher implements IterableIterator<LmBatch> {
    *
    * @example
    * ```ts
+   * import { strictEqual } from "node:assert/strict";
    * import { lmBatches } from "./batches.ts";
-   * const two = [...lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4, epochs: 1 })];
+   * const all = [...lmBatches(["anna", "bob", "carla"], { batchSize: 1, seqLen: 4, epochs: 1 })];
+   * strictEqual(all.length, 3); // 18 tokens: floor((18 - 4) / 4) = 3 windows, one per batch
    * ```
    */
   [Symbol.iterator](): LmBatcher {
@@ -271,9 +292,13 @@ export class LmBatcher implements IterableIterator<LmBatch> {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { lmBatches } from "./batches.ts";
  * const it = lmBatches(["anna", "bob", "carla", "dave"], { batchSize: 2, seqLen: 4, seed: 1 });
- * const { tokens, targets } = it.next().value!; // each Int32Array [2*4]
+ * const { tokens, targets } = it.next().value!;
+ * ok(tokens instanceof Int32Array && targets instanceof Int32Array);
+ * strictEqual(tokens.length, 2 * 4);
+ * strictEqual(targets.length, 2 * 4);
  * ```
  */
 export function lmBatches(texts: readonly string[], options: LmBatchOptions): LmBatcher {

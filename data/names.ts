@@ -19,8 +19,9 @@ let maleCache: readonly string[] | undefined;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { femaleNames } from "./names.ts";
- * femaleNames().slice(0, 2); // ["Aaren", "Aarika"]
+ * deepStrictEqual(femaleNames().slice(0, 2), ["Aaren", "Aarika"]);
  * ```
  */
 export function femaleNames(): readonly string[] {
@@ -33,8 +34,9 @@ export function femaleNames(): readonly string[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { maleNames } from "./names.ts";
- * maleNames().slice(0, 2); // ["Aaron", "Ab"]
+ * deepStrictEqual(maleNames().slice(0, 2), ["Aaron", "Ab"]);
  * ```
  */
 export function maleNames(): readonly string[] {
@@ -47,9 +49,11 @@ export function maleNames(): readonly string[] {
  *
  * @example
  * ```ts
- * import { loadNames, type LoadNamesOptions } from "./names.ts";
+ * import { strictEqual } from "node:assert/strict";
+ * import { femaleNames, loadNames, type LoadNamesOptions } from "./names.ts";
  * const opts: LoadNamesOptions = { which: "female" };
- * loadNames(opts);
+ * const { train, validation, test } = loadNames(opts);
+ * strictEqual(train.length + validation.length + test.length, new Set(femaleNames()).size); // deduplicated
  * ```
  */
 export interface LoadNamesOptions {

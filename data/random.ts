@@ -12,9 +12,12 @@ import { fmix32 } from "./split.ts";
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { mulberry32 } from "./batches.ts";
  * const rng = mulberry32(42);
- * const x = rng(); // same value on every run for seed 42
+ * const x = rng();
+ * strictEqual(x, mulberry32(42)()); // same value on every run for seed 42
+ * ok(x >= 0 && x < 1);
  * ```
  */
 export function mulberry32(seed: number): () => number {
@@ -34,8 +37,12 @@ export function mulberry32(seed: number): () => number {
  *
  * @example
  * ```ts
+ * import { notStrictEqual, ok, strictEqual } from "node:assert/strict";
  * import { deriveSeed } from "./batches.ts";
  * const epochSeed = deriveSeed(1234, 3); // seed used for epoch 3
+ * strictEqual(epochSeed, deriveSeed(1234, 3));
+ * notStrictEqual(epochSeed, deriveSeed(1234, 4));
+ * ok(Number.isInteger(epochSeed) && epochSeed >= 0 && epochSeed < 2 ** 32);
  * ```
  */
 export function deriveSeed(seed: number, ...parts: number[]): number {
@@ -49,8 +56,12 @@ export function deriveSeed(seed: number, ...parts: number[]): number {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { mulberry32, shuffleInPlace } from "./batches.ts";
- * const xs = shuffleInPlace([1, 2, 3, 4], mulberry32(7));
+ * const array = [1, 2, 3, 4];
+ * const xs = shuffleInPlace(array, mulberry32(7));
+ * strictEqual(xs, array); // in place
+ * deepStrictEqual([...xs].sort(), [1, 2, 3, 4]);
  * ```
  */
 export function shuffleInPlace<A extends { length: number; [i: number]: any }>(
@@ -71,8 +82,10 @@ export function shuffleInPlace<A extends { length: number; [i: number]: any }>(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { permutation } from "./batches.ts";
- * permutation(5, 1); // e.g. Int32Array [3, 0, 4, 1, 2], identical for every call with seed 1
+ * deepStrictEqual(permutation(5, 1), new Int32Array([4, 2, 1, 0, 3]));
+ * deepStrictEqual(permutation(5, 1), permutation(5, 1)); // identical for every call with seed 1
  * ```
  */
 export function permutation(n: number, seed: number): Int32Array {

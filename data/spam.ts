@@ -20,8 +20,10 @@ import { truncateUtf8 } from "./tokenizer.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { SPAM_GROUP_LABELS } from "./spam.ts";
- * SPAM_GROUP_LABELS["hard-ham-1"]; // 0
+ * strictEqual(SPAM_GROUP_LABELS["hard-ham-1"], 0);
+ * strictEqual(SPAM_GROUP_LABELS["spam-2"], 1);
  * ```
  */
 export const SPAM_GROUP_LABELS: Readonly<Record<string, 0 | 1>> = Object.freeze({
@@ -75,8 +77,12 @@ export interface SplitCount {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { loadSpam, type SpamDataset } from "./spam.ts";
  * const ds: SpamDataset = loadSpam();
+ * strictEqual(ds.counts.train.total, ds.train.length);
+ * strictEqual(ds.counts.all.total, ds.train.length + ds.validation.length + ds.test.length);
+ * strictEqual(ds.counts.all.ham + ds.counts.all.spam, ds.counts.all.total);
  * ```
  */
 export interface SpamDataset extends Splits<SpamExample> {
@@ -89,9 +95,11 @@ export interface SpamDataset extends Splits<SpamExample> {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { loadSpam, type LoadSpamOptions } from "./spam.ts";
  * const opts: LoadSpamOptions = { maxBytes: 512 };
- * loadSpam(opts);
+ * const bytes = (text: string) => new TextEncoder().encode(text).length;
+ * ok(loadSpam(opts).train.every((ex) => bytes(ex.text) <= 512));
  * ```
  */
 export interface LoadSpamOptions {
@@ -104,8 +112,10 @@ export interface LoadSpamOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { DEFAULT_SPAM_MAX_BYTES, loadSpam } from "./spam.ts";
- * loadSpam({ maxBytes: DEFAULT_SPAM_MAX_BYTES });
+ * strictEqual(DEFAULT_SPAM_MAX_BYTES, 1024);
+ * deepStrictEqual(loadSpam({ maxBytes: DEFAULT_SPAM_MAX_BYTES }).test, loadSpam().test);
  * ```
  */
 export const DEFAULT_SPAM_MAX_BYTES = 1024;
@@ -153,8 +163,9 @@ function decodeWord(charset: string, encoding: string, data: string): string | u
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { decodeMimeWords } from "./spam.ts";
- * decodeMimeWords("=?iso-8859-1?Q?=FCber_alles?="); // "über alles"
+ * strictEqual(decodeMimeWords("=?iso-8859-1?Q?=FCber_alles?="), "über alles");
  * ```
  */
 export function decodeMimeWords(value: string): string {
@@ -174,8 +185,9 @@ export function decodeMimeWords(value: string): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { messageText } from "./spam.ts";
- * messageText("From: a@b\nSubject: Hi\n  there\n\nBody   text\n"); // "Hi there\nBody text"
+ * strictEqual(messageText("From: a@b\nSubject: Hi\n  there\n\nBody   text\n"), "Hi there\nBody text");
  * ```
  */
 export function messageText(raw: string): string {

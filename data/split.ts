@@ -39,8 +39,9 @@ export interface Splits<T> {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { SPLIT_PERCENT } from "./split.ts";
- * SPLIT_PERCENT.train; // 80
+ * deepStrictEqual(SPLIT_PERCENT, { train: 80, validation: 10, test: 10 });
  * ```
  */
 export const SPLIT_PERCENT: Readonly<Record<SplitName, number>> = Object.freeze({
@@ -56,9 +57,10 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fnv1a32 } from "./split.ts";
- * fnv1a32(""); // 2166136261
- * fnv1a32("a"); // 3826002220
+ * strictEqual(fnv1a32(""), 2166136261); // the offset basis
+ * strictEqual(fnv1a32("a"), 3826002220);
  * ```
  */
 export function fnv1a32(text: string): number {
@@ -76,8 +78,10 @@ export function fnv1a32(text: string): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fmix32 } from "./split.ts";
- * const mixed = fmix32(12345);
+ * strictEqual(fmix32(0), 0);
+ * strictEqual(fmix32(12345), 1011272156);
  * ```
  */
 export function fmix32(h: number): number {
@@ -95,8 +99,11 @@ export function fmix32(h: number): number {
  *
  * @example
  * ```ts
- * import { splitOf } from "./split.ts";
+ * import { ok, strictEqual } from "node:assert/strict";
+ * import { fmix32, fnv1a32, splitOf } from "./split.ts";
  * const s = splitOf("spam-2/00042"); // always the same answer for this id
+ * strictEqual(s, "train");
+ * ok(fmix32(fnv1a32("spam-2/00042")) % 100 < 80); // its bucket is one of train's 80
  * ```
  */
 export function splitOf(id: string): SplitName {
@@ -112,8 +119,12 @@ export function splitOf(id: string): SplitName {
  *
  * @example
  * ```ts
- * import { splitBy } from "./split.ts";
- * const { train, validation, test } = splitBy(["ann", "bob", "cy"], (s) => s);
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { splitBy, splitOf } from "./split.ts";
+ * const names = ["ann", "bob", "cy", "dee", "eve", "flo", "gus", "hal"];
+ * const { train, validation, test } = splitBy(names, (s) => s);
+ * deepStrictEqual(train, names.filter((s) => splitOf(s) === "train")); // in input order
+ * deepStrictEqual([...train, ...validation, ...test].sort(), names);
  * ```
  */
 export function splitBy<T>(items: readonly T[], key: (item: T) => string): Splits<T> {

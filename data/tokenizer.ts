@@ -22,8 +22,10 @@ export const PAD = 256;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { BOS, encode } from "./tokenizer.ts";
- * encode("a", { addBos: true })[0] === BOS; // true
+ * strictEqual(encode("a", { addBos: true })[0], BOS);
+ * strictEqual(BOS, 257);
  * ```
  */
 export const BOS = 257;
@@ -33,8 +35,10 @@ export const BOS = 257;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { encode, EOS } from "./tokenizer.ts";
- * encode("a", { addEos: true })[1] === EOS; // true
+ * strictEqual(encode("a", { addEos: true })[1], EOS);
+ * strictEqual(EOS, 258);
  * ```
  */
 export const EOS = 258;
@@ -56,8 +60,10 @@ export const CLS = 259;
  *
  * @example
  * ```ts
- * import { BYTE_VOCAB } from "./tokenizer.ts";
+ * import { ok } from "node:assert/strict";
+ * import { BYTE_VOCAB, encode } from "./tokenizer.ts";
  * const isByte = (id: number) => id >= 0 && id < BYTE_VOCAB;
+ * ok(encode("ÿ€").every(isByte)); // without specials, every id is a byte
  * ```
  */
 export const BYTE_VOCAB = 256;
@@ -67,8 +73,11 @@ export const BYTE_VOCAB = 256;
  *
  * @example
  * ```ts
- * import { vocabSize } from "./tokenizer.ts";
- * const embedRows = vocabSize; // 260
+ * import { strictEqual } from "node:assert/strict";
+ * import { BYTE_VOCAB, SPECIAL_TOKENS, vocabSize } from "./tokenizer.ts";
+ * const embedRows = vocabSize;
+ * strictEqual(embedRows, 260);
+ * strictEqual(vocabSize, BYTE_VOCAB + Object.keys(SPECIAL_TOKENS).length);
  * ```
  */
 export const vocabSize = 260;
@@ -78,8 +87,9 @@ export const vocabSize = 260;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { PAD, SPECIAL_TOKENS } from "./tokenizer.ts";
- * SPECIAL_TOKENS[PAD]; // "<pad>"
+ * strictEqual(SPECIAL_TOKENS[PAD], "<pad>");
  * ```
  */
 export const SPECIAL_TOKENS: Readonly<Record<number, string>> = Object.freeze({
@@ -94,9 +104,10 @@ export const SPECIAL_TOKENS: Readonly<Record<number, string>> = Object.freeze({
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { encode, type EncodeOptions } from "./tokenizer.ts";
  * const opts: EncodeOptions = { maxLength: 8, addBos: true, pad: true };
- * encode("hi", opts).length; // 8
+ * strictEqual(encode("hi", opts).length, 8); // BOS, "h", "i", then 5 PADs
  * ```
  */
 export interface EncodeOptions {
@@ -124,8 +135,9 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { utf8Bytes } from "./tokenizer.ts";
- * utf8Bytes("é").length; // 2
+ * deepStrictEqual(utf8Bytes("é"), new Uint8Array([0xc3, 0xa9])); // 2 bytes
  * ```
  */
 export function utf8Bytes(text: string): Uint8Array {
@@ -137,10 +149,11 @@ export function utf8Bytes(text: string): Uint8Array {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { encode, PAD } from "./tokenizer.ts";
  * const ids = encode("hey", { maxLength: 5, pad: true });
- * // Int32Array [104, 101, 121, 256, 256]
- * ids[4] === PAD; // true
+ * deepStrictEqual(ids, new Int32Array([104, 101, 121, 256, 256]));
+ * strictEqual(ids[4], PAD);
  * ```
  */
 export function encode(text: string, options: EncodeOptions = {}): Int32Array {
@@ -176,8 +189,9 @@ export function encode(text: string, options: EncodeOptions = {}): Int32Array {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { decode, encode } from "./tokenizer.ts";
- * decode(encode("héllo", { addBos: true, addEos: true })); // "héllo"
+ * strictEqual(decode(encode("héllo", { addBos: true, addEos: true })), "héllo"); // BOS and EOS are skipped
  * ```
  */
 export function decode(ids: ArrayLike<number>): string {
@@ -199,8 +213,10 @@ export function decode(ids: ArrayLike<number>): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { truncateUtf8 } from "./tokenizer.ts";
- * truncateUtf8("aé", 2); // "a"  (é needs 2 bytes)
+ * strictEqual(truncateUtf8("aé", 2), "a"); // é needs 2 bytes
+ * strictEqual(truncateUtf8("aé", 3), "aé");
  * ```
  */
 export function truncateUtf8(text: string, maxBytes: number): string {

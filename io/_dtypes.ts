@@ -8,9 +8,11 @@
  *
  * @example Pick a dtype
  * ```ts
- * import type { SafetensorsDType } from "./safetensors.ts";
+ * import { strictEqual } from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors, type SafetensorsDType } from "./safetensors.ts";
  * const dtype: SafetensorsDType = "BF16";
- * console.log(dtype);
+ * const bytes = encodeSafetensors({ w: { dtype, shape: [4], data: new Float32Array(4) } });
+ * strictEqual(decodeSafetensors(bytes).tensors.get("w")?.dtype, "BF16");
  * ```
  */
 export type SafetensorsDType =
@@ -33,9 +35,11 @@ export type SafetensorsDType =
  *
  * @example Hold any tensor's elements
  * ```ts
- * import type { TensorData } from "./safetensors.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors, type TensorData } from "./safetensors.ts";
  * const data: TensorData = new BigInt64Array([1n, 2n]);
- * console.log(data.length);
+ * const file = decodeSafetensors(encodeSafetensors({ n: { dtype: "I64", shape: [2], data } }));
+ * deepStrictEqual(file.tensors.get("n")?.data, data); // I64 comes back as a BigInt64Array
  * ```
  */
 export type TensorData =

@@ -37,9 +37,13 @@ const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
  *
  * @example A bundle description
  * ```ts
- * import type { BundleInput } from "./bundle.ts";
- * const input: BundleInput = { files: { "a/b.bin": new Uint8Array(3) }, manifest: { version: 1 } };
- * console.log(Object.keys(input.files));
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { type BundleInput, decodeBundle, encodeBundle } from "./bundle.ts";
+ * const input: BundleInput = { files: { "a/b.bin": new Uint8Array(3), "notes.txt": "hi" }, manifest: { version: 1 } };
+ * const bundle = decodeBundle(encodeBundle(input));
+ * deepStrictEqual(bundle.files["a/b.bin"], new Uint8Array(3));
+ * deepStrictEqual(bundle.files["notes.txt"], new TextEncoder().encode("hi")); // strings come back as UTF-8
+ * deepStrictEqual(bundle.manifest, { version: 1 });
  * ```
  */
 export interface BundleInput {
@@ -73,9 +77,12 @@ export interface Bundle {
  *
  * @example Tighten the limits for untrusted uploads
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { decodeBundle, encodeBundle, type BundleLimits } from "./bundle.ts";
  * const limits: BundleLimits = { maxEntries: 10, maxTotalBytes: 1 << 20 };
  * decodeBundle(encodeBundle({ files: {}, manifest: {} }), limits);
+ * const big = encodeBundle({ files: { "w.bin": new Uint8Array(2 << 20) }, manifest: {} });
+ * throws(() => decodeBundle(big, limits), /more than the total limit of 1048576 bytes/); // 2 MiB inflated
  * ```
  */
 export interface BundleLimits {
@@ -165,9 +172,13 @@ export function encodeBundle(input: BundleInput, options: BundleWriteOptions = {
  *
  * @example Save a bundle
  * ```ts
- * import { writeBundle } from "./bundle.ts";
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
+ * import { readBundle, writeBundle } from "./bundle.ts";
  * const path = await Deno.makeTempFile({ suffix: ".zip" });
  * await writeBundle(path, { files: { "readme.txt": "weights inside" }, manifest: { format: 1 } });
+ * const bundle = await readBundle(path);
+ * strictEqual(new TextDecoder().decode(bundle.files["readme.txt"]), "weights inside");
+ * deepStrictEqual(bundle.manifest, { format: 1 });
  * ```
  */
 export async function writeBundle(

@@ -73,9 +73,12 @@ export interface LoadedTensor {
  *
  * @example Describe a tensor for writing
  * ```ts
- * import type { TensorInput } from "./safetensors.ts";
- * const bias: TensorInput = { dtype: "BF16", shape: [3], data: new Float32Array([1, 2, 3]) };
- * console.log(bias.shape);
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors, type TensorInput } from "./safetensors.ts";
+ * const bias: TensorInput = { dtype: "BF16", shape: [3], data: new Float32Array([1, 2, 3.001]) };
+ * const back = decodeSafetensors(encodeSafetensors({ bias })).tensors.get("bias")!;
+ * deepStrictEqual(back.shape, [3]);
+ * deepStrictEqual(back.data, new Float32Array([1, 2, 3])); // 3.001 rounds to the nearest BF16: 3
  * ```
  */
 export interface TensorInput {
@@ -365,9 +368,11 @@ export function encodeSafetensors(
  *
  * @example Save a checkpoint
  * ```ts
- * import { writeSafetensors } from "./safetensors.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, { step: { dtype: "I32", shape: [], data: new Int32Array([10]) } });
+ * deepStrictEqual((await readSafetensors(path)).tensors.get("step")?.data, new Int32Array([10]));
  * ```
  */
 export async function writeSafetensors(

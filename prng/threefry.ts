@@ -118,9 +118,10 @@ function checkPair(name: string, pair: unknown): [number, number] {
  *
  * @example Random123 known-answer vector
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { threefry2x32 } from "./threefry.ts";
  * const [x0, x1] = threefry2x32([0x13198a2e, 0x03707344], [0x243f6a88, 0x85a308d3]);
- * console.log(x0.toString(16), x1.toString(16)); // "c4923a9c 483df7a0"
+ * deepStrictEqual([x0, x1], [0xc4923a9c, 0x483df7a0]);
  * ```
  */
 export function threefry2x32(
@@ -143,8 +144,9 @@ export function threefry2x32(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { threefryKey } from "./threefry.ts";
- * console.log(threefryKey(42, 1)); // [1, 42]
+ * deepStrictEqual(threefryKey(42, 1), [1, 42]);
  * ```
  */
 export function threefryKey(seed: number, stream: number): [number, number] {
@@ -167,9 +169,10 @@ export function threefryKey(seed: number, stream: number): [number, number] {
  *
  * @example `jax.random.bits(jax.random.PRNGKey(0), (1,))`
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { randomBits } from "./threefry.ts";
  * // key [0, 0], counter (0, 0) → 6b200159 ^ 99ba4efe
- * console.log(randomBits(0, 0, 0, 1)[0] === (0x6b200159 ^ 0x99ba4efe) >>> 0); // true
+ * strictEqual(randomBits(0, 0, 0, 1)[0], (0x6b200159 ^ 0x99ba4efe) >>> 0);
  * ```
  */
 export function randomBits(
@@ -202,11 +205,13 @@ export function randomBits(
  *
  * @example Kaiming-uniform projection `A: [r, fanIn]`
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { kaimingUniformBound, uniformSymmetric } from "./threefry.ts";
  * const r = 4, fanIn = 16;
  * const bound = kaimingUniformBound(fanIn);
  * const a = uniformSymmetric(7, 0, r * fanIn, bound);
- * console.log(a.every((v) => v >= -bound && v < bound)); // true
+ * strictEqual(a.length, r * fanIn);
+ * ok(a.every((v) => v >= -bound && v < bound));
  * ```
  */
 export function uniformSymmetric(
@@ -241,8 +246,10 @@ export function uniformSymmetric(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { kaimingUniformBound } from "./threefry.ts";
- * console.log(kaimingUniformBound(6)); // 1
+ * strictEqual(kaimingUniformBound(6), 1);
+ * strictEqual(kaimingUniformBound(16), Math.fround(Math.sqrt(6 / 16)));
  * ```
  */
 export function kaimingUniformBound(fanIn: number): number {
@@ -269,9 +276,11 @@ export function kaimingUniformBound(fanIn: number): number {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { dropoutKeep } from "./threefry.ts";
- * const kept = Array.from({ length: 1000 }, (_, i) => dropoutKeep(1, 3, i, 0.25));
- * console.log(kept.filter(Boolean).length); // about 750
+ * const kept = Array.from({ length: 1000 }, (_, i) => dropoutKeep(1, 3, i, 0.25)).filter(Boolean).length;
+ * ok(Math.abs(kept - 750) < 41); // about 1000 · (1 − 0.25), within 3 standard deviations
+ * strictEqual(kept, 758); // and exactly this many on every run and backend
  * ```
  */
 export function dropoutKeep(seed: number, stream: number, index: number, p: number): boolean {

@@ -26,9 +26,12 @@ export interface SizeLimits {
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { type BindingSizeCheck, bindingSizeChecker } from "./_buffer_pool.ts";
  * const check: BindingSizeCheck = bindingSizeChecker({ maxBufferSize: 64, maxStorageBufferBindingSize: 32, maxUniformBufferBindingSize: 16 });
  * check(16, "params", "uniform");
+ * check(32, "x"); // a storage binding may be larger
+ * throws(() => check(32, "params", "uniform"), /params needs a 32-byte uniform binding/);
  * ```
  */
 export type BindingSizeCheck = (bytes: number, what: string, kind?: "storage" | "uniform") => void;
@@ -71,11 +74,14 @@ export function bindingSizeChecker(limits: SizeLimits): BindingSizeCheck {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { requestGpu } from "./device.ts";
  * const gpu = await requestGpu();
  * const x = gpu.buffers.acquire(4096, GPUBufferUsage.STORAGE);
+ * const free = gpu.buffers.bytesFree;
  * gpu.buffers.release(x);
- * console.log(gpu.buffers.bytesHeld, gpu.buffers.bytesFree);
+ * strictEqual(gpu.buffers.bytesFree - free, 4096); // x is free for reuse, still held
+ * ok(gpu.buffers.bytesHeld >= gpu.buffers.bytesFree);
  * ```
  */
 export interface BufferPool {
@@ -98,10 +104,14 @@ export interface BufferPool {
  *
  * @example
  * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
  * import { createBufferPool, type BufferPoolOptions } from "./_buffer_pool.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
- * const options: BufferPoolOptions = { limits: device.limits };
+ * const limits = { maxBufferSize: 1024, maxStorageBufferBindingSize: 1024, maxUniformBufferBindingSize: 64 };
+ * const options: BufferPoolOptions = { limits };
  * const pool = createBufferPool(device, options);
+ * throws(() => pool.acquire(2048, GPUBufferUsage.STORAGE), /2048-byte buffer exceeds this device's maxBufferSize \(1024\)/);
+ * strictEqual(pool.buffersCreated, 0); // checked before creation
  * device.destroy(); // release it now, not at exit
  * ```
  */
@@ -117,8 +127,10 @@ export interface BufferPoolOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { pooledSize } from "./_buffer_pool.ts";
- * console.log(pooledSize(0), pooledSize(17)); // 16 32
+ * strictEqual(pooledSize(0), 16);
+ * strictEqual(pooledSize(17), 32);
  * ```
  */
 export function pooledSize(bytes: number): number {
@@ -132,14 +144,17 @@ export function pooledSize(bytes: number): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { createBufferPool } from "./_buffer_pool.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const pool = createBufferPool(device);
  * const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
  * const x = pool.acquire(1000, usage);
  * pool.release(x);
- * const y = pool.acquire(1000, usage); // the same buffer again
- * console.log(x === y, pool.buffersCreated); // true 1
+ * const y = pool.acquire(1000, usage);
+ * strictEqual(y, x); // the same buffer again
+ * strictEqual(pool.buffersCreated, 1);
+ * strictEqual(x.size, 1008); // rounded up to 16 bytes
  * device.destroy(); // release it now, not at exit
  * ```
  */

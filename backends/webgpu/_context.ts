@@ -9,9 +9,13 @@ import type { PipelineCache } from "./_pipeline_cache.ts";
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { type GpuContext, requestGpu } from "./device.ts";
- * const gpu: GpuContext = await requestGpu();
- * console.log(gpu.description, gpu.pipelines.pipelinesCreated, gpu.buffers.bytesHeld);
+ * const gpu: GpuContext = await requestGpu({ fresh: true });
+ * ok(gpu.description.length > 0); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+ * strictEqual(gpu.pipelines.pipelinesCreated, 0); // a fresh context has compiled nothing
+ * strictEqual(gpu.buffers.bytesHeld, 0); // and holds no buffers
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export interface GpuContext {

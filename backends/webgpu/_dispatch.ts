@@ -8,11 +8,13 @@ import type { GpuContext } from "./_context.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { type KernelDispatch, requestGpu } from "./device.ts";
  * import { matmulKernel } from "./wgsl/matmul.ts";
  * const gpu = await requestGpu();
  * const [a, b, c] = [0, 1, 2].map(() => gpu.buffers.acquire(64, GPUBufferUsage.STORAGE));
  * const dispatch: KernelDispatch = { kernel: matmulKernel({ M: 4, N: 4, K: 4 }), buffers: [a, b, c] };
+ * deepStrictEqual(dispatch.kernel.bindings.map((b) => b.name), ["lhs", "rhs", "dst"]); // a, b, c
  * ```
  */
 export interface KernelDispatch {
@@ -31,6 +33,7 @@ export interface KernelDispatch {
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { bindKernel, requestGpu } from "./device.ts";
  * import { matmulKernel } from "./wgsl/matmul.ts";
  * const gpu = await requestGpu();
@@ -39,6 +42,7 @@ export interface KernelDispatch {
  * const usage = GPUBufferUsage.STORAGE;
  * const buffers = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
  * const bindGroup = bindKernel(gpu, { kernel, buffers });
+ * throws(() => bindKernel(gpu, { kernel, buffers: buffers.slice(0, 2) }), /binds 3 buffers \(lhs, rhs, dst\) but got 2/);
  * ```
  */
 export function bindKernel(gpu: GpuContext, dispatch: KernelDispatch): GPUBindGroup {
@@ -94,15 +98,20 @@ export interface EncodeOptions {
  *
  * @example
  * ```ts
- * import { encodeKernels, requestGpu } from "./device.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { encodeKernels, readFloat32, requestGpu, uploadFloat32 } from "./device.ts";
  * import { matmulKernel } from "./wgsl/matmul.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
  * await gpu.pipelines.get(kernel);
- * const usage = GPUBufferUsage.STORAGE;
- * const buffers = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
- * const encoder = encodeKernels(gpu, [{ kernel, buffers }, { kernel, buffers }]);
+ * const x = Float32Array.from({ length: 16 }, (_, i) => i);
+ * const twoI = Float32Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 2 : 0)); // 2 · identity
+ * const [a, b] = [await uploadFloat32(gpu, x), await uploadFloat32(gpu, twoI)];
+ * const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+ * const [c, d] = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
+ * const encoder = encodeKernels(gpu, [{ kernel, buffers: [a, b, c] }, { kernel, buffers: [c, b, d] }]);
  * gpu.device.queue.submit([encoder.finish()]);
+ * deepStrictEqual(await readFloat32(gpu, d), x.map((v) => 4 * v)); // in order: (x · 2I) · 2I
  * ```
  */
 export function encodeKernels(
@@ -136,13 +145,16 @@ export function encodeKernels(
  *
  * @example
  * ```ts
- * import { runKernels, requestGpu } from "./device.ts";
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { readFloat32, requestGpu, runKernels, uploadFloat32 } from "./device.ts";
  * import { matmulKernel } from "./wgsl/matmul.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
- * const usage = GPUBufferUsage.STORAGE;
- * const buffers = [gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage), gpu.buffers.acquire(64, usage)];
- * await runKernels(gpu, [{ kernel, buffers }]);
+ * const x = Float32Array.from({ length: 16 }, (_, i) => i);
+ * const identity = Float32Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1 : 0));
+ * const out = gpu.buffers.acquire(64, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+ * await runKernels(gpu, [{ kernel, buffers: [await uploadFloat32(gpu, x), await uploadFloat32(gpu, identity), out] }]);
+ * deepStrictEqual(await readFloat32(gpu, out), x); // the readback waits for the kernel
  * ```
  */
 export async function runKernels(

@@ -22,7 +22,7 @@ import type { Kernel } from "./wgsl/kernel.ts";
 export interface DeviceHealth {
   /** The loss reason, or null while the device works. */
   readonly lost: string | null;
-  /** Throws `device lost: <reason> (while <what>)` once the device is lost. */
+  /** Throws `device lost: <reason>; cannot <what>` once the device is lost. */
   assertAlive(what: string): void;
 }
 
@@ -31,12 +31,15 @@ export interface DeviceHealth {
  *
  * @example
  * ```ts
+ * import { ok, throws } from "node:assert/strict";
  * import { watchDevice } from "./_errors.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const health = watchDevice(device);
+ * health.assertAlive("dispatch"); // alive: does not throw
  * device.destroy();
  * await device.lost;
- * // health.assertAlive("dispatch") now throws "device lost: ..."
+ * ok(health.lost !== null);
+ * throws(() => health.assertAlive("dispatch"), { message: /^device lost: .*; cannot dispatch$/ });
  * ```
  */
 export function watchDevice(device: GPUDevice): DeviceHealth {
@@ -77,12 +80,18 @@ export interface ErrorScopeOptions {
  *
  * @example
  * ```ts
+ * import { rejects, strictEqual } from "node:assert/strict";
  * import { withErrorScopes } from "./_errors.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const buffer = await withErrorScopes(
  *   device,
  *   () => device.createBuffer({ size: 64, usage: GPUBufferUsage.STORAGE }),
  *   { what: "allocating a 64-byte buffer" },
+ * );
+ * strictEqual(buffer.size, 64);
+ * await rejects(
+ *   withErrorScopes(device, () => device.createBuffer({ size: 64, usage: 0 }), { what: "a buffer without usage" }),
+ *   { message: /^a buffer without usage failed: / },
  * );
  * device.destroy(); // release it now, not at exit
  * ```
@@ -120,9 +129,10 @@ export async function withErrorScopes<T>(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { kernelName } from "./_errors.ts";
  * const name = kernelName({ key: "k", label: "fc1", wgsl: "", bindings: [], workgroupSize: [1, 1, 1], dispatch: [1, 1, 1] });
- * // name === '"k" (fc1)'
+ * strictEqual(name, '"k" (fc1)');
  * ```
  */
 export function kernelName(kernel: Kernel): string {
@@ -134,11 +144,18 @@ export function kernelName(kernel: Kernel): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { formatCompileErrors } from "./_errors.ts";
  * const text = formatCompileErrors(
  *   { key: "k", wgsl: "fn main() {\n  let x: f32 = 1u;\n}", bindings: [], workgroupSize: [1, 1, 1], dispatch: [1, 1, 1] },
  *   [{ type: "error", message: "type mismatch", lineNum: 2, linePos: 16 }],
  * );
+ * strictEqual(text, [
+ *   'WGSL compilation failed for kernel "k":',
+ *   "  error at line 2:16: type mismatch",
+ *   "     2 |   let x: f32 = 1u;",
+ *   " ".repeat(24) + "^", // under column 16: the 1u
+ * ].join("\n"));
  * ```
  */
 export function formatCompileErrors(

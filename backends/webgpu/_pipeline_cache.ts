@@ -32,12 +32,16 @@ export interface PipelineCache {
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { createPipelineCache, type PipelineCacheOptions } from "./_pipeline_cache.ts";
  * import { watchDevice } from "./_errors.ts";
+ * import { matmulKernel } from "./wgsl/matmul.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const options: PipelineCacheOptions = { health: watchDevice(device) };
  * const cache = createPipelineCache(device, options);
  * device.destroy(); // release it now, not at exit
+ * await device.lost;
+ * await rejects(async () => await cache.get(matmulKernel({ M: 4, N: 4, K: 4 })), /device lost: .*; cannot compile kernel/);
  * ```
  */
 export interface PipelineCacheOptions {

@@ -24,9 +24,12 @@ export interface UploadOptions {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { requestGpu, uploadFloat32 } from "./device.ts";
  * const gpu = await requestGpu();
  * const x = await uploadFloat32(gpu, new Float32Array([1, 2, 3]), { what: "x" });
+ * strictEqual(x.size, 16); // 12 bytes, in a pooled 16-byte buffer
+ * ok(x.usage & GPUBufferUsage.STORAGE);
  * gpu.buffers.release(x);
  * ```
  */

@@ -65,9 +65,12 @@ export type { GpuContext } from "./_context.ts";
  *
  * @example
  * ```ts
+ * import { notStrictEqual } from "node:assert/strict";
  * import { requestGpu, type RequestGpuOptions } from "./device.ts";
  * const options: RequestGpuOptions = { powerPreference: "low-power", fresh: true };
  * const gpu = await requestGpu(options);
+ * notStrictEqual(gpu, await requestGpu()); // a fresh context is not the process-wide one
+ * gpu.device.destroy(); // release it now, not at exit
  * ```
  */
 export interface RequestGpuOptions {
@@ -101,9 +104,11 @@ let shared: Promise<GpuContext> | undefined;
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { requestGpu } from "./device.ts";
  * const gpu = await requestGpu();
- * console.log(gpu.description, gpu.limits.maxStorageBufferBindingSize);
+ * strictEqual(await requestGpu(), gpu); // the process-wide context
+ * ok(gpu.limits.maxStorageBufferBindingSize >= 128 * 2 ** 20); // WebGPU's minimum: 128 MiB
  * ```
  */
 export function requestGpu(options: RequestGpuOptions = {}): Promise<GpuContext> {

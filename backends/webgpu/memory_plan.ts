@@ -11,8 +11,10 @@ import type { Program } from "./schedule.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { bufferBytes } from "./memory_plan.ts";
- * console.log(bufferBytes(0), bufferBytes(20)); // 16 32
+ * strictEqual(bufferBytes(0), 16);
+ * strictEqual(bufferBytes(20), 32);
  * ```
  */
 export function bufferBytes(bytes: number): number {
@@ -52,13 +54,22 @@ export interface MemoryPlan {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { planMemory } from "./memory_plan.ts";
  * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
- * const g = trace((x) => x.exp().sum(0).exp().sum(), [{ name: "x", shape: [4, 4] }]);
- * const plan = planMemory(schedule(fuse(g)));
- * console.log(plan.buffers.length); // 3: x, one shared temporary, the output
+ * const g = trace((x) => x.exp().sum(0).exp().sum(0).exp().sum(0).exp().sum(), [
+ *   { name: "x", shape: [2, 2, 2, 2] },
+ * ]);
+ * const program = schedule(fuse(g)); // 4 kernels, each reading the one before
+ * const plan = planMemory(program);
+ * const temps = [...program.tensors.values()].filter((t) => t.role === "temp");
+ * deepStrictEqual(temps.map((t) => t.bytes), [32, 16, 8]);
+ * // The third temporary reuses the first one's buffer, freed once the second kernel read it.
+ * deepStrictEqual(temps.map((t) => plan.bufferOf.get(t.node.id)), [2, 3, 2]);
+ * strictEqual(plan.buffers.length, 4); // x, two buffers for three temporaries, the output
+ * strictEqual(plan.unsharedTempBytes, 32 + 16 + 16); // without sharing (8 bytes round up to 16)
  * ```
  */
 export function planMemory(program: Program): MemoryPlan {

@@ -18,11 +18,12 @@ import { type LowerOptions, lowerPlan } from "./wgsl/lower.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
- * for (const t of program.tensors.values()) console.log(t.role, t.bytes); // input 32, output 4
+ * deepStrictEqual([...program.tensors.values()].map((t) => t.role), ["input", "output"]); // exp(x) is fused away
  * ```
  */
 export type TensorRole = "input" | "param" | "const" | "output" | "temp";
@@ -32,11 +33,15 @@ export type TensorRole = "input" | "param" | "const" | "output" | "temp";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
- * for (const t of program.tensors.values()) console.log(t.role, t.bytes); // input 32, output 4
+ * deepStrictEqual([...program.tensors.values()].map((t) => [t.node.op, t.role, t.bytes]), [
+ *   ["input", "input", 32],
+ *   ["sum", "output", 4],
+ * ]);
  * ```
  */
 export interface TensorInfo {
@@ -53,11 +58,14 @@ export interface TensorInfo {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, match } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const [step] = schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [8] }]))).steps;
- * console.log(step.kernel.key.startsWith("elementwise:"), step.nodes.length); // true 2
+ * match(step.kernel.key, /^elementwise:/);
+ * deepStrictEqual(step.nodes.map((n) => n.op).sort(), ["exp", "input"]); // two bindings: x and exp(x)
+ * deepStrictEqual(step.outputs.map((n) => n.op), ["exp"]);
  * ```
  */
 export interface Step {
@@ -74,10 +82,15 @@ export interface Step {
  *
  * @example
  * ```ts
- * import { printProgram, schedule } from "./schedule.ts";
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
+ * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
- * console.log(printProgram(schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }])))));
+ * const program = schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }])));
+ * strictEqual(program.steps.length, 1);
+ * strictEqual(program.steps[0].outputs[0], program.graph.outputs.out); // the one kernel writes the output
+ * strictEqual(program.tensors.size, 2);
+ * deepStrictEqual(program.updates, {}); // no output replaces a param
  * ```
  */
 export interface Program {
@@ -96,6 +109,7 @@ export interface Program {
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { schedule, type ScheduleOptions } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
@@ -104,7 +118,8 @@ export interface Program {
  *     if (bytes > 16) throw new Error(`${what} is too large`);
  *   },
  * };
- * schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }])), options);
+ * schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }])), options); // 16 bytes: fits
+ * throws(() => schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [8] }])), options), /too large/);
  * ```
  */
 export interface ScheduleOptions extends LowerOptions {
@@ -119,11 +134,13 @@ export interface ScheduleOptions extends LowerOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
- * console.log(program.steps.length, program.tensors.size); // 1 2
+ * strictEqual(program.steps.length, 1);
+ * strictEqual(program.tensors.size, 2);
  * ```
  */
 export function schedule(plan: FusionPlan, options: ScheduleOptions = {}): Program {
@@ -160,10 +177,13 @@ export function schedule(plan: FusionPlan, options: ScheduleOptions = {}): Progr
  *
  * @example
  * ```ts
+ * import { match } from "node:assert/strict";
  * import { printProgram, schedule } from "./schedule.ts";
  * import { fuse } from "../../compiler/fusion/fuse.ts";
  * import { trace } from "../../compiler/trace.ts";
- * console.log(printProgram(schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }])))));
+ * const text = printProgram(schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }]))));
+ * match(text, /^program: 1 kernels, 2 tensors\n {2}0 elementwise:/);
+ * match(text, /writes exp#\d+ f32\[2\]; reads input "x" f32\[2\]$/);
  * ```
  */
 export function printProgram(program: Program): string {

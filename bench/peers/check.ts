@@ -21,8 +21,10 @@ import { type JaxDevice, jaxDevices, jaxVeraStep } from "./jaxjs_gpt.ts";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { STEP0_TOLERANCE } from "./check.ts";
- * console.log(Math.abs(5.9620976 - 5.9620972) < STEP0_TOLERANCE); // true
+ * ok(Math.abs(5.9620976 - 5.9620972) < STEP0_TOLERANCE);
+ * ok(!(Math.abs(5.9620976 - 5.9619) < STEP0_TOLERANCE));
  * ```
  */
 export const STEP0_TOLERANCE = 1e-4;
@@ -31,8 +33,9 @@ export const STEP0_TOLERANCE = 1e-4;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { LATER_TOLERANCE } from "./check.ts";
- * console.log(LATER_TOLERANCE); // 0.001
+ * strictEqual(LATER_TOLERANCE, 0.001);
  * ```
  */
 export const LATER_TOLERANCE = 1e-3;
@@ -81,12 +84,14 @@ export interface CheckOptions {
  *
  * @example
  * ```ts
- * import { checkPeerLosses } from "./check.ts";
+ * import { deepStrictEqual, ok } from "node:assert/strict";
+ * import { checkPeerLosses, STEP0_TOLERANCE } from "./check.ts";
  * const rows = await checkPeerLosses(
  *   { layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8, targets: ["q_proj", "v_proj"] },
  *   { jax: ["webgpu"] },
  * );
- * console.log(rows.map((r) => `${r.name}: ${r.maxStep0}`));
+ * deepStrictEqual(rows.map((r) => r.name), ["wgrad webgpu", "tfjs webgpu", "jax-js webgpu"]);
+ * ok(rows.every((r) => r.losses.length === 3 && r.maxStep0 < STEP0_TOLERANCE));
  * ```
  */
 export async function checkPeerLosses(

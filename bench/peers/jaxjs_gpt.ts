@@ -47,8 +47,10 @@ type Params = Record<string, JaxArray>;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { jaxDevices } from "./jaxjs_gpt.ts";
- * console.log(await jaxDevices()); // ["cpu", "wasm", "webgpu"]
+ * const expected = await navigator.gpu.requestAdapter() ? ["cpu", "wasm", "webgpu"] : ["cpu", "wasm"];
+ * deepStrictEqual(await jaxDevices(), expected);
  * ```
  */
 export async function jaxDevices(): Promise<string[]> {
@@ -134,13 +136,15 @@ function gptLoss(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { randomBatches } from "../../cli/bench.ts";
  * import { peerWeights, type PeerConfig } from "./shared.ts";
  * import { jaxDevices, jaxVeraStep } from "./jaxjs_gpt.ts";
  * await jaxDevices();
  * const config: PeerConfig = { layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8, targets: ["q_proj", "v_proj"] };
  * const step = jaxVeraStep(config, peerWeights(config), randomBatches(config, { count: 2 }), { device: "wasm" });
- * console.log(await step.run(1)); // the loss at step 0 (before the update)
+ * const loss = await step.run(1); // the loss at step 0 (before the update)
+ * ok(Math.abs(loss - Math.log(config.vocab)) < 0.05); // the init's logits are nearly 0: ≈ ln V
  * step.dispose();
  * ```
  */

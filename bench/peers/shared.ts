@@ -49,9 +49,10 @@ export interface HostTensor {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { peerWeights } from "./shared.ts";
  * const w = peerWeights({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] });
- * console.log(w.trainable); // ["layers.0.attn.q_proj.vera_lambda_b", "layers.0.attn.q_proj.vera_lambda_d"]
+ * deepStrictEqual(w.trainable, ["layers.0.attn.q_proj.vera_lambda_b", "layers.0.attn.q_proj.vera_lambda_d"]);
  * ```
  */
 export interface PeerWeights {
@@ -70,8 +71,11 @@ export interface PeerWeights {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { wgradConfig } from "./shared.ts";
- * console.log(wgradConfig({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] }).method); // "vera"
+ * const config = wgradConfig({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] });
+ * strictEqual(config.method, "vera");
+ * strictEqual(config.backend, "webgpu");
  * ```
  */
 export function wgradConfig(config: PeerConfig): StepBenchConfig {
@@ -105,9 +109,12 @@ export interface PeerWeightOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { peerWeights } from "./shared.ts";
  * const w = peerWeights({ layers: 1, dModel: 8, heads: 2, seq: 4, batch: 1, vocab: 8, r: 4, targets: ["q_proj"] }, { lambdaB: "random" });
- * console.log(w.veraA.shape, w.veraB.shape); // [4, 8] [8, 4]
+ * deepStrictEqual(w.veraA.shape, [4, 8]); // [r, maxIn]
+ * deepStrictEqual(w.veraB.shape, [8, 4]); // [maxOut, r]
+ * ok(w.params["layers.0.attn.q_proj.vera_lambda_b"].data.some((x) => x !== 0)); // not VeRA's zeros
  * ```
  */
 export function peerWeights(
@@ -157,8 +164,10 @@ export function peerWeights(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { isTarget } from "./shared.ts";
- * console.log(isTarget("layers.0.attn.q_proj", ["q_proj"])); // true
+ * strictEqual(isTarget("layers.0.attn.q_proj", ["q_proj"]), true);
+ * strictEqual(isTarget("layers.0.attn.q_proj", ["proj"]), false); // a whole path component
  * ```
  */
 export function isTarget(module: string, targets: readonly string[]): boolean {
@@ -170,8 +179,10 @@ export function isTarget(module: string, targets: readonly string[]): boolean {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ADAMW } from "./shared.ts";
- * console.log(ADAMW.lr, ADAMW.weightDecay); // 0.01 0.01
+ * strictEqual(ADAMW.lr, 0.01);
+ * strictEqual(ADAMW.weightDecay, 0.01);
  * ```
  */
 export const ADAMW: Readonly<{

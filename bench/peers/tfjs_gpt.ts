@@ -32,10 +32,11 @@ let freshCount = 0;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { freshTfjsBackend } from "./tfjs_gpt.ts";
  * const name = await freshTfjsBackend();
- * console.log(tf.getBackend() === name); // true
+ * strictEqual(tf.getBackend(), name);
  * tf.removeBackend(name);
  * ```
  */
@@ -70,8 +71,12 @@ export async function freshTfjsBackend(): Promise<string> {
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
  * import { useTfjsWebGpu } from "./tfjs_gpt.ts";
- * console.log(await useTfjsWebGpu()); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+ * const adapter = await useTfjsWebGpu(); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+ * ok(adapter.length > 0);
+ * strictEqual(tf.getBackend(), "webgpu");
  * ```
  */
 export async function useTfjsWebGpu(): Promise<string> {
@@ -89,13 +94,15 @@ export async function useTfjsWebGpu(): Promise<string> {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { randomBatches } from "../../cli/bench.ts";
  * import { peerWeights, type PeerConfig } from "./shared.ts";
  * import { tfjsVeraStep, useTfjsWebGpu } from "./tfjs_gpt.ts";
  * await useTfjsWebGpu();
  * const config: PeerConfig = { layers: 1, dModel: 16, heads: 2, seq: 8, batch: 2, vocab: 16, r: 8, targets: ["q_proj", "v_proj"] };
  * const step = tfjsVeraStep(config, peerWeights(config), randomBatches(config, { count: 2 }));
- * console.log(await step.run(1)); // the loss at step 0 (before the update)
+ * const loss = await step.run(1); // the loss at step 0 (before the update)
+ * ok(Math.abs(loss - Math.log(config.vocab)) < 0.05); // the init's logits are nearly 0: ≈ ln V
  * step.dispose();
  * ```
  */

@@ -24,9 +24,11 @@ export type Family = "storage" | Exclude<Lowering, "leaf">;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { loweringOf } from "./families.ts";
  * import * as ops from "../../ops/mod.ts";
- * console.log(loweringOf(ops.gelu), loweringOf(ops.softmax)); // inline rowwise
+ * strictEqual(loweringOf(ops.gelu), "inline");
+ * strictEqual(loweringOf(ops.softmax), "rowwise");
  * ```
  */
 export function loweringOf(op: OpDef): Family {
@@ -39,10 +41,11 @@ export function loweringOf(op: OpDef): Family {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
  * import { familyOf } from "./families.ts";
- * console.log(familyOf(makeNode(ops.const, [], { data: [1, 2], shape: [2], dtype: "f32" }))); // storage
+ * strictEqual(familyOf(makeNode(ops.const, [], { data: [1, 2], shape: [2], dtype: "f32" })), "storage");
  * ```
  */
 export function familyOf(node: Node): Family {

@@ -48,10 +48,14 @@ import * as ops from "../../ops/mod.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fuse, type FuseOptions } from "./fuse.ts";
  * import { trace } from "../trace.ts";
+ * const names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+ * const g = trace((...xs) => xs.reduce((sum, x) => sum.add(x)), names.map((name) => ({ name, shape: [3] })));
+ * strictEqual(fuse(g).groups.length, 2); // 8 inputs and the output: 9 buffers, more than the default 8
  * const options: FuseOptions = { maxBindings: 16 };
- * fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }]), options);
+ * strictEqual(fuse(g, options).groups.length, 1);
  * ```
  */
 export interface FuseOptions {
@@ -68,10 +72,16 @@ export interface FuseOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { fuse, type RandomProjections } from "./fuse.ts";
- * import { trace } from "../trace.ts";
- * const mode: RandomProjections = "fused";
- * fuse(trace((x) => x.exp(), [{ name: "x", shape: [4] }]), { randomProjections: mode });
+ * import { randomUniform, trace } from "../trace.ts";
+ * const g = trace((x) => {
+ *   const p = randomUniform([3, 3], { seed: 0, stream: 1, bound: 1 }); // read by two matmuls
+ *   return { a: x.matmul(p), b: x.exp().matmul(p) };
+ * }, [{ name: "x", shape: [2, 3] }]);
+ * const kernels = (mode: RandomProjections) => fuse(g, { randomProjections: mode }).groups.map((k) => k.kind);
+ * deepStrictEqual(kernels("shared"), ["elementwise", "matmul", "elementwise", "matmul"]); // p, then its readers
+ * deepStrictEqual(kernels("fused"), ["matmul", "elementwise", "matmul"]); // no kernel, no buffer for p
  * ```
  */
 export type RandomProjections = "shared" | "fused";

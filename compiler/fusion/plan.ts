@@ -12,10 +12,13 @@ import type { Family } from "./families.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fuse } from "./fuse.ts";
  * import { trace } from "../trace.ts";
  * const [group] = fuse(trace((x) => x.softmax(-1).mul(2), [{ name: "x", shape: [3, 5] }])).groups;
- * console.log(group.kind, group.op?.op, group.epilogue?.op); // rowwise softmax mul
+ * strictEqual(group.kind, "rowwise");
+ * strictEqual(group.op?.op, "softmax");
+ * strictEqual(group.epilogue?.op, "mul");
  * ```
  */
 export interface KernelGroup {
@@ -39,10 +42,12 @@ export interface KernelGroup {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { fuse } from "./fuse.ts";
  * import { trace } from "../trace.ts";
  * const plan = fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [4] }]));
- * console.log(plan.groups.length, plan.materialized.size); // 1 2
+ * strictEqual(plan.groups.length, 1); // exp fused into the sum
+ * strictEqual(plan.materialized.size, 2); // x and the output
  * ```
  */
 export interface FusionPlan {

@@ -12,12 +12,16 @@ import { type MatmulOperand, matmulOperand, stridedView } from "./strided.ts";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
  * import { matmulRead } from "./regions.ts";
  * const x = makeNode(ops.input, [], { shape: [4, 6], dtype: "f32" }, "x");
  * const cols = makeNode(ops.slice, [x], { starts: [0, 2], ends: [4, 5] });
- * console.log(matmulRead(cols).ld, matmulRead(cols).offset); // 6 2
+ * const read = matmulRead(cols); // columns 2..4 of x, read in place
+ * strictEqual(read.base, x);
+ * strictEqual(read.ld, 6);
+ * strictEqual(read.offset, 2);
  * ```
  */
 export function matmulRead(operand: Node): MatmulOperand {
@@ -33,11 +37,13 @@ export function matmulRead(operand: Node): MatmulOperand {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
  * import { keepsIndex } from "./regions.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
- * console.log(keepsIndex(makeNode(ops.exp, [x], {})), keepsIndex(makeNode(ops.permute, [x], { perm: [1, 0] }))); // true false
+ * strictEqual(keepsIndex(makeNode(ops.exp, [x], {})), true);
+ * strictEqual(keepsIndex(makeNode(ops.permute, [x], { perm: [1, 0] })), false);
  * ```
  */
 export function keepsIndex(n: Node): boolean {

@@ -113,10 +113,10 @@ export function stridedView(node: Node): StridedView | null {
  *
  * @example
  * ```ts
- * import { deepStrictEqual } from "node:assert/strict";
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { reshapeStrides } from "./strided.ts";
  * deepStrictEqual(reshapeStrides([4, 6], [6, 1], [2, 2, 6]), [12, 6, 1]);
- * console.log(reshapeStrides([6, 4], [1, 6], [24])); // null: a transpose cannot be flattened in place
+ * strictEqual(reshapeStrides([6, 4], [1, 6], [24]), null); // a transpose cannot be flattened in place
  * ```
  */
 export function reshapeStrides(
