@@ -41,7 +41,7 @@ export interface PipelineCache {
  * const cache = createPipelineCache(device, options);
  * device.destroy(); // release it now, not at exit
  * await device.lost;
- * await rejects(async () => await cache.get(matmulKernel({ M: 4, N: 4, K: 4 })), /device lost: .*; cannot compile kernel/);
+ * await rejects(cache.get(matmulKernel({ M: 4, N: 4, K: 4 })), /device lost: .*; cannot compile kernel/);
  * ```
  */
 export interface PipelineCacheOptions {
@@ -126,7 +126,12 @@ export function createPipelineCache(
 
   return {
     get(kernel) {
-      options.health?.assertAlive(`compile kernel ${kernelName(kernel)}`);
+      // A lost device rejects like every other failure here, never throws synchronously.
+      try {
+        options.health?.assertAlive(`compile kernel ${kernelName(kernel)}`);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       const entry = pending.get(kernel.key);
       if (entry) {
         if (entry.wgsl !== kernel.wgsl) {
