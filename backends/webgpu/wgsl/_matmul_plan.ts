@@ -4,7 +4,20 @@
 import type { KernelBuffer } from "../../../compiler/kernel_ir/mod.ts";
 import type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./_matmul_types.ts";
 
-/** One operand as stored: per batch, `outer` rows of `inner` contiguous elements, `ld` apart. */
+/**
+ * One operand as stored: per batch, `outer` rows of `inner` contiguous elements, `ld` apart.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { type OperandPlan, planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_GPU } from "./matmul.ts";
+ * // Bᵀ of a PyTorch weight [N = 3, K = 8]: rows of B are contiguous along k.
+ * const b: OperandPlan = planMatmul({ M: 2, N: 3, K: 8, transB: true }, MATMUL_TILES_GPU).b;
+ * strictEqual(b.kContiguous, true);
+ * strictEqual(b.extent, 24);
+ * ```
+ */
 export interface OperandPlan {
   kContiguous: boolean;
   outer: number;
@@ -20,7 +33,18 @@ export interface OperandPlan {
   random?: RandomOperand;
 }
 
-/** A validated matmul, ready to emit. */
+/**
+ * A validated matmul, ready to emit.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { type MatmulPlan, planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_GPU } from "./matmul.ts";
+ * const plan: MatmulPlan = planMatmul({ M: 2, N: 3, K: 8 }, MATMUL_TILES_GPU);
+ * strictEqual(plan.batch, 1);
+ * ```
+ */
 export interface MatmulPlan {
   batch: number;
   M: number;
@@ -32,7 +56,18 @@ export interface MatmulPlan {
   epilogues: readonly MatmulEpilogue[];
 }
 
-/** Validates one operand's layout and fills in defaults. */
+/**
+ * Validates one operand's layout and fills in defaults.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { operandPlan } from "./_matmul_plan.ts";
+ * const a = { name: "A" as const, at: "matmul", outer: 4, inner: 6, kContiguous: true, batch: 1, batchStride: 24, offset: 0 };
+ * strictEqual(operandPlan({ ...a, ld: 8 }).aligned, true);
+ * throws(() => operandPlan({ ...a, ld: 5 }), /lda = 5 is shorter/);
+ * ```
+ */
 export function operandPlan(o: {
   name: "A" | "B";
   at: string;
@@ -122,7 +157,18 @@ function where(options: MatmulOptions): string {
   return options.label === undefined ? "" : ` (${options.label})`;
 }
 
-/** Validates the options, fills in defaults (tiles from `defaultTiles`) and lays out both operands. */
+/**
+ * Validates the options, fills in defaults (tiles from `defaultTiles`) and lays out both operands.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_GPU } from "./matmul.ts";
+ * strictEqual(planMatmul({ M: 2, N: 3, K: 4, tiles: { tileK: 8 } }, MATMUL_TILES_GPU).tiles.tileK, 8);
+ * throws(() => planMatmul({ M: 2, N: 3, K: -1 }, MATMUL_TILES_GPU), /K must be a non-negative integer/);
+ * ```
+ */
 export function planMatmul(
   options: MatmulOptions,
   defaultTiles: Readonly<MatmulTiles>,
