@@ -208,6 +208,16 @@ Deno.test("matmul kernels match the float64 reference (workgroup staging)", gpuT
     () => check({ M: 20, N: 12, K: 8, transB: true, ldb: 16, tiles }),
   );
   await t.step(
+    "tile copies that do not divide among the invocations (a guarded last copy)",
+    () =>
+      check({
+        M: 13,
+        N: 17,
+        K: 9,
+        tiles: { staging: "workgroup", tileM: 12, tileN: 16, tileK: 4, threadM: 4, threadN: 4 },
+      }),
+  );
+  await t.step(
     "batched broadcast with an epilogue",
     () =>
       check({ batch: 2, M: 6, N: 8, K: 12, batchStrideA: 0, epilogue: scaleBy(-2), tiles }, {
