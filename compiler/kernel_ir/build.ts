@@ -412,7 +412,11 @@ export class Body {
 
   /** Declares a mutable local. */
   var(type: ValueType, init?: Expr, hint = "m"): Expr {
-    const name = this.#names.fresh(hint);
+    return this.varNamed(this.#names.fresh(hint), type, init);
+  }
+
+  /** Declares a mutable local named exactly `name` (unrolled kernels name their accumulators). */
+  varNamed(name: string, type: ValueType, init?: Expr): Expr {
     if (init !== undefined && init.type !== type) {
       throw new Error(`kernel IR: var ${name}: ${type} initialised with a ${init.type}`);
     }

@@ -6,17 +6,25 @@
 // with more than one output.
 
 import { type Node, sizeOf } from "../../../compiler/ir.ts";
-import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
+import {
+  add,
+  binary,
+  Body,
+  call,
+  div,
+  f32,
+  invocation,
+  linearWorkgroup,
+  mul,
+  u32,
+} from "../../../compiler/kernel_ir/mod.ts";
 import {
   bindingSet,
-  indent,
   linearKernel,
   type LoweredKernel,
-  MAIN_PARAMS,
-  moduleText,
   storeFunction,
-} from "./_legacy.ts";
-import { u32, valueFunction } from "./_legacy.ts";
+  valueFunction,
+} from "./_module.ts";
 
 /**
  * Invocations per workgroup of the direct matmul.
@@ -59,37 +67,38 @@ export function directMatmulKernel(
   const [m, n, k] = [op.shape[r - 2], op.shape[r - 1], a.shape[r - 1]];
   const count = sizeOf(op.shape);
   const set = bindingSet(roots, reads);
-  const functions = [
-    valueFunction("lhs_at", a, set.scope),
-    valueFunction("rhs_at", b, set.scope),
-    storeFunction(op, roots, set.scope),
-  ];
-  const main = [
-    `@compute @workgroup_size(${DIRECT_MATMUL_WORKGROUP})`,
-    `fn main(${MAIN_PARAMS}) {`,
-    indent([
-      `let i = ${WGSL_LINEAR_WORKGROUP} * ${u32(DIRECT_MATMUL_WORKGROUP)} + lid;`,
-      `if (i >= ${u32(count)}) { return; }`,
-      `let col = i % ${u32(Math.max(n, 1))};`,
-      `let row = (i / ${u32(Math.max(n, 1))}) % ${u32(Math.max(m, 1))};`,
-      `let batch = i / ${u32(Math.max(m * n, 1))};`,
-      `let a0 = (batch * ${u32(m)} + row) * ${u32(k)};`,
-      `let b0 = batch * ${u32(k * n)} + col;`,
-      "var acc = 0.0;",
-      `for (var p = 0u; p < ${u32(k)}; p = p + 1u) {`,
-      `  acc = acc + lhs_at(a0 + p) * rhs_at(b0 + p * ${u32(n)});`,
-      "}",
-      "store(i, acc);",
-    ]),
-    "}",
-  ].join("\n");
-  const wgsl = moduleText({
-    decls: set.decls,
-    functions: functions.map((f) => f.wgsl),
-    threefry: functions.some((f) => f.usesThreefry),
-    main,
-  });
+  const lhsAt = valueFunction("lhs_at", a, set.scope);
+  const rhsAt = valueFunction("rhs_at", b, set.scope);
+  const store = storeFunction(op, roots, set.scope);
+  const body = new Body();
+  const i = body.letNamed(
+    "i",
+    add(mul(linearWorkgroup(), u32(DIRECT_MATMUL_WORKGROUP)), invocation({ of: "localIndex" })),
+  );
+  body.when(binary(">=", i, u32(count)), (exit) => exit.return());
+  const col = body.letNamed("col", binary("%", i, u32(Math.max(n, 1))));
+  const row = body.letNamed(
+    "row",
+    binary("%", div(i, u32(Math.max(n, 1))), u32(Math.max(m, 1))),
+  );
+  const batch = body.letNamed("batch", div(i, u32(Math.max(m * n, 1))));
+  const a0 = body.letNamed("a0", mul(add(mul(batch, u32(m)), row), u32(k)));
+  const b0 = body.letNamed("b0", add(mul(batch, u32(k * n)), col));
+  const acc = body.varNamed("acc", "f32", f32(0));
+  body.loop(u32(0), u32(k), (p, inner) => {
+    const product = mul(call(lhsAt, add(a0, p)), call(rhsAt, add(b0, mul(p, u32(n)))));
+    inner.assign(acc, add(acc, product));
+  }, { hint: "p" });
+  body.call(store, i, acc);
   const width = DIRECT_MATMUL_WORKGROUP;
   const groups = Math.ceil(count / width);
-  return linearKernel({ family: "matmul-direct", wgsl, set, width, groups, roots, reads });
+  return linearKernel({
+    family: "matmul-direct",
+    set,
+    width,
+    groups,
+    roots,
+    reads,
+    body: body.stmts,
+  });
 }

@@ -1,161 +1,209 @@
-// WGSL emission for backends/webgpu/wgsl/matmul.ts. The register block is unrolled
-// here (named accumulators and fragments) so the shader compiler keeps it in
-// registers rather than in an indexed private array.
+// The matmul kernel of a MatmulPlan (backends/webgpu/wgsl/matmul.ts), built in
+// the kernel IR. The register block is unrolled here (named accumulators and
+// fragments) so the shader compiler keeps it in registers rather than in an
+// indexed private array.
 
+import {
+  add,
+  binary,
+  Body,
+  call,
+  defineFunction,
+  div,
+  type Expr,
+  f32,
+  invocation,
+  type KernelFunction,
+  type KernelProgram,
+  lane,
+  load,
+  math,
+  mul,
+  select,
+  type SharedArray,
+  u32,
+  vector,
+} from "../../../compiler/kernel_ir/mod.ts";
+import { uniformSymmetricExpr } from "../../../prng/threefry_kernel.ts";
 import type { MatmulTiles, RandomOperand } from "./_matmul_types.ts";
-import { wgslBindingDecl } from "./kernel.ts";
-import { matmulBindings, type MatmulPlan, type OperandPlan } from "./_matmul_plan.ts";
-import { THREEFRY_WGSL, wgslUniformSymmetric } from "./threefry.ts";
+import { matmulBuffers, type MatmulPlan, type OperandPlan, vectorised } from "./_matmul_plan.ts";
 
-const COMPONENT = ["x", "y", "z", "w"];
-const u = (n: number) => `${n}u`;
+const and = (a: Expr, b: Expr) => binary("&&", a, b);
+const lt = (a: Expr, b: Expr) => binary("<", a, b);
+const min = (a: Expr, b: Expr) => math("min", a, b);
+const wid = (axis: 0 | 1 | 2) => invocation({ of: "workgroup", axis });
+const lid = (axis: 0 | 1 | 2) => invocation({ of: "local", axis });
 
 /** Where one operand's per-invocation fragment is read from. */
 interface FragmentSource {
-  array: string;
   prefix: "a" | "b";
   /** Values per invocation along M (for A) or N (for B). */
   count: number;
   kContiguous: boolean;
   /** The array holds vec4<f32>. */
   vec4: boolean;
-  /** The operand has no array: its elements are generated (scalar reads only). */
-  random?: RandomOperand;
   /**
-   * Index of (lane, k + kk). For vector reads of a k-contiguous operand: the
-   * vec4 of lane `lane` (kk = 0); of another operand: the vec4 of lanes
-   * 4·lane..4·lane+3. For scalar reads: the element itself.
+   * The vec4 at (lane, k + kk), for an operand with `vec4`: of a k-contiguous
+   * operand, the vec4 of lane `lane` (kk = 0); of another, the vec4 of lanes
+   * 4·lane..4·lane+3.
    */
-  index: (lane: number, kk: number, k: string, vector: boolean) => string;
+  vector: (lane: number, kk: number, k: Expr) => Expr;
+  /** The f32 element (lane, k + kk): a load, one lane of a vec4 load, or its Threefry value. */
+  scalar: (lane: number, kk: number, k: Expr) => Expr;
 }
 
-/** Scalar element `e` of an operand: a load from its array, or its Threefry value. */
-function element(src: Pick<FragmentSource, "array" | "vec4" | "random">, e: string): string {
-  if (src.random !== undefined) return wgslUniformSymmetric(src.random, e);
-  return `${src.array}[${src.vec4 ? `(${e}) / 4u][(${e}) % 4u` : e}]`;
+/** Element `e` of an f32 operand: a load from its array, or its Threefry value. */
+function element(array: string, random: RandomOperand | undefined, e: Expr): Expr {
+  return random !== undefined ? uniformSymmetricExpr(random, e) : load(array, e, "f32");
 }
 
 /** Emits the reads of one k group (`kks` values of k) and returns an accessor for (lane, kk). */
-function fragment(src: FragmentSource, kks: number, k: string, tag: string) {
+function fragment(body: Body, src: FragmentSource, kks: number, k: Expr, tag: string) {
   const name = `${src.prefix}${tag}`;
-  const lines: string[] = [];
   if (src.vec4 && src.kContiguous && kks === 4) {
-    for (let i = 0; i < src.count; i++) {
-      lines.push(`let ${name}_${i} = ${src.array}[${src.index(i, 0, k, true)}];`);
-    }
-    return {
-      lines,
-      value: (i: number, kk: number) => `${name}_${i}.${COMPONENT[kk]}`,
-      vectors: false,
-    };
+    const rows = Array.from(
+      { length: src.count },
+      (_, i) => body.letNamed(`${name}_${i}`, src.vector(i, 0, k)),
+    );
+    return { value: (i: number, kk: number) => lane(rows[i], kk), vectors: undefined };
   }
   if (src.vec4 && !src.kContiguous) {
-    for (let kk = 0; kk < kks; kk++) {
-      for (let g = 0; g < src.count / 4; g++) {
-        lines.push(`let ${name}_${kk}_${g} = ${src.array}[${src.index(g, kk, k, true)}];`);
-      }
-    }
+    const groups = Array.from(
+      { length: kks },
+      (_, kk) =>
+        Array.from(
+          { length: src.count / 4 },
+          (_, g) => body.letNamed(`${name}_${kk}_${g}`, src.vector(g, kk, k)),
+        ),
+    );
     return {
-      lines,
-      value: (i: number, kk: number) => `${name}_${kk}_${i >> 2}.${COMPONENT[i & 3]}`,
-      vectors: true,
+      value: (i: number, kk: number) => lane(groups[kk][i >> 2], i & 3),
+      vectors: (kk: number, g: number) => groups[kk][g],
     };
   }
-  for (let kk = 0; kk < kks; kk++) {
-    for (let i = 0; i < src.count; i++) {
-      lines.push(`let ${name}_${kk}_${i} = ${element(src, src.index(i, kk, k, false))};`);
-    }
-  }
-  return { lines, value: (i: number, kk: number) => `${name}_${kk}_${i}`, vectors: false };
+  const values = Array.from(
+    { length: kks },
+    (_, kk) =>
+      Array.from(
+        { length: src.count },
+        (_, i) => body.letNamed(`${name}_${kk}_${i}`, src.scalar(i, kk, k)),
+      ),
+  );
+  return { value: (i: number, kk: number) => values[kk][i], vectors: undefined };
 }
 
-/** Reads `kks` consecutive k values (starting at WGSL expression `k`) of both operands and accumulates them. */
-function step(a: FragmentSource, b: FragmentSource, kks: number, k: string, tag: string): string[] {
-  const fa = fragment(a, kks, k, tag);
-  const fb = fragment(b, kks, k, tag);
-  const lines = [...fa.lines, ...fb.lines];
+/** Reads `kks` consecutive k values (starting at `k`) of both operands and accumulates them. */
+function step(
+  body: Body,
+  accs: readonly (readonly Expr[])[],
+  a: FragmentSource,
+  b: FragmentSource,
+  kks: number,
+  k: Expr,
+  tag: string,
+): void {
+  const fa = fragment(body, a, kks, k, tag);
+  const fb = fragment(body, b, kks, k, tag);
   const bv = (kk: number, j4: number) =>
-    fb.vectors
-      ? `b${tag}_${kk}_${j4}`
-      : `vec4<f32>(${[0, 1, 2, 3].map((e) => fb.value(4 * j4 + e, kk)).join(", ")})`;
-  const fma = (i: number, j4: number, kk: number) =>
-    lines.push(
-      `acc_${i}_${j4} = fma(vec4<f32>(${fa.value(i, kk)}), ${bv(kk, j4)}, acc_${i}_${j4});`,
-    );
+    fb.vectors?.(kk, j4) ??
+      vector("vec4f", ...[0, 1, 2, 3].map((e) => fb.value(4 * j4 + e, kk)));
   for (let kk = 0; kk < kks; kk++) {
     for (let j4 = 0; j4 < b.count / 4; j4++) {
-      for (let i = 0; i < a.count; i++) fma(i, j4, kk);
+      for (let i = 0; i < a.count; i++) {
+        const acc = accs[i][j4];
+        body.assign(acc, math("fma", vector("vec4f", fa.value(i, kk)), bv(kk, j4), acc));
+      }
     }
   }
-  return lines;
 }
 
 /** Operand reads straight from its storage buffer, with lanes past the edge clamped to valid addresses. */
 function directSource(
+  body: Body,
   o: OperandPlan,
   which: "a" | "b",
   count: number,
   limit: number,
   vec4: boolean,
-) {
-  const first = which === "a" ? "row0" : "col0";
-  const setup: string[] = [];
-  let index: FragmentSource["index"];
-  if (o.kContiguous) {
-    for (let i = 0; i < count; i++) {
-      const start = `${which}_base + min(${first} + ${u(i)}, ${u(Math.max(limit, 1) - 1)}) * ${
-        u(o.ld)
-      }`;
-      setup.push(`let ${which}_row${i} = ${vec4 ? `(${start}) / 4u` : start};`);
-    }
-    const row = (i: number) => vec4 ? `${which}_row${i} * 4u` : `${which}_row${i}`;
-    index = (i, kk, k, vector) =>
-      vector ? `${which}_row${i} + (${k}) / 4u` : `${row(i)} + ${k} + ${u(kk)}`;
-  } else if (vec4) {
-    // The limit is a multiple of 4, so each group of 4 lanes is wholly in or out.
-    for (let g = 0; g < count / 4; g++) {
-      const clamped = `min(${first} + ${u(4 * g)}, ${u(Math.max(limit, 4) - 4)})`;
-      setup.push(`let ${which}_col${g} = (${which}_base + ${clamped}) / 4u;`);
-    }
-    index = (g, kk, k) => `${which}_col${g} + (${k} + ${u(kk)}) * ${u(o.ld / 4)}`;
-  } else {
-    for (let i = 0; i < count; i++) {
-      setup.push(
-        `let ${which}_col${i} = ${which}_base + min(${first} + ${u(i)}, ${
-          u(Math.max(limit, 1) - 1)
-        });`,
-      );
-    }
-    index = (i, kk, k) => `${which}_col${i} + (${k} + ${u(kk)}) * ${u(o.ld)}`;
-  }
+  refs: { first: Expr; base: Expr },
+): FragmentSource {
+  const { first, base } = refs;
   const array = which === "a" ? "lhs" : "rhs";
-  const { kContiguous, random } = o;
+  const common = { prefix: which, count, kContiguous: o.kContiguous, vec4 };
+  if (o.kContiguous) {
+    const rows = Array.from({ length: count }, (_, i) => {
+      const start = add(base, mul(min(add(first, u32(i)), u32(Math.max(limit, 1) - 1)), u32(o.ld)));
+      return body.letNamed(`${which}_row${i}`, vec4 ? div(start, u32(4)) : start);
+    });
+    return {
+      ...common,
+      vector: (i, _kk, k) => load(array, add(rows[i], div(k, u32(4))), "vec4f"),
+      scalar: (i, kk, k) => {
+        if (!vec4) return element(array, o.random, add(add(rows[i], k), u32(kk)));
+        // Scalar reads of a vec4 array happen only in the k tail, where k is a
+        // constant: the element's vec4 and lane are then constants too (rows
+        // start 16-byte aligned).
+        if (k.kind !== "literal") throw new Error("internal: matmul vec4 tail at a variable k");
+        const at = k.value + kk;
+        return lane(load(array, add(rows[i], u32(at >> 2)), "vec4f"), at & 3);
+      },
+    };
+  }
+  if (vec4) {
+    // The limit is a multiple of 4, so each group of 4 lanes is wholly in or out.
+    const cols = Array.from({ length: count / 4 }, (_, g) => {
+      const clamped = min(add(first, u32(4 * g)), u32(Math.max(limit, 4) - 4));
+      return body.letNamed(`${which}_col${g}`, div(add(base, clamped), u32(4)));
+    });
+    return {
+      ...common,
+      vector: (g, kk, k) => load(array, add(cols[g], mul(add(k, u32(kk)), u32(o.ld / 4))), "vec4f"),
+      scalar: () => {
+        throw new Error("internal: matmul scalar read of a vec4 operand along N or M");
+      },
+    };
+  }
+  const cols = Array.from(
+    { length: count },
+    (_, i) =>
+      body.letNamed(
+        `${which}_col${i}`,
+        add(base, min(add(first, u32(i)), u32(Math.max(limit, 1) - 1))),
+      ),
+  );
   return {
-    setup,
-    src: { array, prefix: which, count, kContiguous, vec4, index, random } as FragmentSource,
+    ...common,
+    vector: () => {
+      throw new Error("internal: matmul vector read of a scalar operand");
+    },
+    scalar: (i, kk, k) => element(array, o.random, add(cols[i], mul(add(k, u32(kk)), u32(o.ld)))),
   };
 }
 
+interface Frame {
+  accs: readonly (readonly Expr[])[];
+  row0: Expr;
+  col0: Expr;
+  aBase: Expr;
+  bBase: Expr;
+}
+
 /** Main loop in steps of tileK, then whole groups of 4, then single k values (all bounds baked). */
-function registersBody(p: MatmulPlan, vecA: boolean, vecB: boolean): string[] {
+function registersBody(body: Body, p: MatmulPlan, f: Frame, vecA: boolean, vecB: boolean): void {
   const { tiles: t, K } = p;
-  const a = directSource(p.a, "a", t.threadM, p.M, vecA);
-  const b = directSource(p.b, "b", t.threadN, p.N, vecB);
-  const lines = [...a.setup, ...b.setup];
+  const a = directSource(body, p.a, "a", t.threadM, p.M, vecA, { first: f.row0, base: f.aBase });
+  const b = directSource(body, p.b, "b", t.threadN, p.N, vecB, { first: f.col0, base: f.bBase });
   const kLoop = Math.floor(K / t.tileK) * t.tileK;
   if (kLoop > 0) {
-    lines.push(`for (var k = 0u; k < ${u(kLoop)}; k = k + ${u(t.tileK)}) {`);
-    for (let g = 0; g < t.tileK / 4; g++) {
-      lines.push(
-        ...step(a.src, b.src, 4, g ? `k + ${u(4 * g)}` : "k", `${g}`).map((l) => `  ${l}`),
-      );
-    }
-    lines.push("}");
+    body.loop(u32(0), u32(kLoop), (k, inner) => {
+      for (let g = 0; g < t.tileK / 4; g++) {
+        step(inner, f.accs, a, b, 4, g ? add(k, u32(4 * g)) : k, `${g}`);
+      }
+    }, { step: u32(t.tileK), hint: "k" });
   }
   for (let k = kLoop; k < K; k += 4) {
-    lines.push(...step(a.src, b.src, Math.min(4, K - k), u(k), `t${k}`));
+    step(body, f.accs, a, b, Math.min(4, K - k), u32(k), `t${k}`);
   }
-  return lines;
 }
 
 /** Workgroup-memory tiles: [outer][inner / 4] vec4, laid out as the operand is stored. */
@@ -164,159 +212,223 @@ function tileShape(o: OperandPlan, t: MatmulTiles, which: "a" | "b") {
   return o.kContiguous ? { outer: span, inner: t.tileK } : { outer: t.tileK, inner: span };
 }
 
-function workgroupDecls(p: MatmulPlan): string[] {
+function workgroupTiles(p: MatmulPlan): SharedArray[] {
   return (["a", "b"] as const).map((which) => {
     const s = tileShape(p[which], p.tiles, which);
-    return `var<workgroup> ${which}_tile: array<vec4<f32>, ${s.outer * s.inner / 4}>;`;
+    return { name: `${which}_tile`, element: "vec4f", length: s.outer * s.inner / 4 };
   });
 }
 
 /** The cooperative copy of one operand's tile for the k step starting at `k0`. */
-function tileCopy(p: MatmulPlan, which: "a" | "b", vec4: boolean, threads: number): string[] {
+function tileCopy(
+  body: Body,
+  p: MatmulPlan,
+  which: "a" | "b",
+  vec4: boolean,
+  refs: { threads: number; tid: Expr; k0: Expr; base: Expr },
+): void {
+  const { threads, tid, k0, base } = refs;
   const o = p[which];
   const s = tileShape(o, p.tiles, which);
   const units = (s.outer * s.inner) / 4;
-  const first = which === "a" ? `wid.y * ${u(p.tiles.tileM)}` : `wid.x * ${u(p.tiles.tileN)}`;
+  const first = which === "a" ? mul(wid(1), u32(p.tiles.tileM)) : mul(wid(0), u32(p.tiles.tileN));
   const span = which === "a" ? p.M : p.N;
   const [outerStart, innerStart, outerLimit, innerLimit] = o.kContiguous
-    ? [first, "k0", span, p.K]
-    : ["k0", first, p.K, span];
+    ? [first, k0, span, p.K]
+    : [k0, first, p.K, span];
   const array = which === "a" ? "lhs" : "rhs";
-  const base = `${which}_base + min(go, ${u(Math.max(outerLimit, 1) - 1)}) * ${u(o.ld)}`;
-  const read = vec4
-    ? `select(vec4<f32>(0.0), ${array}[(${base} + min(gi, ${
-      u(Math.max(innerLimit, 4) - 4)
-    })) / 4u], ` +
-      `go < ${u(outerLimit)} && gi < ${u(innerLimit)})`
-    : `vec4<f32>(${
-      [0, 1, 2, 3].map((e) =>
-        `select(0.0, ${
-          element(
-            { array, vec4: false, random: o.random },
-            `${base} + min(gi + ${u(e)}, ${u(Math.max(innerLimit, 1) - 1)})`,
-          )
-        }, ` +
-        `go < ${u(outerLimit)} && gi + ${u(e)} < ${u(innerLimit)})`
-      ).join(", ")
-    })`;
-  const lines: string[] = [];
-  for (let s0 = 0; s0 < units; s0 += threads) {
-    const guard = s0 + threads > units ? `if (tid + ${u(s0)} < ${u(units)}) ` : "";
-    lines.push(
-      `${guard}{`,
-      `  let unit = tid + ${u(s0)};`,
-      `  let go = ${outerStart} + unit / ${u(s.inner / 4)};`,
-      `  let gi = ${innerStart} + (unit % ${u(s.inner / 4)}) * 4u;`,
-      `  ${which}_tile[unit] = ${read};`,
-      "}",
+  const read = (go: Expr, gi: Expr): Expr => {
+    const start = add(base, mul(min(go, u32(Math.max(outerLimit, 1) - 1)), u32(o.ld)));
+    if (vec4) {
+      const at = div(add(start, min(gi, u32(Math.max(innerLimit, 4) - 4))), u32(4));
+      return select(
+        and(lt(go, u32(outerLimit)), lt(gi, u32(innerLimit))),
+        load(array, at, "vec4f"),
+        vector("vec4f", f32(0)),
+      );
+    }
+    return vector(
+      "vec4f",
+      ...[0, 1, 2, 3].map((e) => {
+        const at = add(start, min(add(gi, u32(e)), u32(Math.max(innerLimit, 1) - 1)));
+        return select(
+          and(lt(go, u32(outerLimit)), lt(add(gi, u32(e)), u32(innerLimit))),
+          element(array, o.random, at),
+          f32(0),
+        );
+      }),
     );
+  };
+  const copy = (into: Body, s0: number) => {
+    const unit = into.let(add(tid, u32(s0)), "unit");
+    const go = into.let(add(outerStart, div(unit, u32(s.inner / 4))), "go");
+    const gi = into.let(
+      add(innerStart, mul(binary("%", unit, u32(s.inner / 4)), u32(4))),
+      "gi",
+    );
+    into.store(`${which}_tile`, unit, read(go, gi));
+  };
+  for (let s0 = 0; s0 < units; s0 += threads) {
+    if (s0 + threads > units) {
+      body.when(lt(add(tid, u32(s0)), u32(units)), (guarded) => copy(guarded, s0));
+    } else copy(body, s0);
   }
-  return lines;
 }
 
 /** Fragment reads from a workgroup tile at group `kq` (k = 4·kq + kk within the tile). */
 function tileSource(o: OperandPlan, t: MatmulTiles, which: "a" | "b"): FragmentSource {
   const count = which === "a" ? t.threadM : t.threadN;
-  const lane0 = which === "a" ? `lid.y * ${u(t.threadM)}` : `lid.x * ${u(t.threadN)}`;
+  const lane0 = which === "a" ? mul(lid(1), u32(t.threadM)) : mul(lid(0), u32(t.threadN));
   const s = tileShape(o, t, which);
-  const index: FragmentSource["index"] = o.kContiguous
-    ? (i, _kk, kq) => `(${lane0} + ${u(i)}) * ${u(s.inner / 4)} + ${kq}`
-    : (g, kk, kq) => `(${kq} * 4u + ${u(kk)}) * ${u(s.inner / 4)} + ${lane0} / 4u + ${u(g)}`;
+  const array = `${which}_tile`;
+  const index = o.kContiguous
+    ? (i: number, _kk: number, kq: Expr) => add(mul(add(lane0, u32(i)), u32(s.inner / 4)), kq)
+    : (g: number, kk: number, kq: Expr) =>
+      add(
+        add(mul(add(mul(kq, u32(4)), u32(kk)), u32(s.inner / 4)), div(lane0, u32(4))),
+        u32(g),
+      );
   return {
-    array: `${which}_tile`,
     prefix: which,
     count,
     kContiguous: o.kContiguous,
     vec4: true,
-    index,
+    vector: (i, kk, kq) => load(array, index(i, kk, kq), "vec4f"),
+    scalar: () => {
+      throw new Error("internal: matmul scalar read of a workgroup tile");
+    },
   };
 }
 
-function workgroupBody(p: MatmulPlan, vecA: boolean, vecB: boolean): string[] {
+function workgroupBody(body: Body, p: MatmulPlan, f: Frame, vecA: boolean, vecB: boolean): void {
   const t = p.tiles;
-  if (p.K === 0) return [];
+  if (p.K === 0) return;
   const threads = (t.tileM / t.threadM) * (t.tileN / t.threadN);
-  const inner = step(tileSource(p.a, t, "a"), tileSource(p.b, t, "b"), 4, "kq", "");
-  return [
-    `let tid = lid.y * ${u(t.tileN / t.threadN)} + lid.x;`,
-    `for (var k0 = 0u; k0 < ${u(p.K)}; k0 = k0 + ${u(t.tileK)}) {`,
-    ...[...tileCopy(p, "a", vecA, threads), ...tileCopy(p, "b", vecB, threads)].map((l) =>
-      `  ${l}`
-    ),
-    "  workgroupBarrier();",
-    `  for (var kq = 0u; kq < ${u(t.tileK / 4)}; kq = kq + 1u) {`,
-    ...inner.map((l) => `    ${l}`),
-    "  }",
-    "  workgroupBarrier();",
-    "}",
-  ];
+  const tid = body.letNamed("tid", add(mul(lid(1), u32(t.tileN / t.threadN)), lid(0)));
+  const [a, b] = [tileSource(p.a, t, "a"), tileSource(p.b, t, "b")];
+  body.loop(u32(0), u32(p.K), (k0, outer) => {
+    tileCopy(outer, p, "a", vecA, { threads, tid, k0, base: f.aBase });
+    tileCopy(outer, p, "b", vecB, { threads, tid, k0, base: f.bBase });
+    outer.barrier();
+    outer.loop(u32(0), u32(t.tileK / 4), (kq, inner) => {
+      step(inner, f.accs, a, b, 4, kq, "");
+    }, { hint: "kq" });
+    outer.barrier();
+  }, { step: u32(t.tileK), hint: "k" });
 }
 
-/** The whole WGSL module for a plan. */
-export function emitMatmulWgsl(p: MatmulPlan): string {
+/**
+ * `fn epilogue(acc, row, col, batch, index) -> f32`: the plan's epilogues
+ * applied in order, or undefined when it has none.
+ */
+function epilogueFunction(p: MatmulPlan): KernelFunction | undefined {
+  if (p.epilogues.length === 0) return undefined;
+  return defineFunction(
+    "epilogue",
+    [["acc", "f32"], ["row", "u32"], ["col", "u32"], ["batch", "u32"], ["index", "u32"]],
+    "f32",
+    ([acc, row, col, batch, index], body) => {
+      let value = acc;
+      for (const e of p.epilogues) {
+        const next = e.apply({ acc: value, row, col, batch, index }, body);
+        if (next.type !== "f32") throw new Error(`matmul: an epilogue gives ${next.type}, not f32`);
+        value = body.let(next, "acc");
+      }
+      body.return(value);
+    },
+  );
+}
+
+/** `fn store(batch, row, col, v: vec4f)`: writes the lanes of `v` that fall inside C. */
+function storeFunction(p: MatmulPlan, vecC: boolean): KernelFunction {
+  const { M, N } = p;
+  const epilogue = epilogueFunction(p);
+  return defineFunction(
+    "store",
+    [["batch", "u32"], ["row", "u32"], ["col", "u32"], ["v", "vec4f"]],
+    undefined,
+    ([batch, row, col, v], body) => {
+      body.when(
+        binary("||", binary(">=", row, u32(M)), binary(">=", col, u32(N))),
+        (exit) => exit.return(),
+      );
+      const index = body.letNamed("index", add(mul(add(mul(batch, u32(M)), row), u32(N)), col));
+      const value = (c: number) =>
+        epilogue === undefined
+          ? lane(v, c)
+          : call(epilogue, lane(v, c), row, add(col, u32(c)), batch, add(index, u32(c)));
+      if (vecC) {
+        body.store("dst", div(index, u32(4)), vector("vec4f", ...[0, 1, 2, 3].map(value)));
+        return;
+      }
+      for (let c = 0; c < 4; c++) {
+        const write = (into: Body) => into.store("dst", add(index, u32(c)), value(c));
+        if (c === 0) write(body);
+        else body.when(lt(add(col, u32(c)), u32(N)), write);
+      }
+    },
+  );
+}
+
+/**
+ * The kernel program of a plan, labelled and dispatched as given.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { emitMatmulProgram } from "./_matmul_codegen.ts";
+ * import { planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_CPU_SMALL } from "./matmul.ts";
+ * const plan = planMatmul({ M: 8, N: 8, K: 8 }, MATMUL_TILES_CPU_SMALL);
+ * const program = emitMatmulProgram(plan, { label: "demo", dispatch: [1, 1, 1] });
+ * strictEqual(program.family, "matmul");
+ * strictEqual(program.workgroupSize.join(), "8,8,1");
+ * ```
+ */
+export function emitMatmulProgram(
+  p: MatmulPlan,
+  options: { label: string; dispatch: readonly [number, number, number] },
+): KernelProgram {
   const { tiles: t, M, N } = p;
   const registers = t.staging === "registers";
-  // vec4 reads need aligned rows; outside the registers-mode k loop (which has
-  // a scalar tail) they also need whole vec4s along the stored rows. A
-  // generated operand is computed one element at a time.
-  const vec = (o: OperandPlan) =>
-    !o.random && o.aligned && ((registers && o.kContiguous) || o.inner % 4 === 0);
-  const [vecA, vecB, vecC] = [vec(p.a), vec(p.b), N % 4 === 0];
-  const vec4Arrays = new Set([vecA && "lhs", vecB && "rhs", vecC && "dst"]);
-  const accs: string[] = [];
-  for (let i = 0; i < t.threadM; i++) {
-    for (let j4 = 0; j4 < t.threadN / 4; j4++) accs.push(`acc_${i}_${j4}`);
-  }
-  const epilogue = (c: number) =>
-    p.epilogues.length
-      ? `epilogue(v.${COMPONENT[c]}, row, col + ${u(c)}, batch, index + ${u(c)})`
-      : `v.${COMPONENT[c]}`;
-  const storeBody = vecC
-    ? [`dst[index / 4u] = vec4<f32>(${[0, 1, 2, 3].map(epilogue).join(", ")});`]
-    : [0, 1, 2, 3].map((c) =>
-      `${c ? `if (col + ${u(c)} < ${u(N)}) ` : ""}{ dst[index + ${u(c)}] = ${epilogue(c)}; }`
-    );
-  const indent = (lines: string[]) => lines.map((l) => `  ${l}`);
-  return [
-    `// matmul C[b] = op(A[b]) · op(B[b]): batch ${p.batch}, M ${M}, N ${N}, K ${p.K}`,
-    ...matmulBindings(p).map((b, i) =>
-      wgslBindingDecl(b, i, vec4Arrays.has(b.name) ? "array<vec4<f32>>" : "array<f32>")
-    ),
-    ...(registers ? [] : workgroupDecls(p)),
-    ...(p.a.random || p.b.random ? [THREEFRY_WGSL] : []),
-    "",
-    ...(p.epilogues.length
-      ? [
-        "fn epilogue(acc_in: f32, row: u32, col: u32, batch: u32, index: u32) -> f32 {",
-        "  var acc = acc_in;",
-        ...indent(p.epilogues.map((e) => `acc = ${e.expr};`)),
-        "  return acc;",
-        "}",
-        "",
-      ]
-      : []),
-    "fn store(batch: u32, row: u32, col: u32, v: vec4<f32>) {",
-    `  if (row >= ${u(M)} || col >= ${u(N)}) { return; }`,
-    `  let index = (batch * ${u(M)} + row) * ${u(N)} + col;`,
-    ...indent(storeBody),
-    "}",
-    "",
-    `@compute @workgroup_size(${t.tileN / t.threadN}, ${t.tileM / t.threadM}, 1)`,
-    "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {",
-    ...indent([
-      "let batch = wid.z;",
-      `let row0 = wid.y * ${u(t.tileM)} + lid.y * ${u(t.threadM)};`,
-      `let col0 = wid.x * ${u(t.tileN)} + lid.x * ${u(t.threadN)};`,
-      `let a_base = ${u(p.a.offset)} + batch * ${u(p.a.batchStride)};`,
-      `let b_base = ${u(p.b.offset)} + batch * ${u(p.b.batchStride)};`,
-      ...accs.map((name) => `var ${name} = vec4<f32>(0.0);`),
-      ...(registers ? registersBody(p, vecA, vecB) : workgroupBody(p, vecA, vecB)),
-      ...accs.map((name) => {
-        const [i, j4] = name.split("_").slice(1).map(Number);
-        return `store(batch, row0 + ${u(i)}, col0 + ${u(4 * j4)}, ${name});`;
-      }),
-    ]),
-    "}",
-    "",
-  ].join("\n");
+  const vec = vectorised(p);
+  const store = storeFunction(p, vec.c);
+  const body = new Body();
+  const batch = body.letNamed("batch", wid(2));
+  const row0 = body.letNamed(
+    "row0",
+    add(mul(wid(1), u32(t.tileM)), mul(lid(1), u32(t.threadM))),
+  );
+  const col0 = body.letNamed(
+    "col0",
+    add(mul(wid(0), u32(t.tileN)), mul(lid(0), u32(t.threadN))),
+  );
+  const aBase = body.letNamed("a_base", add(u32(p.a.offset), mul(batch, u32(p.a.batchStride))));
+  const bBase = body.letNamed("b_base", add(u32(p.b.offset), mul(batch, u32(p.b.batchStride))));
+  const accs = Array.from(
+    { length: t.threadM },
+    (_, i) =>
+      Array.from(
+        { length: t.threadN / 4 },
+        (_, j4) => body.varNamed(`acc_${i}_${j4}`, "vec4f", vector("vec4f", f32(0))),
+      ),
+  );
+  const frame = { accs, row0, col0, aBase, bBase };
+  if (registers) registersBody(body, p, frame, vec.a, vec.b);
+  else workgroupBody(body, p, frame, vec.a, vec.b);
+  accs.forEach((row, i) =>
+    row.forEach((acc, j4) =>
+      body.call(store, batch, add(row0, u32(i)), add(col0, u32(4 * j4)), acc)
+    )
+  );
+  return {
+    family: "matmul",
+    label: options.label,
+    comment: `matmul C[b] = op(A[b]) · op(B[b]): batch ${p.batch}, M ${M}, N ${N}, K ${p.K}`,
+    buffers: matmulBuffers(p),
+    shared: registers ? [] : workgroupTiles(p),
+    workgroupSize: [t.tileN / t.threadN, t.tileM / t.threadM, 1],
+    dispatch: options.dispatch,
+    body: body.stmts,
+  };
 }

@@ -1,10 +1,23 @@
 // Validation and layout planning for backends/webgpu/wgsl/matmul.ts: everything that
-// decides the WGSL is gathered into a MatmulPlan, and the key is made from it.
+// decides the kernel is gathered into a MatmulPlan, which _matmul_codegen.ts builds.
 
-import type { KernelBinding } from "./kernel.ts";
+import type { KernelBuffer } from "../../../compiler/kernel_ir/mod.ts";
 import type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./_matmul_types.ts";
 
-/** One operand as stored: per batch, `outer` rows of `inner` contiguous elements, `ld` apart. */
+/**
+ * One operand as stored: per batch, `outer` rows of `inner` contiguous elements, `ld` apart.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { type OperandPlan, planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_GPU } from "./matmul.ts";
+ * // Bᵀ of a PyTorch weight [N = 3, K = 8]: rows of B are contiguous along k.
+ * const b: OperandPlan = planMatmul({ M: 2, N: 3, K: 8, transB: true }, MATMUL_TILES_GPU).b;
+ * strictEqual(b.kContiguous, true);
+ * strictEqual(b.extent, 24);
+ * ```
+ */
 export interface OperandPlan {
   kContiguous: boolean;
   outer: number;
@@ -20,7 +33,18 @@ export interface OperandPlan {
   random?: RandomOperand;
 }
 
-/** A validated matmul, ready to emit. */
+/**
+ * A validated matmul, ready to emit.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { type MatmulPlan, planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_GPU } from "./matmul.ts";
+ * const plan: MatmulPlan = planMatmul({ M: 2, N: 3, K: 8 }, MATMUL_TILES_GPU);
+ * strictEqual(plan.batch, 1);
+ * ```
+ */
 export interface MatmulPlan {
   batch: number;
   M: number;
@@ -32,7 +56,18 @@ export interface MatmulPlan {
   epilogues: readonly MatmulEpilogue[];
 }
 
-/** Validates one operand's layout and fills in defaults. */
+/**
+ * Validates one operand's layout and fills in defaults.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { operandPlan } from "./_matmul_plan.ts";
+ * const a = { name: "A" as const, at: "matmul", outer: 4, inner: 6, kContiguous: true, batch: 1, batchStride: 24, offset: 0 };
+ * strictEqual(operandPlan({ ...a, ld: 8 }).aligned, true);
+ * throws(() => operandPlan({ ...a, ld: 5 }), /lda = 5 is shorter/);
+ * ```
+ */
 export function operandPlan(o: {
   name: "A" | "B";
   at: string;
@@ -87,7 +122,9 @@ function checkRandom(r: RandomOperand, at: string): void {
   }
 }
 
-// Names the generated module declares at module scope or gives the epilogue.
+// Names the generated module declares at module scope (buffers, workgroup
+// tiles, functions, Threefry's when an operand is generated) or gives the
+// epilogue function's parameters: an epilogue buffer so named would be shadowed.
 const RESERVED = new Set([
   "lhs",
   "rhs",
@@ -95,7 +132,6 @@ const RESERVED = new Set([
   "a_tile",
   "b_tile",
   "acc",
-  "acc_in",
   "row",
   "col",
   "batch",
@@ -103,13 +139,36 @@ const RESERVED = new Set([
   "epilogue",
   "store",
   "main",
+  "threefry_rotl",
+  "threefry_mix",
+  "threefry_rounds_a",
+  "threefry_rounds_b",
+  "threefry2x32",
+  "random_word",
+  "random_unit",
+  "uniform_symmetric",
+  "dropout_keep",
 ]);
+
+/** The names the kernel IR builder gives the epilogue's own `let`s (`v0`, `acc1`, ...). */
+const LOCAL = /^(v|acc)[0-9]+$/;
 
 function where(options: MatmulOptions): string {
   return options.label === undefined ? "" : ` (${options.label})`;
 }
 
-/** Validates the options, fills in defaults (tiles from `defaultTiles`) and lays out both operands. */
+/**
+ * Validates the options, fills in defaults (tiles from `defaultTiles`) and lays out both operands.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_GPU } from "./matmul.ts";
+ * strictEqual(planMatmul({ M: 2, N: 3, K: 4, tiles: { tileK: 8 } }, MATMUL_TILES_GPU).tiles.tileK, 8);
+ * throws(() => planMatmul({ M: 2, N: 3, K: -1 }, MATMUL_TILES_GPU), /K must be a non-negative integer/);
+ * ```
+ */
 export function planMatmul(
   options: MatmulOptions,
   defaultTiles: Readonly<MatmulTiles>,
@@ -162,13 +221,13 @@ export function planMatmul(
   for (const binding of epilogues.flatMap((e) => e.bindings)) {
     if (
       !/^[A-Za-z][A-Za-z0-9_]*$/.test(binding.name) || RESERVED.has(binding.name) ||
-      names.has(binding.name)
+      LOCAL.test(binding.name) || names.has(binding.name)
     ) {
       throw new Error(
         `${at}: epilogue binding ${
           JSON.stringify(binding.name)
         } must be a unique WGSL identifier ` +
-          `other than ${[...RESERVED].join(", ")}`,
+          `other than ${[...RESERVED].join(", ")} and v<n>, acc<n>`,
       );
     }
     if (binding.type !== "storage-read") {
@@ -203,12 +262,52 @@ function checkTiles(t: MatmulTiles, at: string): void {
   }
 }
 
-/** The kernel's bindings in order: `lhs` and `rhs` unless generated, `dst`, the epilogues'. */
-export function matmulBindings(p: MatmulPlan): KernelBinding[] {
+/**
+ * Which arrays are read or written as `vec4<f32>`: vec4 reads need aligned
+ * rows; outside the registers-mode k loop (which has a scalar tail) they also
+ * need whole vec4s along the stored rows. A generated operand is computed one
+ * element at a time; C is written as vec4 when its rows are whole vec4s.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { planMatmul, vectorised } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_CPU } from "./matmul.ts";
+ * deepStrictEqual(vectorised(planMatmul({ M: 4, N: 6, K: 8 }, MATMUL_TILES_CPU)), { a: true, b: false, c: false });
+ * ```
+ */
+export function vectorised(p: MatmulPlan): { a: boolean; b: boolean; c: boolean } {
+  const registers = p.tiles.staging === "registers";
+  const vec = (o: OperandPlan) =>
+    !o.random && o.aligned && ((registers && o.kContiguous) || o.inner % 4 === 0);
+  return { a: vec(p.a), b: vec(p.b), c: p.N % 4 === 0 };
+}
+
+/**
+ * The kernel's buffers in binding order: `lhs` and `rhs` unless generated, `dst`, the epilogues'.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { matmulBuffers, planMatmul } from "./_matmul_plan.ts";
+ * import { MATMUL_TILES_CPU } from "./matmul.ts";
+ * const plan = planMatmul({ M: 4, N: 8, K: 8, randomA: { seed: 1, stream: 0, bound: 1 } }, MATMUL_TILES_CPU);
+ * deepStrictEqual(matmulBuffers(plan).map((b) => `${b.name}: ${b.element}`), ["rhs: vec4f", "dst: vec4f"]);
+ * ```
+ */
+export function matmulBuffers(p: MatmulPlan): KernelBuffer[] {
+  const vec = vectorised(p);
+  const element = (v: boolean) => v ? "vec4f" as const : "f32" as const;
   return [
-    ...(p.a.random ? [] : [{ name: "lhs", type: "storage-read" as const }]),
-    ...(p.b.random ? [] : [{ name: "rhs", type: "storage-read" as const }]),
-    { name: "dst", type: "storage" },
-    ...p.epilogues.flatMap((e) => e.bindings),
+    ...(p.a.random ? [] : [{ name: "lhs", access: "read" as const, element: element(vec.a) }]),
+    ...(p.b.random ? [] : [{ name: "rhs", access: "read" as const, element: element(vec.b) }]),
+    { name: "dst", access: "read_write", element: element(vec.c) },
+    ...p.epilogues.flatMap((e) =>
+      e.bindings.map((b): KernelBuffer => ({
+        name: b.name,
+        access: "read",
+        element: b.element ?? "f32",
+      }))
+    ),
   ];
 }

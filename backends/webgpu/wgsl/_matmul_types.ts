@@ -1,5 +1,6 @@
 // The matmul kernel's option types on their own, so the planner, the code
 // generator and the epilogues can name them without importing matmul.ts back.
+import type { Body, Expr } from "../../../compiler/kernel_ir/mod.ts";
 import type { KernelBinding } from "./kernel.ts";
 
 /**
@@ -28,23 +29,76 @@ export interface MatmulTiles {
 }
 
 /**
- * An elementwise epilogue: `expr` (WGSL, f32) may use `acc`, `row`, `col`, `batch`, `index` and `bindings` by name.
+ * What an epilogue sees of one element of C: its accumulated value and where it is.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import type { MatmulEpilogueArgs } from "./matmul.ts";
+ * const at: MatmulEpilogueArgs = {
+ *   acc: ref("acc", "f32"), row: ref("row", "u32"), col: ref("col", "u32"),
+ *   batch: ref("batch", "u32"), index: ref("index", "u32"),
+ * };
+ * strictEqual(at.acc.type, "f32");
+ * ```
+ */
+export interface MatmulEpilogueArgs {
+  /** The value so far (f32): the product, or the previous epilogue's result. */
+  readonly acc: Expr;
+  /** Row of C (u32). */
+  readonly row: Expr;
+  /** Column of C (u32). */
+  readonly col: Expr;
+  /** Batch of C (u32). */
+  readonly batch: Expr;
+  /** The linear output index `(batch·M + row)·N + col` (u32). */
+  readonly index: Expr;
+}
+
+/**
+ * An extra read-only buffer of an epilogue.
+ *
+ * @example
+ * ```ts
+ * import type { MatmulEpilogueBinding } from "./matmul.ts";
+ * const bias: MatmulEpilogueBinding = { name: "bias", type: "storage-read" };
+ * ```
+ */
+export interface MatmulEpilogueBinding extends KernelBinding {
+  /** Its element type (default f32). */
+  readonly element?: "f32" | "i32" | "u32";
+}
+
+/**
+ * An elementwise epilogue, in the kernel IR: `apply` builds the new f32 value
+ * of the accumulator from {@link MatmulEpilogueArgs}, reading its `bindings`
+ * by name; helper values go into `body` (the epilogue function's body).
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { add, Body, load, mul, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import type { MatmulEpilogue } from "./matmul.ts";
+ * import { exprText } from "./render.ts";
  * // VeRA's output scaling and the base layer's result, fused: lambda_b ⊙ acc + base.
  * const veraOut: MatmulEpilogue = {
  *   bindings: [{ name: "lambda_b", type: "storage-read" }, { name: "base", type: "storage-read" }],
- *   expr: "lambda_b[col] * acc + base[index]",
+ *   apply: ({ acc, col, index }) =>
+ *     add(mul(load("lambda_b", col, "f32"), acc), load("base", index, "f32")),
  * };
+ * const at = {
+ *   acc: ref("acc", "f32"), row: ref("row", "u32"), col: ref("col", "u32"),
+ *   batch: ref("batch", "u32"), index: ref("index", "u32"),
+ * };
+ * strictEqual(exprText(veraOut.apply(at, new Body())), "((lambda_b[col] * acc) + base[index])");
  * ```
  */
 export interface MatmulEpilogue {
-  /** Extra read-only buffers the expression reads (bound after `lhs`, `rhs`, `dst`). */
-  bindings: readonly KernelBinding[];
-  /** WGSL f32 expression; `index` is the linear output index `(batch·M + row)·N + col`. */
-  expr: string;
+  /** Extra read-only buffers the epilogue reads (bound after `lhs`, `rhs`, `dst`). */
+  readonly bindings: readonly MatmulEpilogueBinding[];
+  /** The new f32 value; lets it needs are added to `body`. */
+  readonly apply: (at: MatmulEpilogueArgs, body: Body) => Expr;
 }
 
 /**

@@ -4,24 +4,27 @@
  * this folder's generators; matmuls from `matmulKernel`, with transposes,
  * slices and batch broadcasts folded into its indexing, a `random` operand
  * without a buffer generated in its loads, and a fused elementwise epilogue
- * appended as a WGSL function.
+ * built from the graph into the kernel's `epilogue` function.
  *
  * @module
  */
 import { type Node, sizeOf } from "../../../compiler/ir.ts";
 import type { FusionPlan, KernelGroup } from "../../../compiler/fusion/plan.ts";
 import { groupReads, matmulRead, regionReads } from "../../../compiler/fusion/regions.ts";
-import { matmulKernel, type MatmulTiles, type RandomOperand } from "./matmul.ts";
+import { NodeValues, storageType } from "../../../compiler/kernel_ir/mod.ts";
+import {
+  type MatmulEpilogue,
+  matmulProgram,
+  type MatmulTiles,
+  type RandomOperand,
+} from "./matmul.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { scatterAddKernel } from "./gather.ts";
 import { gatherKernel } from "./gather.ts";
 import { reduceKernel } from "./reduce.ts";
 import { rowwiseKernel } from "./rowwise.ts";
 import { directMatmulKernel } from "./_direct_matmul.ts";
-import { labelOf, type LoweredKernel } from "./_module.ts";
-import { epilogueBody } from "./_legacy.ts";
-import { hashText, kernelKey } from "./kernel.ts";
-import { THREEFRY_WGSL } from "./threefry.ts";
+import { labelOf, lowered, type LoweredKernel } from "./_module.ts";
 
 export type { LoweredKernel } from "./_module.ts";
 
@@ -146,25 +149,13 @@ function lowerMatmul(
   );
   const fused = root !== m;
   const extra = fused ? regionReads([root], materialized, m) : [];
-  let epilogueFn = "";
-  let epilogueName = "";
-  let usesThreefry = false;
-  const names = new Map(extra.map((n, k) => [n.id, `e${k}`]));
-  if (fused) {
-    const epilogue = epilogueBody(root, m, (n) => names.get(n.id));
-    const body = epilogue.text;
-    usesThreefry = epilogue.usesThreefry;
-    const text = `(acc: f32, index: u32) -> f32 {\n${body}\n}`;
-    epilogueName = `epilogue_${hashText(text)}`;
-    epilogueFn = `fn ${epilogueName}${text}`;
-  }
   const shape = {
     batch: sizeOf(m.shape.slice(0, r - 2)),
     M: m.shape[r - 2],
     N: m.shape[r - 1],
     K: a.shape[r - 1],
   };
-  const kernel = matmulKernel({
+  const program = matmulProgram({
     ...shape,
     transA: readA.trans,
     transB: readB.trans,
@@ -177,26 +168,34 @@ function lowerMatmul(
     randomA,
     randomB,
     tiles: typeof options.tiles === "function" ? options.tiles(shape) : options.tiles,
-    epilogue: fused
-      ? {
-        bindings: extra.map((_, k) => ({ name: `e${k}`, type: "storage-read" as const })),
-        expr: `${epilogueName}(acc, index)`,
-      }
-      : undefined,
+    epilogue: fused ? fusedEpilogue(m, root, extra) : undefined,
     label: fused
       ? `${labelOf([m])} with epilogue ${labelOf([root], extra)}`
       : labelOf([m], [readA.base, readB.base]),
   });
-  // The kernel includes the Threefry functions itself when it generates an operand.
-  const threefry = usesThreefry && !randomA && !randomB;
-  const wgsl = fused
-    ? [kernel.wgsl, ...(threefry ? [THREEFRY_WGSL] : []), epilogueFn, ""].join("\n")
-    : kernel.wgsl;
   const operands = [readA, readB].filter((read) => materialized.has(read.base.id));
+  const nodes = [...operands.map((read) => read.base), root, ...extra];
+  return lowered(program, { nodes }, [root]);
+}
+
+/**
+ * The epilogue computing `root` from the matmul `m`'s value at the same
+ * index: the fused region between them, its materialized reads `extra`
+ * bound as `e0, e1, ...`.
+ */
+function fusedEpilogue(m: Node, root: Node, extra: readonly Node[]): MatmulEpilogue {
+  const names = new Map(extra.map((n, k) => [n.id, `e${k}`]));
   return {
-    kernel: { ...kernel, wgsl, key: kernelKey("matmul", kernel.bindings, wgsl) },
-    nodes: [...operands.map((read) => read.base), root, ...extra],
-    outputs: [root],
+    bindings: extra.map((n, k) => ({
+      name: `e${k}`,
+      type: "storage-read",
+      element: storageType(n.dtype),
+    })),
+    apply: ({ acc, index }, body) =>
+      new NodeValues(body, {
+        bufferOf: (n) => names.get(n.id),
+        acc: { node: m, value: acc, index },
+      }).value(root, { shape: root.shape, linear: index }),
   };
 }
 

@@ -1,5 +1,6 @@
 /**
- * Tiled, batched f32 matmul kernels: `C[b] = epilogue(op(A[b]) · op(B[b]))`.
+ * Tiled, batched f32 matmul kernels: `C[b] = epilogue(op(A[b]) · op(B[b]))`,
+ * built in the kernel IR (`compiler/kernel_ir`) and rendered by `render.ts`.
  *
  * - `op` is an optional transpose, folded into the indexing (never
  *   materialised). Leading dimensions, batch strides (0 broadcasts) and
@@ -15,7 +16,7 @@
  *   workgroup memory is no faster than storage and its mandatory zero
  *   initialisation, emitted element by element, costs seconds of shader
  *   compilation; see {@linkcode matmulTilesFor} and BENCHMARKS.md.
- * - Shapes, strides and offsets are baked into the WGSL as constants rather
+ * - Shapes, strides and offsets are baked into the kernel as constants rather
  *   than read from a uniform: graphs have static shapes, so each matmul gets
  *   its own pipeline anyway, and constants let the shader compiler fold the
  *   index arithmetic, drop the loop bounds checks and fully unroll the edges.
@@ -26,12 +27,21 @@
  * @module
  */
 
-import { type Kernel, kernelKey, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
-import { emitMatmulWgsl } from "./_matmul_codegen.ts";
-import { matmulBindings, planMatmul } from "./_matmul_plan.ts";
+import type { KernelProgram } from "../../../compiler/kernel_ir/mod.ts";
+import { type Kernel, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
+import { toKernel } from "./render.ts";
+import { emitMatmulProgram } from "./_matmul_codegen.ts";
+import { planMatmul } from "./_matmul_plan.ts";
 import type { MatmulOptions, MatmulTiles } from "./_matmul_types.ts";
 
-export type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./_matmul_types.ts";
+export type {
+  MatmulEpilogue,
+  MatmulEpilogueArgs,
+  MatmulEpilogueBinding,
+  MatmulOptions,
+  MatmulTiles,
+  RandomOperand,
+} from "./_matmul_types.ts";
 
 /**
  * Tiles for discrete and integrated GPUs: 64×64 workgroup tiles staged
@@ -154,22 +164,23 @@ export function matmulTilesFor(
 }
 
 /**
- * Generates the kernel. Bindings: `lhs` (A), `rhs` (B), `dst` (C), then each
- * epilogue binding in order; a generated operand ({@linkcode RandomOperand})
- * has no binding, and the rest move up. Dispatch:
- * `[ceil(N / tileN), ceil(M / tileM), batch]`.
+ * The kernel program of a matmul (see {@linkcode matmulKernel}, which renders
+ * it): buffers `lhs` (A), `rhs` (B), `dst` (C), then each epilogue binding
+ * in order; a generated operand ({@linkcode RandomOperand}) has no buffer,
+ * and the rest move up. Dispatch: `[ceil(N / tileN), ceil(M / tileM), batch]`.
  *
  * @example
  * ```ts
- * import { addBias, matmulKernel, MATMUL_TILES_CPU } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * // y = x Wᵀ + b with x: [32, 64], W: [128, 64]
- * const k = matmulKernel({ M: 32, N: 128, K: 64, transB: true, epilogue: addBias("bias"), tiles: MATMUL_TILES_CPU });
- * deepEqual(k.bindings.map((b) => b.name), ["lhs", "rhs", "dst", "bias"]);
- * deepEqual(k.dispatch, [1, 1, 1]);
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
+ * import { MATMUL_TILES_GPU, matmulProgram } from "./matmul.ts";
+ * const program = matmulProgram({ M: 100, N: 64, K: 32, tiles: MATMUL_TILES_GPU });
+ * deepStrictEqual(program.buffers.map((b) => b.name), ["lhs", "rhs", "dst"]);
+ * deepStrictEqual(program.shared.map((s) => s.name), ["a_tile", "b_tile"]);
+ * deepStrictEqual(program.dispatch, [1, 2, 1]);
+ * strictEqual(program.family, "matmul");
  * ```
  */
-export function matmulKernel(options: MatmulOptions): Kernel {
+export function matmulProgram(options: MatmulOptions): KernelProgram {
   const plan = planMatmul(options, MATMUL_TILES_GPU);
   const { tiles } = plan;
   const dispatch = [
@@ -184,16 +195,29 @@ export function matmulKernel(options: MatmulOptions): Kernel {
       } exceeds 65535 workgroups per dimension`,
     );
   }
-  const wgsl = emitMatmulWgsl(plan);
-  const bindings = matmulBindings(plan);
-  return {
-    key: kernelKey("matmul", bindings, wgsl),
-    wgsl,
-    bindings,
-    workgroupSize: [tiles.tileN / tiles.threadN, tiles.tileM / tiles.threadM, 1],
+  return emitMatmulProgram(plan, {
+    label: options.label ?? "matmul",
     dispatch: plan.batch * plan.M * plan.N === 0 ? [0, 0, 0] : dispatch,
-    ...(options.label === undefined ? {} : { label: options.label }),
-  };
+  });
+}
+
+/**
+ * Generates the kernel: {@linkcode matmulProgram} rendered to WGSL and keyed
+ * by it. It has a label only when the options give one.
+ *
+ * @example
+ * ```ts
+ * import { addBias, matmulKernel, MATMUL_TILES_CPU } from "./matmul.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * // y = x Wᵀ + b with x: [32, 64], W: [128, 64]
+ * const k = matmulKernel({ M: 32, N: 128, K: 64, transB: true, epilogue: addBias("bias"), tiles: MATMUL_TILES_CPU });
+ * deepEqual(k.bindings.map((b) => b.name), ["lhs", "rhs", "dst", "bias"]);
+ * deepEqual(k.dispatch, [1, 1, 1]);
+ * ```
+ */
+export function matmulKernel(options: MatmulOptions): Kernel {
+  const { label, ...kernel } = toKernel(matmulProgram(options));
+  return options.label === undefined ? kernel : { ...kernel, label };
 }
 
 export {

@@ -1,26 +1,42 @@
 /**
- * Ready-made elementwise epilogues for `matmulKernel` (matmul.ts): scaling by a
- * row or column vector, bias, residual, a scalar, an activation.
+ * Ready-made elementwise epilogues for `matmulKernel` (matmul.ts), built in
+ * the kernel IR: scaling by a row or column vector, bias, residual, a
+ * scalar, an activation.
  *
  * @module
  */
-import type { MatmulEpilogue } from "./_matmul_types.ts";
+import type { MatmulEpilogue, MatmulEpilogueArgs } from "./_matmul_types.ts";
 import { geluExpr } from "../../../ops/elementwise.ts";
-import { ref } from "../../../compiler/kernel_ir/mod.ts";
-import { exprText } from "./render.ts";
+import { add, type Expr, f32, load, math, mul } from "../../../compiler/kernel_ir/mod.ts";
+
+/** An epilogue reading one f32 buffer, `name`. */
+function withBuffer(
+  name: string,
+  apply: (at: MatmulEpilogueArgs, read: (index: Expr) => Expr) => Expr,
+): MatmulEpilogue {
+  return {
+    bindings: [{ name, type: "storage-read" }],
+    apply: (at) => apply(at, (index) => load(name, index, "f32")),
+  };
+}
 
 /**
  * Multiplies column `col` by `name[col]` (a length-N vector), e.g. VeRA's `lambda_b`.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import { scaleColumns } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(scaleColumns("lambda_b").expr, "acc * lambda_b[col]");
+ * import { exprText } from "./render.ts";
+ * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
+ *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
+ * const e = scaleColumns("lambda_b");
+ * strictEqual(exprText(e.apply({ acc, row, col, batch, index }, new Body())), "(acc * lambda_b[col])");
  * ```
  */
 export function scaleColumns(name: string): MatmulEpilogue {
-  return { bindings: [{ name, type: "storage-read" }], expr: `acc * ${name}[col]` };
+  return withBuffer(name, ({ acc, col }, read) => mul(acc, read(col)));
 }
 
 /**
@@ -28,13 +44,17 @@ export function scaleColumns(name: string): MatmulEpilogue {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import { scaleRows } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(scaleRows("s").expr, "acc * s[row]");
+ * import { exprText } from "./render.ts";
+ * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
+ *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
+ * strictEqual(exprText(scaleRows("s").apply({ acc, row, col, batch, index }, new Body())), "(acc * s[row])");
  * ```
  */
 export function scaleRows(name: string): MatmulEpilogue {
-  return { bindings: [{ name, type: "storage-read" }], expr: `acc * ${name}[row]` };
+  return withBuffer(name, ({ acc, row }, read) => mul(acc, read(row)));
 }
 
 /**
@@ -42,13 +62,17 @@ export function scaleRows(name: string): MatmulEpilogue {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import { addBias } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(addBias("bias").expr, "acc + bias[col]");
+ * import { exprText } from "./render.ts";
+ * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
+ *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
+ * strictEqual(exprText(addBias("bias").apply({ acc, row, col, batch, index }, new Body())), "(acc + bias[col])");
  * ```
  */
 export function addBias(name: string): MatmulEpilogue {
-  return { bindings: [{ name, type: "storage-read" }], expr: `acc + ${name}[col]` };
+  return withBuffer(name, ({ acc, col }, read) => add(acc, read(col)));
 }
 
 /**
@@ -56,45 +80,57 @@ export function addBias(name: string): MatmulEpilogue {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import { addResidual } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(addResidual("x").expr, "acc + x[index]");
+ * import { exprText } from "./render.ts";
+ * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
+ *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
+ * strictEqual(exprText(addResidual("x").apply({ acc, row, col, batch, index }, new Body())), "(acc + x[index])");
  * ```
  */
 export function addResidual(name: string): MatmulEpilogue {
-  return { bindings: [{ name, type: "storage-read" }], expr: `acc + ${name}[index]` };
+  return withBuffer(name, ({ acc, index }, read) => add(acc, read(index)));
 }
 
 /**
- * Multiplies by a constant (baked into the WGSL and the key).
+ * Multiplies by a constant (rounded to f32, baked into the kernel and its key).
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import { scaleBy } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(scaleBy(0.5).expr, "acc * (0.5)");
+ * import { exprText } from "./render.ts";
+ * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
+ *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
+ * strictEqual(exprText(scaleBy(0.5).apply({ acc, row, col, batch, index }, new Body())), "(acc * 0.5f)");
  * ```
  */
 export function scaleBy(alpha: number): MatmulEpilogue {
   if (!Number.isFinite(alpha)) throw new Error(`scaleBy: alpha must be finite, got ${alpha}`);
-  const text = String(Math.fround(alpha));
-  return { bindings: [], expr: `acc * (${/[.eE]/.test(text) ? text : `${text}.0`})` };
+  const scale = f32(Math.fround(alpha));
+  return { bindings: [], apply: ({ acc }) => mul(acc, scale) };
 }
 
 /**
  * An activation: `relu`, or `gelu` in its tanh form
- * `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` — the same WGSL as the `gelu`
- * op (tanh argument clamped to ±20, so large inputs give ±x, not NaN).
+ * `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` — the same expression as the
+ * `gelu` op (tanh argument clamped to ±20, so large inputs give ±x, not NaN).
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
  * import { activation } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(activation("relu").expr, "max(acc, 0.0)");
+ * import { exprText } from "./render.ts";
+ * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
+ *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
+ * strictEqual(exprText(activation("relu").apply({ acc, row, col, batch, index }, new Body())), "max(acc, 0.0f)");
  * ```
  */
 export function activation(kind: "relu" | "gelu"): MatmulEpilogue {
-  if (kind === "relu") return { bindings: [], expr: "max(acc, 0.0)" };
-  if (kind === "gelu") return { bindings: [], expr: exprText(geluExpr(ref("acc", "f32"))) };
+  if (kind === "relu") return { bindings: [], apply: ({ acc }) => math("max", acc, f32(0)) };
+  if (kind === "gelu") return { bindings: [], apply: ({ acc }) => geluExpr(acc) };
   throw new Error(`activation: expected "relu" or "gelu", got ${JSON.stringify(kind)}`);
 }

@@ -21,6 +21,10 @@ import {
   scaleRows,
 } from "../../../backends/webgpu/wgsl/matmul.ts";
 import { matmulSizes } from "./_matmul_sizes.ts";
+import { lowerPlan } from "../../../backends/webgpu/wgsl/lower.ts";
+import { toKernel } from "../../../backends/webgpu/wgsl/render.ts";
+import { fuse } from "../../../compiler/fusion/fuse.ts";
+import { param, trace } from "../../../compiler/trace.ts";
 import {
   readFloat32,
   requestGpu,
@@ -169,6 +173,10 @@ Deno.test("matmul kernels match the float64 reference (registers staging)", gpuT
     "aligned slice with offsets and leading dims",
     () => check({ M: 5, N: 8, K: 12, lda: 16, offsetA: 8, ldb: 12, offsetB: 4, tiles }),
   );
+  await t.step(
+    "aligned k-contiguous rows with a k tail (single lanes of vec4 loads)",
+    () => check({ M: 5, N: 6, K: 11, lda: 12, transB: true, ldb: 16, offsetB: 4, tiles }),
+  );
   await t.step("K=0 gives zeros", () => check({ M: 3, N: 4, K: 0, tiles }));
   await t.step(
     "K=0 still applies the epilogue",
@@ -198,6 +206,16 @@ Deno.test("matmul kernels match the float64 reference (workgroup staging)", gpuT
   await t.step(
     "transB with a leading-dimension slice",
     () => check({ M: 20, N: 12, K: 8, transB: true, ldb: 16, tiles }),
+  );
+  await t.step(
+    "tile copies that do not divide among the invocations (a guarded last copy)",
+    () =>
+      check({
+        M: 13,
+        N: 17,
+        K: 9,
+        tiles: { staging: "workgroup", tileM: 12, tileN: 16, tileK: 4, threadM: 4, threadN: 4 },
+      }),
   );
   await t.step(
     "batched broadcast with an epilogue",
@@ -354,7 +372,27 @@ Deno.test("matmul keys, plans and validation (no GPU)", async (t) => {
       () => matmulKernel({ ...base, epilogue: [addBias("v"), scaleColumns("v")] }),
       /unique/,
     );
+    assert.throws(
+      () => matmulKernel({ ...base, epilogue: addBias("v0") }),
+      /epilogue binding "v0"/,
+    );
     assert.throws(() => scaleBy(Number.NaN), /finite/);
+  });
+  await t.step("a fused graph epilogue is built into the one program and keyed from it", () => {
+    const plan = fuse(
+      trace((x) => x.matmul(param("w", [8, 12])).add(param("b", [12])).relu(), [
+        { name: "x", shape: [5, 8] },
+      ]),
+    );
+    const lowered = lowerPlan(plan, { tiles: REGISTERS });
+    const matmul = lowered.filter((l) => l.kernel.key.startsWith("matmul:"));
+    assert.equal(matmul.length, 1);
+    const [{ kernel, program }] = matmul;
+    assert.ok(program !== undefined);
+    assert.deepEqual(kernel, toKernel(program));
+    assert.equal(kernel.wgsl.match(/\bfn epilogue\(/g)?.length, 1);
+    assert.ok(kernel.wgsl.includes("max("), "the relu is computed in the epilogue");
+    assert.deepEqual(program.buffers.map((b) => b.name), ["lhs", "rhs", "dst", "e0"]);
   });
   await t.step("tiles follow the adapter", () => {
     assert.equal(matmulTilesFor({ isFallbackAdapter: true }), MATMUL_TILES_CPU);
