@@ -1,6 +1,6 @@
 /**
  * Threefry-2x32 (20 rounds), the counter-based generator JAX uses, as a
- * TypeScript reference that the WGSL in `backends/webgpu/wgsl/threefry.ts` matches
+ * TypeScript reference that the kernel IR in `prng/threefry_kernel.ts` matches
  * bit for bit (docs/ARCHITECTURE.md §6).
  *
  * Element `i` of stream `stream` under `seed` is a pure function of

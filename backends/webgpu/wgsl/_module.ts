@@ -40,8 +40,8 @@ import { toKernel } from "./render.ts";
 export interface LoweredKernel {
   /** The kernel as the runtime dispatches it. */
   readonly kernel: Kernel;
-  /** The kernel IR program it was rendered from (absent only while a family is being ported). */
-  readonly program?: KernelProgram;
+  /** The kernel IR program it was rendered from. */
+  readonly program: KernelProgram;
   /** `nodes[i]` is the tensor bound at `@binding(i)`. */
   readonly nodes: readonly Node[];
   /** The nodes the kernel writes (a subset of `nodes`). */

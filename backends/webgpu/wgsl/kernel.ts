@@ -1,5 +1,5 @@
 /**
- * Kernels as data: the value every WGSL code generator returns and the
+ * Kernels as data: what the WGSL renderer (`render.ts`) returns and the
  * WebGPU runtime (backends/webgpu/device.ts) consumes. A kernel carries its whole
  * WGSL module, the buffers it binds, and how it is dispatched; the runtime
  * caches one pipeline per `key`.
@@ -74,7 +74,7 @@ export const MAX_WORKGROUPS_PER_DIMENSION = 65535;
 /**
  * Spreads `workgroups` 1-D workgroups over x and y so that neither exceeds
  * `maxPerDimension`. The kernel recovers the linear index with
- * {@linkcode WGSL_LINEAR_WORKGROUP} and must skip indices `>= workgroups`
+ * `wid.y * nwg.x + wid.x` (`linearWorkgroup()` in the kernel IR) and must skip indices `>= workgroups`
  * (the 2-D grid can hold a few more than asked for).
  *
  * @example
@@ -104,19 +104,6 @@ export function splitDispatch(
   // Balance x so the grid wastes fewer than y workgroups.
   return [Math.ceil(workgroups / y), y, 1];
 }
-
-/**
- * A WGSL expression for the linear workgroup index of a dispatch made by
- * {@linkcode splitDispatch}; the entry point must declare
- * `@builtin(workgroup_id) wid: vec3<u32>` and `@builtin(num_workgroups) nwg: vec3<u32>`.
- *
- * @example
- * ```ts
- * import { WGSL_LINEAR_WORKGROUP } from "./kernel.ts";
- * const line = `let group = ${WGSL_LINEAR_WORKGROUP};`;
- * ```
- */
-export const WGSL_LINEAR_WORKGROUP = "(wid.y * nwg.x + wid.x)";
 
 /**
  * The WGSL declaration of binding `index` (`@group(0) @binding(index) var<...> name: type;`).
@@ -159,17 +146,8 @@ export function wgslF32(value: number): string {
   return /[.eE]/.test(text) ? text : `${text}.0`;
 }
 
-/**
- * A stable 53-bit hash of a string (cyrb53), in base 36, for kernel keys.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { hashText } from "./kernel.ts";
- * strictEqual(hashText("fn main() {}") === hashText("fn main() {}"), true);
- * ```
- */
-export function hashText(text: string): string {
+// A stable 53-bit hash of a string (cyrb53), in base 36, for kernel keys.
+function hashText(text: string): string {
   let h1 = 0xdeadbeef ^ text.length, h2 = 0x41c6ce57 ^ text.length;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);

@@ -3,11 +3,7 @@
 // compute pass per encode, and a lost device failing loudly.
 
 import assert from "node:assert/strict";
-import {
-  type Kernel,
-  splitDispatch,
-  WGSL_LINEAR_WORKGROUP,
-} from "../../../backends/webgpu/wgsl/kernel.ts";
+import { type Kernel, splitDispatch } from "../../../backends/webgpu/wgsl/kernel.ts";
 import { packUniforms } from "./_uniforms.ts";
 import {
   bindingSizeChecker,
@@ -19,6 +15,9 @@ import {
   uploadFloat32,
   withErrorScopes,
 } from "../../../backends/webgpu/device.ts";
+
+// The linear workgroup index of a dispatch split over x and y (splitDispatch).
+const WGSL_LINEAR_WORKGROUP = "(wid.y * nwg.x + wid.x)";
 
 const gpuTest = { sanitizeOps: false, sanitizeResources: false };
 
