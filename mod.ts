@@ -268,7 +268,7 @@ export type {
   Step,
   TensorInfo as ProgramTensorInfo,
   TensorRole,
-} from "./backends/webgpu/schedule.ts";
+} from "./compiler/schedule.ts";
 export type { Pass, PassContext, PassState, RunPipelineOptions } from "./compiler/compile.ts";
 export type { RunOptions } from "./backends/executable.ts";
 export type {
@@ -308,8 +308,8 @@ export type {
 export type { ExportMergedOptions } from "./adapters/export.ts";
 export type { AdapterSummary, LayerSummary } from "./adapters/summary.ts";
 export type { PeftAdapterFiles } from "./adapters/peft_import.ts";
-export type { Family, LowerOptions, MatmulShape } from "./backends/webgpu/wgsl/lower.ts";
-export type { MatmulTiles } from "./backends/webgpu/wgsl/matmul.ts";
+export type { Family, LowerOptions, MatmulShape } from "./compiler/kernels/lower.ts";
+export type { MatmulTiles } from "./compiler/kernels/matmul.ts";
 export { loadDataFile, MIN_SPLIT, parseDataFile, splitData } from "./data/files.ts";
 export type {
   ClassificationData,

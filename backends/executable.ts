@@ -6,7 +6,7 @@
  */
 import type { Graph } from "../compiler/ir.ts";
 import type { HostArray, TensorData } from "./host_data.ts";
-import type { Program } from "./webgpu/schedule.ts";
+import type { Program } from "../compiler/schedule.ts";
 
 export type { HostArray } from "./host_data.ts";
 

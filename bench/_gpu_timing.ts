@@ -10,6 +10,7 @@
 import type { Graph } from "../compiler/ir.ts";
 import { compile } from "../backends/compile.ts";
 import { trace } from "../compiler/trace.ts";
+import { toKernel } from "../backends/webgpu/wgsl/render.ts";
 import {
   bindKernel,
   encodeKernels,
@@ -160,7 +161,7 @@ export async function timeGraph(
   );
   try {
     const dispatches = program.steps.map((s) => {
-      const d = { kernel: s.kernel, buffers: s.nodes.map((n) => buffers.get(n.id)!) };
+      const d = { kernel: toKernel(s.program), buffers: s.nodes.map((n) => buffers.get(n.id)!) };
       return { ...d, bindGroup: bindKernel(gpu, d) };
     });
     const probe = buffers.values().next().value!;
@@ -213,7 +214,7 @@ export async function hostEncodeMicros(gpu: TimingContext, count: number): Promi
   exe.destroy();
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
   const buffers = step.nodes.map(() => gpu.buffers.acquire(256, usage));
-  const d = { kernel: step.kernel, buffers };
+  const d = { kernel: toKernel(step.program), buffers };
   const dispatch = { ...d, bindGroup: bindKernel(gpu, d) };
   const all = Array.from({ length: count }, () => dispatch);
   const times: number[] = [];

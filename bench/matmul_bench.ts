@@ -18,7 +18,8 @@
 
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
-import { matmulKernel, type MatmulTiles, matmulTilesFor } from "../backends/webgpu/wgsl/matmul.ts";
+import { type MatmulTiles, matmulTilesFor } from "../compiler/kernels/matmul.ts";
+import { matmulKernel } from "../backends/webgpu/wgsl/matmul_kernel.ts";
 import {
   encodeKernels,
   type GpuContext,

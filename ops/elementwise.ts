@@ -93,6 +93,22 @@ function unary(
  * for large arguments. The op and the matmul epilogue builder both use it.
  */
 /**
+ * ReLU of a kernel value, as `x > 0 ? x : 0`: not `max(x, 0)`, which leaves
+ * NaN as NaN on some targets where the reference gives 0.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { formatExpr, ref } from "../compiler/kernel_ir/mod.ts";
+ * import { reluExpr } from "./elementwise.ts";
+ * strictEqual(formatExpr(reluExpr(ref("x", "f32"))), "((x > 0f) ? x : 0f)");
+ * ```
+ */
+export function reluExpr(x: Expr): Expr {
+  return selectExpr(binary(">", x, f32(0)), x, f32(0));
+}
+
+/**
  * GELU (tanh approximation) of a kernel value; the tanh argument is clamped
  * because some drivers' `tanh` returns NaN for large inputs.
  *
@@ -177,8 +193,7 @@ export const tanh: OpDef = unary(
 export const relu: OpDef = unary(
   "relu",
   (x) => (x > 0 ? x : 0),
-  // Not max(x, 0): that leaves NaN as NaN on some targets, where the reference gives 0.
-  (x) => selectExpr(binary(">", x, f32(0)), x, f32(0)),
+  reluExpr,
   (x, _y, g) => select(makeNode(gt, [x, full(0, x)]), g, full(0, g)),
 );
 /** `|x|`. */

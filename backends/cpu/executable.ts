@@ -6,7 +6,7 @@
  * @module
  */
 import type { Graph } from "../../compiler/ir.ts";
-import { graphUpdates } from "../graph_updates.ts";
+import { graphUpdates } from "../../compiler/graph_updates.ts";
 import { evaluate, type TensorData } from "./interpreter.ts";
 import type { Executable } from "../executable.ts";
 import { checkNames } from "../index_checks.ts";

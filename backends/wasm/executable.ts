@@ -8,7 +8,7 @@
  */
 import type { Graph, Node } from "../../compiler/ir.ts";
 import { sizeOf } from "../../compiler/ir.ts";
-import { graphUpdates } from "../graph_updates.ts";
+import { graphUpdates } from "../../compiler/graph_updates.ts";
 import type { TensorData } from "../cpu/interpreter.ts";
 import type { Executable, RunResult } from "../executable.ts";
 import { checkIndexInputs, checkNames, type IndexBound, indexBounds } from "../index_checks.ts";

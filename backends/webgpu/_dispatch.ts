@@ -10,7 +10,7 @@ import type { GpuContext } from "./_context.ts";
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { type KernelDispatch, requestGpu } from "./device.ts";
- * import { matmulKernel } from "./wgsl/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const gpu = await requestGpu();
  * const [a, b, c] = [0, 1, 2].map(() => gpu.buffers.acquire(64, GPUBufferUsage.STORAGE));
  * const dispatch: KernelDispatch = { kernel: matmulKernel({ M: 4, N: 4, K: 4 }), buffers: [a, b, c] };
@@ -35,7 +35,7 @@ export interface KernelDispatch {
  * ```ts
  * import { throws } from "node:assert/strict";
  * import { bindKernel, requestGpu } from "./device.ts";
- * import { matmulKernel } from "./wgsl/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
  * await gpu.pipelines.get(kernel);
@@ -100,7 +100,7 @@ export interface EncodeOptions {
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { encodeKernels, readFloat32, requestGpu, uploadFloat32 } from "./device.ts";
- * import { matmulKernel } from "./wgsl/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
  * await gpu.pipelines.get(kernel);
@@ -147,7 +147,7 @@ export function encodeKernels(
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { readFloat32, requestGpu, runKernels, uploadFloat32 } from "./device.ts";
- * import { matmulKernel } from "./wgsl/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 4, N: 4, K: 4, tiles: { staging: "registers" } });
  * const x = Float32Array.from({ length: 16 }, (_, i) => i);

@@ -11,7 +11,7 @@ import { type DeviceHealth, formatCompileErrors, kernelName, withErrorScopes } f
  * ```ts
  * import { strictEqual } from "node:assert/strict";
  * import { requestGpu } from "./device.ts";
- * import { matmulKernel } from "./wgsl/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 8, N: 8, K: 8, tiles: { staging: "registers" } });
  * const pipeline = await gpu.pipelines.get(kernel);
@@ -35,7 +35,7 @@ export interface PipelineCache {
  * import { rejects } from "node:assert/strict";
  * import { createPipelineCache, type PipelineCacheOptions } from "./_pipeline_cache.ts";
  * import { watchDevice } from "./_errors.ts";
- * import { matmulKernel } from "./wgsl/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
  * const options: PipelineCacheOptions = { health: watchDevice(device) };
  * const cache = createPipelineCache(device, options);

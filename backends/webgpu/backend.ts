@@ -8,10 +8,11 @@ import { DEFAULT_RANDOM_PROJECTIONS, type RandomProjections } from "../../compil
 import type { Backend } from "../backend.ts";
 import type { GpuContext } from "./device.ts";
 import { createWebGpuExecutable } from "./executable.ts";
-import { printProgram, schedule } from "./schedule.ts";
+import { printProgram, schedule } from "../../compiler/schedule.ts";
+import { renderProgram } from "./render_program.ts";
 import type { Kernel } from "./wgsl/kernel.ts";
-import type { MatmulShape } from "./wgsl/lower.ts";
-import { matmulTilesFor } from "./wgsl/matmul.ts";
+import type { MatmulShape } from "../../compiler/kernels/lower.ts";
+import { matmulTilesFor } from "../../compiler/kernels/matmul.ts";
 
 /**
  * Options of {@link webgpuBackend}.
@@ -81,12 +82,12 @@ export function webgpuBackend(gpu: GpuContext, options: WebGpuBackendOptions = {
     },
     async compile(state, { debug, onKernels }) {
       if (state.plan === undefined) throw new Error(`the webgpu backend needs the pass "fuse"`);
-      const program = schedule(state.plan, {
+      const scheduled = schedule(state.plan, {
         tiles: (shape) => tilesFor(gpu, shape),
         checkSize: gpu.checkBindingSize,
-        mapKernel: options.mapKernel,
       });
-      debug?.("schedule", printProgram(program));
+      const program = renderProgram(scheduled, options.mapKernel);
+      debug?.("schedule", printProgram(program, (step) => step.kernel.key));
       onKernels?.(program.steps.length);
       const before = gpu.pipelines.pipelinesCreated;
       // One at a time: concurrent compilations would interleave their error scopes.

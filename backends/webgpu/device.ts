@@ -13,7 +13,8 @@
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { readFloat32, requestGpu, runKernels, uploadFloat32 } from "./device.ts";
- * import { matmulKernel, matmulTilesFor } from "./wgsl/matmul.ts";
+ * import { matmulTilesFor } from "../../compiler/kernels/matmul.ts";
+ * import { matmulKernel } from "./wgsl/matmul_kernel.ts";
  * const gpu = await requestGpu();
  * const kernel = matmulKernel({ M: 2, N: 2, K: 2, tiles: matmulTilesFor(gpu) });
  * const a = await uploadFloat32(gpu, new Float32Array([1, 2, 3, 4]));

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Graph, Node } from "../../compiler/ir.ts";
-import type { Program } from "./schedule.ts";
+import type { RenderedProgram } from "./render_program.ts";
 import { describeNode } from "../../compiler/print.ts";
 import type { Executable, ExecutableStats, RunOptions, RunResult } from "../executable.ts";
 import { checkIndexInputs, checkNames, indexBounds } from "../index_checks.ts";
@@ -19,7 +19,7 @@ import {
   readBuffer,
   withErrorScopes,
 } from "./device.ts";
-import { bufferBytes, type MemoryPlan, planMemory } from "./memory_plan.ts";
+import { bufferBytes, type MemoryPlan, planMemory } from "../../compiler/memory_plan.ts";
 import {
   fromBytes,
   type HostArray,
@@ -63,7 +63,7 @@ export interface WebGpuExecutableOptions {
  */
 export async function createWebGpuExecutable(
   gpu: GpuContext,
-  program: Program,
+  program: RenderedProgram,
   options: WebGpuExecutableOptions = {},
 ): Promise<Executable> {
   const exe = new WebGpuExecutable(gpu, program, options.pipelinesCreated ?? 0);
@@ -80,7 +80,7 @@ interface ParamUpdate {
 class WebGpuExecutable implements Executable {
   readonly backend = "webgpu";
   readonly graph: Graph;
-  readonly program: Program;
+  readonly program: RenderedProgram;
   readonly #gpu: GpuContext;
   readonly #memory: MemoryPlan;
   readonly #pipelinesCreated: number;
@@ -95,7 +95,7 @@ class WebGpuExecutable implements Executable {
   #runs = 0;
   #destroyed = false;
 
-  constructor(gpu: GpuContext, program: Program, pipelinesCreated: number) {
+  constructor(gpu: GpuContext, program: RenderedProgram, pipelinesCreated: number) {
     this.#gpu = gpu;
     this.program = program;
     this.graph = program.graph;

@@ -1,6 +1,6 @@
 // Regions: what a fusion group computes inline and which materialized
 // tensors it reads from memory. Shared by the fusion planner
-// (compiler/fusion/fuse.ts) and the lowering (backends/webgpu/wgsl/lower.ts).
+// (compiler/fusion/fuse.ts) and the lowering (compiler/kernels/lower.ts).
 
 import type { Node } from "../ir.ts";
 import type { KernelGroup } from "./plan.ts";

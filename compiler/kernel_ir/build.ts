@@ -89,24 +89,6 @@ export function invocation(id: InvocationId): Expr {
 }
 
 /**
- * The linear index of the running workgroup in a grid laid out by a 1-D
- * dispatch split over x and y (`y · numWorkgroups.x + x`).
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { linearWorkgroup } from "./build.ts";
- * strictEqual(linearWorkgroup().type, "u32");
- * ```
- */
-export function linearWorkgroup(): Expr {
-  return add(
-    mul(invocation({ of: "workgroup", axis: 1 }), invocation({ of: "numWorkgroups", axis: 0 })),
-    invocation({ of: "workgroup", axis: 0 }),
-  );
-}
-
-/**
  * Element `index` of a buffer or shared array whose elements are `type`.
  *
  * @example

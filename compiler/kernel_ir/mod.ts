@@ -19,4 +19,5 @@ export * from "./ir.ts";
 export * from "./build.ts";
 export * from "./print.ts";
 export * from "./values.ts";
+export * from "./dispatch.ts";
 export * from "./rows.ts";

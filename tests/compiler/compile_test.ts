@@ -69,6 +69,6 @@ Deno.test("the webgpu backend reports its counters", async () => {
   const exe = await compile(graph, { backend: "webgpu" });
   assert.equal(exe.stats.kernelsPerRun, 2);
   assert.ok(exe.stats.gpuBytes >= (12 + 6 + 2 + 1) * 4);
-  assert.ok(exe.program !== undefined && exe.program.steps.every((s) => s.kernel.label));
+  assert.ok(exe.program !== undefined && exe.program.steps.every((s) => s.program.label));
   exe.destroy();
 });

@@ -37,9 +37,7 @@ async function runOnGpu(graph: Graph, feeds: Feeds, gpu: GpuContext) {
     const run = await exe.run(feeds.inputs, { read: names });
     const outputs: Record<string, ArrayLike<number>> = {};
     for (const name of names) outputs[name] = await run.read(name);
-    const storage = exe.program!.steps.map((s) =>
-      s.kernel.bindings.filter((b) => b.type !== "uniform").length
-    );
+    const storage = exe.program!.steps.map((s) => s.program.buffers.length);
     return { outputs, maxBindings: Math.max(...storage) };
   } finally {
     exe.destroy();

@@ -1,7 +1,7 @@
 // An op defined in one file, the way docs/ARCHITECTURE.md §4 shows a user
 // adding one: it evaluates on the reference interpreter, has a gradient that
-// matches finite differences, and fuses into the WebGPU backend's elementwise
-// kernels with no change anywhere else.
+// matches finite differences, fuses into the WebGPU backend's elementwise
+// kernels and runs on the Wasm backend, with no change anywhere else.
 import assert from "node:assert/strict";
 import { defineOp, makeNode, type OpDef } from "../../compiler/ir.ts";
 import { trace } from "../../compiler/trace.ts";
@@ -47,6 +47,12 @@ Deno.test("a one-file op: reference value, gradient, and a fused GPU kernel", as
   await t.step("webgpu computes it inside one fused kernel", async () => {
     const exe = await compile(graph, { backend: "webgpu" });
     assert.equal(exe.stats.kernelsPerRun, 1, "softplus and the scaling fuse");
+    const out = await (await exe.run({ x: xs })).read("out");
+    for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(out[i] - expected[i]) < 1e-5);
+    exe.destroy();
+  });
+  await t.step("wasm computes it from the same inline rule, fused into one loop", async () => {
+    const exe = await compile(graph, { backend: "wasm", threads: 1 });
     const out = await (await exe.run({ x: xs })).read("out");
     for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(out[i] - expected[i]) < 1e-5);
     exe.destroy();

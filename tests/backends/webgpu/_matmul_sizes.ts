@@ -1,7 +1,7 @@
 // The smallest buffers a matmul kernel reads and writes, from its plan: the
 // tests allocate exactly these, so a kernel that reads past them fails.
-import { planMatmul } from "../../../backends/webgpu/wgsl/_matmul_plan.ts";
-import { MATMUL_TILES_GPU, type MatmulOptions } from "../../../backends/webgpu/wgsl/matmul.ts";
+import { planMatmul } from "../../../compiler/kernels/_matmul_plan.ts";
+import { MATMUL_TILES_GPU, type MatmulOptions } from "../../../compiler/kernels/matmul.ts";
 
 /**
  * Elements each buffer of a matmul must hold (at least 1, since WebGPU cannot bind empty buffers).

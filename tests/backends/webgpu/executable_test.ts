@@ -6,11 +6,11 @@ import { valueAndGrad } from "../../../compiler/autodiff.ts";
 import { compile } from "../../../backends/compile.ts";
 import { type Graph, makeGraph, type Node } from "../../../compiler/ir.ts";
 import { runPipeline } from "../../../compiler/compile.ts";
-import { schedule } from "../../../backends/webgpu/schedule.ts";
+import { schedule } from "../../../compiler/schedule.ts";
 import { trace } from "../../../compiler/trace.ts";
 import { linear } from "../../../nn/layers.ts";
 import { scale, sub } from "../../../ops/build.ts";
-import { planMemory } from "../../../backends/webgpu/memory_plan.ts";
+import { planMemory } from "../../../compiler/memory_plan.ts";
 import { bindingSizeChecker, requestGpu } from "../../../backends/webgpu/device.ts";
 
 /** One SGD step of a linear regression: outputs the loss and the new params, which replace the old. */

@@ -3,7 +3,8 @@
 // compute pass per encode, and a lost device failing loudly.
 
 import assert from "node:assert/strict";
-import { type Kernel, splitDispatch } from "../../../backends/webgpu/wgsl/kernel.ts";
+import type { Kernel } from "../../../backends/webgpu/wgsl/kernel.ts";
+import { splitDispatch } from "../../../compiler/kernel_ir/dispatch.ts";
 import { packUniforms } from "./_uniforms.ts";
 import {
   bindingSizeChecker,

@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { compile } from "../../../backends/compile.ts";
 import { evaluate } from "../../../backends/cpu/interpreter.ts";
-import { ROWWISE_SERIAL_MAX_COLS, rowwiseKernel } from "../../../backends/webgpu/wgsl/rowwise.ts";
+import { ROWWISE_SERIAL_MAX_COLS, rowwiseKernel } from "../../../compiler/kernels/rowwise.ts";
 import { defineOp, makeGraph, makeNode, type Node } from "../../../compiler/ir.ts";
 import type { Stmt } from "../../../compiler/kernel_ir/mod.ts";
 import { mulberry32 } from "../../../data/random.ts";
 import * as ops from "../../../ops/mod.ts";
+import { toKernel } from "../../../backends/webgpu/wgsl/render.ts";
 
 const random = mulberry32(7);
 const inputs: Node[] = [];
@@ -99,10 +100,10 @@ Deno.test("a workgroup per row reduces inline in the kernel body; a short row ne
   assert.equal(count(program.body, "treeReduce"), 4);
   assert.deepEqual(program.shared, [{ name: "red", element: "f32", length: 64 }]);
   assert.deepEqual([program.workgroupSize, program.dispatch], [[64, 1, 1], [4, 1, 1]]);
-  assert.doesNotMatch(wide.kernel.wgsl, /fn row_(sum|max)/);
+  assert.doesNotMatch(toKernel(wide.program).wgsl, /fn row_(sum|max)/);
 
   const short = makeNode(ops.input, [], { shape: [70, 8], dtype: "f32" });
-  const serial = rowwiseKernel(makeNode(ops.softmax, [short], {}), [short]).program!;
+  const serial = rowwiseKernel(makeNode(ops.softmax, [short], {}), [short]).program;
   assert.equal(count(serial.body, "treeReduce"), 0);
   assert.equal(count(serial.body, "barrier"), 0);
   assert.deepEqual([serial.shared, serial.dispatch], [[], [2, 1, 1]]);
@@ -111,10 +112,9 @@ Deno.test("a workgroup per row reduces inline in the kernel body; a short row ne
 Deno.test("a cross-entropy's loss is written by one invocation of its row", () => {
   const logits = makeNode(ops.input, [], { shape: [2, 400], dtype: "f32" });
   const label = makeNode(ops.input, [], { shape: [2], dtype: "i32" });
-  const { kernel } = rowwiseKernel(makeNode(ops.crossEntropy, [logits, label], {}), [
-    logits,
-    label,
-  ]);
+  const kernel = toKernel(
+    rowwiseKernel(makeNode(ops.crossEntropy, [logits, label], {}), [logits, label]).program,
+  );
   assert.match(
     kernel.wgsl,
     /if \(\(lid == 0u\)\) \{\n\s+var loss\w*: f32 = bitcast<f32>\(0x7fc00000u\);/,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Node, sizeOf } from "../../../compiler/ir.ts";
+import { type Node, sizeOf } from "../ir.ts";
 import {
   add,
   binary,
@@ -24,8 +24,8 @@ import {
   storageType,
   storedValue,
   u32,
-} from "../../../compiler/kernel_ir/mod.ts";
-import { bindingSet, linearKernel, type LoweredKernel, valueFunction } from "./_module.ts";
+} from "../kernel_ir/mod.ts";
+import { bindingSet, linearKernel, type LoweredKernel, valueFunction } from "./_assemble.ts";
 
 /**
  * Invocations per workgroup of gather and scatter kernels.
@@ -79,9 +79,9 @@ function elementKernel(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { gatherKernel } from "./gather.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const table = makeNode(ops.param, [], { shape: [10, 4], dtype: "f32", role: "trainable" }, "embed.weight");
  * const idx = makeNode(ops.input, [], { shape: [3], dtype: "i32" }, "tokens");
  * const { nodes } = gatherKernel(makeNode(ops.gather, [table, idx], {}), [table, idx]);
@@ -122,9 +122,9 @@ export function gatherKernel(node: Node, reads: readonly Node[]): LoweredKernel 
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { scatterAddKernel } from "./gather.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const g = makeNode(ops.input, [], { shape: [3, 4], dtype: "f32" }, "g");
  * const idx = makeNode(ops.input, [], { shape: [3], dtype: "i32" }, "tokens");
  * const { kernel } = scatterAddKernel(makeNode(ops.scatterAdd, [g, idx], { rows: 10 }), [g, idx]);

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { type Node, sizeOf } from "../../../compiler/ir.ts";
+import { type Node, sizeOf } from "../ir.ts";
 import {
   add,
   binary,
@@ -22,7 +22,7 @@ import {
   mul,
   RowBlock,
   u32,
-} from "../../../compiler/kernel_ir/mod.ts";
+} from "../kernel_ir/mod.ts";
 import {
   bindingSet,
   labelOf,
@@ -30,7 +30,7 @@ import {
   type LoweredKernel,
   storeFunction,
   valueFunction,
-} from "./_module.ts";
+} from "./_assemble.ts";
 
 /**
  * Largest workgroup of a row-wise kernel (rows shorter than this use the next power of two).
@@ -77,9 +77,9 @@ export const ROWWISE_SERIAL_WORKGROUP = 64;
  * @example
  * ```ts
  * import { deepStrictEqual, throws } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { rowwiseKernel } from "./rowwise.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [3, 5], dtype: "f32" }, "x");
  * const { kernel } = rowwiseKernel(makeNode(ops.softmax, [x], {}), [x]);
  * deepStrictEqual([kernel.workgroupSize, kernel.dispatch], [[64, 1, 1], [1, 1, 1]]);

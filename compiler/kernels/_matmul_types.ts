@@ -1,7 +1,6 @@
 // The matmul kernel's option types on their own, so the planner, the code
 // generator and the epilogues can name them without importing matmul.ts back.
-import type { Body, Expr } from "../../../compiler/kernel_ir/mod.ts";
-import type { KernelBinding } from "./kernel.ts";
+import type { Body, Expr } from "../kernel_ir/mod.ts";
 
 /**
  * How work is split: the C tile of a workgroup, its k step, and the register block of an invocation.
@@ -34,7 +33,7 @@ export interface MatmulTiles {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { ref } from "../kernel_ir/mod.ts";
  * import type { MatmulEpilogueArgs } from "./matmul.ts";
  * const at: MatmulEpilogueArgs = {
  *   acc: ref("acc", "f32"), row: ref("row", "u32"), col: ref("col", "u32"),
@@ -65,7 +64,11 @@ export interface MatmulEpilogueArgs {
  * const bias: MatmulEpilogueBinding = { name: "bias", type: "storage-read" };
  * ```
  */
-export interface MatmulEpilogueBinding extends KernelBinding {
+export interface MatmulEpilogueBinding {
+  /** The buffer's name in the kernel (what `apply` loads from). */
+  readonly name: string;
+  /** Epilogue buffers are read-only. */
+  readonly type: "storage-read";
   /** Its element type (default f32). */
   readonly element?: "f32" | "i32" | "u32";
 }
@@ -78,9 +81,9 @@ export interface MatmulEpilogueBinding extends KernelBinding {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { add, Body, load, mul, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { add, Body, load, mul, ref } from "../kernel_ir/mod.ts";
  * import type { MatmulEpilogue } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * // VeRA's output scaling and the base layer's result, fused: lambda_b ⊙ acc + base.
  * const veraOut: MatmulEpilogue = {
  *   bindings: [{ name: "lambda_b", type: "storage-read" }, { name: "base", type: "storage-read" }],
@@ -91,7 +94,7 @@ export interface MatmulEpilogueBinding extends KernelBinding {
  *   acc: ref("acc", "f32"), row: ref("row", "u32"), col: ref("col", "u32"),
  *   batch: ref("batch", "u32"), index: ref("index", "u32"),
  * };
- * strictEqual(exprText(veraOut.apply(at, new Body())), "((lambda_b[col] * acc) + base[index])");
+ * strictEqual(formatExpr(veraOut.apply(at, new Body())), "((lambda_b[col] * acc) + base[index])");
  * ```
  */
 export interface MatmulEpilogue {
@@ -110,7 +113,7 @@ export interface MatmulEpilogue {
  * @example
  * ```ts
  * import type { RandomOperand } from "./matmul.ts";
- * import { kaimingUniformBound } from "../../../prng/threefry.ts";
+ * import { kaimingUniformBound } from "../../prng/threefry.ts";
  * // VeRA's A [r = 16, maxIn = 64], stream 0 under seed 7.
  * const veraA: RandomOperand = { seed: 7, stream: 0, bound: kaimingUniformBound(64) };
  * ```

@@ -6,8 +6,8 @@
  * @module
  */
 import type { MatmulEpilogue, MatmulEpilogueArgs } from "./_matmul_types.ts";
-import { geluExpr } from "../../../ops/elementwise.ts";
-import { add, type Expr, f32, load, math, mul } from "../../../compiler/kernel_ir/mod.ts";
+import { geluExpr, reluExpr } from "../../ops/elementwise.ts";
+import { add, type Expr, f32, load, math, mul } from "../kernel_ir/mod.ts";
 
 /** An epilogue reading one f32 buffer, `name`. */
 function withBuffer(
@@ -26,13 +26,13 @@ function withBuffer(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
  * import { scaleColumns } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
  *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
  * const e = scaleColumns("lambda_b");
- * strictEqual(exprText(e.apply({ acc, row, col, batch, index }, new Body())), "(acc * lambda_b[col])");
+ * strictEqual(formatExpr(e.apply({ acc, row, col, batch, index }, new Body())), "(acc * lambda_b[col])");
  * ```
  */
 export function scaleColumns(name: string): MatmulEpilogue {
@@ -45,12 +45,12 @@ export function scaleColumns(name: string): MatmulEpilogue {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
  * import { scaleRows } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
  *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
- * strictEqual(exprText(scaleRows("s").apply({ acc, row, col, batch, index }, new Body())), "(acc * s[row])");
+ * strictEqual(formatExpr(scaleRows("s").apply({ acc, row, col, batch, index }, new Body())), "(acc * s[row])");
  * ```
  */
 export function scaleRows(name: string): MatmulEpilogue {
@@ -63,12 +63,12 @@ export function scaleRows(name: string): MatmulEpilogue {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
  * import { addBias } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
  *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
- * strictEqual(exprText(addBias("bias").apply({ acc, row, col, batch, index }, new Body())), "(acc + bias[col])");
+ * strictEqual(formatExpr(addBias("bias").apply({ acc, row, col, batch, index }, new Body())), "(acc + bias[col])");
  * ```
  */
 export function addBias(name: string): MatmulEpilogue {
@@ -81,12 +81,12 @@ export function addBias(name: string): MatmulEpilogue {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
  * import { addResidual } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
  *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
- * strictEqual(exprText(addResidual("x").apply({ acc, row, col, batch, index }, new Body())), "(acc + x[index])");
+ * strictEqual(formatExpr(addResidual("x").apply({ acc, row, col, batch, index }, new Body())), "(acc + x[index])");
  * ```
  */
 export function addResidual(name: string): MatmulEpilogue {
@@ -99,12 +99,12 @@ export function addResidual(name: string): MatmulEpilogue {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
  * import { scaleBy } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
  *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
- * strictEqual(exprText(scaleBy(0.5).apply({ acc, row, col, batch, index }, new Body())), "(acc * 0.5f)");
+ * strictEqual(formatExpr(scaleBy(0.5).apply({ acc, row, col, batch, index }, new Body())), "(acc * 0.5f)");
  * ```
  */
 export function scaleBy(alpha: number): MatmulEpilogue {
@@ -121,16 +121,16 @@ export function scaleBy(alpha: number): MatmulEpilogue {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
  * import { activation } from "./matmul.ts";
- * import { exprText } from "./render.ts";
+ * import { formatExpr } from "../kernel_ir/print.ts";
  * const [acc, row, col, batch, index] = ["acc", "row", "col", "batch", "index"]
  *   .map((n, i) => ref(n, i === 0 ? "f32" : "u32"));
- * strictEqual(exprText(activation("relu").apply({ acc, row, col, batch, index }, new Body())), "max(acc, 0.0f)");
+ * strictEqual(formatExpr(activation("relu").apply({ acc, row, col, batch, index }, new Body())), "((acc > 0f) ? acc : 0f)");
  * ```
  */
 export function activation(kind: "relu" | "gelu"): MatmulEpilogue {
-  if (kind === "relu") return { bindings: [], apply: ({ acc }) => math("max", acc, f32(0)) };
+  if (kind === "relu") return { bindings: [], apply: ({ acc }) => reluExpr(acc) };
   if (kind === "gelu") return { bindings: [], apply: ({ acc }) => geluExpr(acc) };
   throw new Error(`activation: expected "relu" or "gelu", got ${JSON.stringify(kind)}`);
 }

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { type Node, type OpDef, sizeOf } from "../../../compiler/ir.ts";
-import { stridesOf } from "../../../ops/rules.ts";
-import { reductionAxes, sameReduction } from "../../../compiler/fusion/merge.ts";
+import { type Node, type OpDef, sizeOf } from "../ir.ts";
+import { stridesOf } from "../../ops/rules.ts";
+import { reductionAxes, sameReduction } from "../fusion/merge.ts";
 import {
   add,
   binary,
@@ -24,7 +24,7 @@ import {
   mul,
   storageType,
   u32,
-} from "../../../compiler/kernel_ir/mod.ts";
+} from "../kernel_ir/mod.ts";
 import {
   bindingSet,
   labelOf,
@@ -32,7 +32,7 @@ import {
   type LoweredKernel,
   storeFunction,
   valueFunction,
-} from "./_module.ts";
+} from "./_assemble.ts";
 
 /**
  * Reductions longer than this use a workgroup per output (a tree reduction);
@@ -98,9 +98,9 @@ function reductionOf(op: Node): Reduction {
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { type ReduceLane, reduceKernel } from "./reduce.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [4, 5], dtype: "f32" }, "x");
  * const sum = makeNode(ops.sum, [x], { axes: [1] });
  * const neg = makeNode(ops.neg, [sum], {});
@@ -123,9 +123,9 @@ export interface ReduceLane {
  * @example
  * ```ts
  * import { deepStrictEqual, strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { reduceKernel } from "./reduce.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [4, 5], dtype: "f32" }, "x");
  * const s = makeNode(ops.sum, [x], { axes: [0] });
  * const m = makeNode(ops.max, [x], { axes: [0] });

@@ -6,17 +6,9 @@
  *
  * @module
  */
-import { type Node, sizeOf } from "../../../compiler/ir.ts";
-import {
-  add,
-  binary,
-  Body,
-  invocation,
-  linearWorkgroup,
-  mul,
-  u32,
-} from "../../../compiler/kernel_ir/mod.ts";
-import { bindingSet, labelOf, linearKernel, type LoweredKernel, storeRoots } from "./_module.ts";
+import { type Node, sizeOf } from "../ir.ts";
+import { add, binary, Body, invocation, linearWorkgroup, mul, u32 } from "../kernel_ir/mod.ts";
+import { bindingSet, labelOf, linearKernel, type LoweredKernel, storeRoots } from "./_assemble.ts";
 
 /**
  * Invocations per workgroup of elementwise kernels.
@@ -36,9 +28,9 @@ export const ELEMENTWISE_WORKGROUP = 64;
  * @example
  * ```ts
  * import { deepStrictEqual, strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { elementwiseKernel } from "./elementwise.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [makeNode(ops.neg, [x], {})], {});
  * const { kernel, nodes } = elementwiseKernel([y], [x]);

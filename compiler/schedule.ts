@@ -1,17 +1,18 @@
 /**
- * Scheduling: a fusion plan becomes a Program — the kernels in execution
- * order, the node bound at each binding, and every tensor that needs a
- * buffer with its size and role. The runtime's memory plan
- * (backends/webgpu/memory_plan.ts) then decides which tensors share buffers.
+ * Scheduling: a fusion plan becomes a Program, backend-neutral — the
+ * kernels in execution order as kernel IR programs, the node bound at each
+ * buffer, and every tensor that needs a buffer with its size and role. The
+ * memory plan (`memory_plan.ts`) then decides which tensors share buffers,
+ * and a backend renders and runs the kernels.
  *
  * @module
  */
-import { type Graph, type Node, sizeOf, topoSort } from "../../compiler/ir.ts";
-import { describeNode } from "../../compiler/print.ts";
-import { graphUpdates } from "../graph_updates.ts";
-import type { FusionPlan } from "../../compiler/fusion/plan.ts";
-import type { Kernel } from "./wgsl/kernel.ts";
-import { type LowerOptions, lowerPlan } from "./wgsl/lower.ts";
+import { type Graph, type Node, sizeOf, topoSort } from "./ir.ts";
+import { describeNode } from "./print.ts";
+import { graphUpdates } from "./graph_updates.ts";
+import type { FusionPlan } from "./fusion/plan.ts";
+import type { KernelProgram } from "./kernel_ir/ir.ts";
+import { type LowerOptions, lowerPlan } from "./kernels/lower.ts";
 
 /**
  * What a buffer holds across runs.
@@ -20,8 +21,8 @@ import { type LowerOptions, lowerPlan } from "./wgsl/lower.ts";
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
  * deepStrictEqual([...program.tensors.values()].map((t) => t.role), ["input", "output"]); // exp(x) is fused away
  * ```
@@ -35,8 +36,8 @@ export type TensorRole = "input" | "param" | "const" | "output" | "temp";
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
  * deepStrictEqual([...program.tensors.values()].map((t) => [t.node.op, t.role, t.bytes]), [
  *   ["input", "input", 32],
@@ -60,18 +61,18 @@ export interface TensorInfo {
  * ```ts
  * import { deepStrictEqual, match } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const [step] = schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [8] }]))).steps;
- * match(step.kernel.key, /^elementwise:/);
+ * match(step.program.family, /^elementwise$/);
  * deepStrictEqual(step.nodes.map((n) => n.op).sort(), ["exp", "input"]); // two bindings: x and exp(x)
  * deepStrictEqual(step.outputs.map((n) => n.op), ["exp"]);
  * ```
  */
 export interface Step {
-  /** The kernel dispatched. */
-  readonly kernel: Kernel;
-  /** The tensor bound at each binding. */
+  /** The kernel, in the kernel IR. */
+  readonly program: KernelProgram;
+  /** The tensor bound at each buffer. */
   readonly nodes: readonly Node[];
   /** The tensors the kernel writes. */
   readonly outputs: readonly Node[];
@@ -84,8 +85,8 @@ export interface Step {
  * ```ts
  * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }])));
  * strictEqual(program.steps.length, 1);
  * strictEqual(program.steps[0].outputs[0], program.graph.outputs.out); // the one kernel writes the output
@@ -111,8 +112,8 @@ export interface Program {
  * ```ts
  * import { throws } from "node:assert/strict";
  * import { schedule, type ScheduleOptions } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const options: ScheduleOptions = {
  *   checkSize: (bytes, what) => {
  *     if (bytes > 16) throw new Error(`${what} is too large`);
@@ -125,8 +126,6 @@ export interface Program {
 export interface ScheduleOptions extends LowerOptions {
   /** Throws when a tensor of `bytes` cannot be bound; `what` names the node (e.g. the device's check). */
   readonly checkSize?: (bytes: number, what: string) => void;
-  /** Rewrites each kernel after lowering (instrumentation and tests). */
-  readonly mapKernel?: (kernel: Kernel) => Kernel;
 }
 
 /**
@@ -136,8 +135,8 @@ export interface ScheduleOptions extends LowerOptions {
  * ```ts
  * import { strictEqual } from "node:assert/strict";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }])));
  * strictEqual(program.steps.length, 1);
  * strictEqual(program.tensors.size, 2);
@@ -165,34 +164,36 @@ export function schedule(plan: FusionPlan, options: ScheduleOptions = {}): Progr
   for (const param of graph.params) add(param);
   const steps = lowerPlan(plan, options).map((lowered): Step => {
     lowered.nodes.forEach(add);
-    const kernel = options.mapKernel ? options.mapKernel(lowered.kernel) : lowered.kernel;
-    return { kernel, nodes: lowered.nodes, outputs: lowered.outputs };
+    return { program: lowered.program, nodes: lowered.nodes, outputs: lowered.outputs };
   });
   for (const node of Object.values(graph.outputs)) add(node);
   return { graph, steps, tensors, updates: graphUpdates(graph) };
 }
 
 /**
- * A readable listing of a program: one line per kernel with its bindings.
+ * A readable listing of a program: one line per kernel with its buffers;
+ * `name` says how a step is named (by default its family; a backend may
+ * pass its cache key).
  *
  * @example
  * ```ts
  * import { match } from "node:assert/strict";
  * import { printProgram, schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const text = printProgram(schedule(fuse(trace((x) => x.exp(), [{ name: "x", shape: [2] }]))));
- * match(text, /^program: 1 kernels, 2 tensors\n {2}0 elementwise:/);
+ * match(text, /^program: 1 kernels, 2 tensors\n {2}0 elementwise \[1x1x1\]/);
  * match(text, /writes exp#\d+ f32\[2\]; reads input "x" f32\[2\]$/);
  * ```
  */
-export function printProgram(program: Program): string {
+export function printProgram<S extends Step>(
+  program: Omit<Program, "steps"> & { readonly steps: readonly S[] },
+  name: (step: S) => string = (step) => step.program.family,
+): string {
   const lines = program.steps.map((step, i) => {
     const reads = step.nodes.filter((n) => !step.outputs.includes(n)).map(describeNode);
-    return `${String(i).padStart(3)} ${step.kernel.key} [${step.kernel.dispatch.join("x")}]\n` +
-      `      ${step.kernel.label ?? ""}\n      writes ${
-        step.outputs.map(describeNode).join(", ")
-      }` +
+    return `${String(i).padStart(3)} ${name(step)} [${step.program.dispatch.join("x")}]\n` +
+      `      ${step.program.label}\n      writes ${step.outputs.map(describeNode).join(", ")}` +
       (reads.length ? `; reads ${reads.join(", ")}` : "");
   });
   return `program: ${program.steps.length} kernels, ${program.tensors.size} tensors\n${

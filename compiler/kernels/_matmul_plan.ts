@@ -1,7 +1,7 @@
-// Validation and layout planning for backends/webgpu/wgsl/matmul.ts: everything that
+// Validation and layout planning for compiler/kernels/matmul.ts: everything that
 // decides the kernel is gathered into a MatmulPlan, which _matmul_codegen.ts builds.
 
-import type { KernelBuffer } from "../../../compiler/kernel_ir/mod.ts";
+import type { KernelBuffer } from "../kernel_ir/mod.ts";
 import type { MatmulEpilogue, MatmulOptions, MatmulTiles, RandomOperand } from "./_matmul_types.ts";
 
 /**
@@ -224,9 +224,7 @@ export function planMatmul(
       LOCAL.test(binding.name) || names.has(binding.name)
     ) {
       throw new Error(
-        `${at}: epilogue binding ${
-          JSON.stringify(binding.name)
-        } must be a unique WGSL identifier ` +
+        `${at}: epilogue binding ${JSON.stringify(binding.name)} must be a unique identifier ` +
           `other than ${[...RESERVED].join(", ")} and v<n>, acc<n>`,
       );
     }

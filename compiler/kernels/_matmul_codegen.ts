@@ -1,4 +1,4 @@
-// The matmul kernel of a MatmulPlan (backends/webgpu/wgsl/matmul.ts), built in
+// The matmul kernel of a MatmulPlan (compiler/kernels/matmul.ts), built in
 // the kernel IR. The register block is unrolled here (named accumulators and
 // fragments) so the shader compiler keeps it in registers rather than in an
 // indexed private array.
@@ -23,8 +23,8 @@ import {
   type SharedArray,
   u32,
   vector,
-} from "../../../compiler/kernel_ir/mod.ts";
-import { uniformSymmetricExpr } from "../../../prng/threefry_kernel.ts";
+} from "../kernel_ir/mod.ts";
+import { uniformSymmetricExpr } from "../../prng/threefry_kernel.ts";
 import type { MatmulTiles, RandomOperand } from "./_matmul_types.ts";
 import { matmulBuffers, type MatmulPlan, type OperandPlan, vectorised } from "./_matmul_plan.ts";
 

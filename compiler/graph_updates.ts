@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { formatType, type Graph } from "../compiler/ir.ts";
+import { formatType, type Graph } from "./ir.ts";
 
 /**
  * Checks `graph.meta.updates` against the graph: each names an output and
@@ -14,8 +14,8 @@ import { formatType, type Graph } from "../compiler/ir.ts";
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { graphUpdates } from "./graph_updates.ts";
- * import { makeGraph } from "../compiler/ir.ts";
- * import { param, trace } from "../compiler/trace.ts";
+ * import { makeGraph } from "./ir.ts";
+ * import { param, trace } from "./trace.ts";
  * const g = trace((x) => ({ w: param("w", [2]).add(x) }), [{ name: "x", shape: [2] }]);
  * deepStrictEqual(graphUpdates(makeGraph({ ...g, meta: { updates: { w: "w" } } })), { w: "w" });
  * ```

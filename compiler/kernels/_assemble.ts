@@ -1,9 +1,8 @@
 // Assembling a kernel program: the buffers a kernel writes and reads, the
 // value scope that maps nodes to those buffers, helper functions that load
-// or store node values, and the one way every program becomes a Kernel
-// (rendered by render.ts, keyed by a hash of its WGSL).
+// or store node values, and the lowered form every family returns.
 
-import { formatType, type Node } from "../../../compiler/ir.ts";
+import { formatType, type Node } from "../ir.ts";
 import {
   type Body,
   defineFunction,
@@ -17,18 +16,17 @@ import {
   storageType,
   storedValue,
   type ValueScope,
-} from "../../../compiler/kernel_ir/mod.ts";
-import { type Kernel, splitDispatch } from "./kernel.ts";
-import { toKernel } from "./render.ts";
+} from "../kernel_ir/mod.ts";
+import { splitDispatch } from "../kernel_ir/dispatch.ts";
 
 /**
- * A kernel, its program, and the node bound at each of its bindings.
+ * A kernel program and the node bound at each of its buffers.
  *
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
  * import { elementwiseKernel } from "./elementwise.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [x], {});
@@ -38,9 +36,7 @@ import { toKernel } from "./render.ts";
  * ```
  */
 export interface LoweredKernel {
-  /** The kernel as the runtime dispatches it. */
-  readonly kernel: Kernel;
-  /** The kernel IR program it was rendered from. */
+  /** The kernel, in the kernel IR. */
   readonly program: KernelProgram;
   /** `nodes[i]` is the tensor bound at `@binding(i)`. */
   readonly nodes: readonly Node[];
@@ -54,9 +50,9 @@ export interface LoweredKernel {
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { bindingSet } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { bindingSet } from "./_assemble.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "bool" }, "x");
  * deepStrictEqual(bindingSet([], [x]).buffers, [{ name: "in0", access: "read", element: "u32" }]);
  * ```
@@ -76,9 +72,9 @@ export interface BindingSet {
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { bindingSet } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { bindingSet } from "./_assemble.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [x], {});
  * deepStrictEqual(bindingSet([y], [x]).buffers.map((b) => b.name), ["out0", "in0"]);
@@ -101,9 +97,9 @@ export function bindingSet(outputs: readonly Node[], reads: readonly Node[]): Bi
  *
  * @example
  * ```ts
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { labelOf } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { labelOf } from "./_assemble.ts";
  * const b = makeNode(ops.param, [], { shape: [3], dtype: "f32", role: "trainable" }, "fc.bias");
  * console.log(labelOf([makeNode(ops.neg, [b], {})], [b])); // neg#… f32[3] (reads fc.bias)
  * ```
@@ -118,21 +114,21 @@ export function labelOf(roots: readonly Node[], reads: readonly Node[] = []): st
 }
 
 /**
- * The lowered form of a program: its kernel (rendered once, keyed by its
- * WGSL), its program and the nodes at its bindings. Every family ends with this.
+ * The lowered form of a program: the program and the nodes at its buffers.
+ * Every family ends with this.
  *
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { bindingSet, lowered } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { bindingSet, lowered } from "./_assemble.ts";
  * const x = makeNode(ops.input, [], { shape: [4], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [x], {});
  * const set = bindingSet([y], [x]);
  * const k = lowered({ family: "demo", label: "demo", buffers: set.buffers, shared: [],
  *   workgroupSize: [64, 1, 1], dispatch: [1, 1, 1], body: [] }, set, [y]);
- * strictEqual(k.kernel.key.startsWith("demo:"), true);
+ * strictEqual(k.program.family, "demo");
  * ```
  */
 export function lowered(
@@ -140,7 +136,7 @@ export function lowered(
   set: Pick<BindingSet, "nodes">,
   outputs: readonly Node[],
 ): LoweredKernel {
-  return { kernel: toKernel(program), program, nodes: set.nodes, outputs };
+  return { program, nodes: set.nodes, outputs };
 }
 
 /**
@@ -150,14 +146,14 @@ export function lowered(
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { bindingSet, linearKernel } from "./_module.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { bindingSet, linearKernel } from "./_assemble.ts";
+ * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [4], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [x], {});
  * const set = bindingSet([y], [x]);
  * const k = linearKernel({ family: "demo", set, width: 64, groups: 1, roots: [y], reads: [x], body: [] });
- * deepStrictEqual(k.kernel.dispatch, [1, 1, 1]);
+ * deepStrictEqual(k.program.dispatch, [1, 1, 1]);
  * ```
  */
 export function linearKernel(parts: {
@@ -188,7 +184,7 @@ export function linearKernel(parts: {
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import { linearDispatch } from "./_module.ts";
+ * import { linearDispatch } from "./_assemble.ts";
  * deepStrictEqual(linearDispatch(0), [0, 0, 0]);
  * deepStrictEqual(linearDispatch(70000), [35000, 2, 1]);
  * ```
@@ -205,9 +201,9 @@ export function linearDispatch(count: number): readonly [number, number, number]
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { bindingSet, storeFunction } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { bindingSet, storeFunction } from "./_assemble.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
  * const s = makeNode(ops.softmax, [x], {});
  * const y = makeNode(ops.neg, [s], {});
@@ -243,9 +239,9 @@ export function storeFunction(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { valueFunction } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { valueFunction } from "./_assemble.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const f = valueFunction("load", makeNode(ops.neg, [x], {}), { bufferOf: (n) => (n === x ? "in0" : undefined) });
  * strictEqual(f.returns, "f32");
@@ -265,10 +261,10 @@ export function valueFunction(name: string, node: Node, scope: ValueScope): Kern
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
- * import { Body, ref } from "../../../compiler/kernel_ir/mod.ts";
- * import { storeRoots } from "./_module.ts";
+ * import * as ops from "../../ops/mod.ts";
+ * import { makeNode } from "../ir.ts";
+ * import { Body, ref } from "../kernel_ir/mod.ts";
+ * import { storeRoots } from "./_assemble.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const body = new Body();
  * storeRoots(body, [makeNode(ops.neg, [x], {})], { bufferOf: (n) => (n === x ? "in0" : undefined) }, ref("i", "u32"));

@@ -5,7 +5,7 @@
 // beats copying them for the tiled kernel, and it also takes fused epilogues
 // with more than one output.
 
-import { type Node, sizeOf } from "../../../compiler/ir.ts";
+import { type Node, sizeOf } from "../ir.ts";
 import {
   add,
   binary,
@@ -17,14 +17,14 @@ import {
   linearWorkgroup,
   mul,
   u32,
-} from "../../../compiler/kernel_ir/mod.ts";
+} from "../kernel_ir/mod.ts";
 import {
   bindingSet,
   linearKernel,
   type LoweredKernel,
   storeFunction,
   valueFunction,
-} from "./_module.ts";
+} from "./_assemble.ts";
 
 /**
  * Invocations per workgroup of the direct matmul.
@@ -46,9 +46,9 @@ export const DIRECT_MATMUL_WORKGROUP = 64;
  * @example Attention scores, with both heads read out of [B, T, H·D] buffers
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import * as ops from "../../../ops/mod.ts";
+ * import * as ops from "../../ops/mod.ts";
  * import { directMatmulKernel } from "./_direct_matmul.ts";
- * import { makeNode } from "../../../compiler/ir.ts";
+ * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 5, 2, 4], dtype: "f32" }, "x");
  * const q = makeNode(ops.permute, [x], { perm: [0, 2, 1, 3] });
  * const k = makeNode(ops.permute, [x], { perm: [0, 2, 3, 1] });

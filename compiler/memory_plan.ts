@@ -29,8 +29,8 @@ export function bufferBytes(bytes: number): number {
  * import { deepStrictEqual } from "node:assert/strict";
  * import { planMemory } from "./memory_plan.ts";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const program = schedule(fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [4] }])));
  * deepStrictEqual(planMemory(program).buffers, [16, 16]);
  * ```
@@ -57,8 +57,8 @@ export interface MemoryPlan {
  * import { deepStrictEqual, strictEqual } from "node:assert/strict";
  * import { planMemory } from "./memory_plan.ts";
  * import { schedule } from "./schedule.ts";
- * import { fuse } from "../../compiler/fusion/fuse.ts";
- * import { trace } from "../../compiler/trace.ts";
+ * import { fuse } from "./fusion/fuse.ts";
+ * import { trace } from "./trace.ts";
  * const g = trace((x) => x.exp().sum(0).exp().sum(0).exp().sum(0).exp().sum(), [
  *   { name: "x", shape: [2, 2, 2, 2] },
  * ]);

@@ -1,6 +1,7 @@
 /**
  * Tiled, batched f32 matmul kernels: `C[b] = epilogue(op(A[b]) · op(B[b]))`,
- * built in the kernel IR (`compiler/kernel_ir`) and rendered by `render.ts`.
+ * built in the kernel IR (`compiler/kernel_ir`); a backend renders them
+ * (WebGPU: `backends/webgpu/wgsl/render.ts`).
  *
  * - `op` is an optional transpose, folded into the indexing (never
  *   materialised). Leading dimensions, batch strides (0 broadcasts) and
@@ -27,9 +28,8 @@
  * @module
  */
 
-import type { KernelProgram } from "../../../compiler/kernel_ir/mod.ts";
-import { type Kernel, MAX_WORKGROUPS_PER_DIMENSION } from "./kernel.ts";
-import { toKernel } from "./render.ts";
+import type { KernelProgram } from "../kernel_ir/mod.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../kernel_ir/dispatch.ts";
 import { emitMatmulProgram } from "./_matmul_codegen.ts";
 import { planMatmul } from "./_matmul_plan.ts";
 import type { MatmulOptions, MatmulTiles } from "./_matmul_types.ts";
@@ -49,8 +49,8 @@ export type {
  *
  * @example
  * ```ts
- * import { MATMUL_TILES_GPU, matmulKernel } from "./matmul.ts";
- * const k = matmulKernel({ M: 256, N: 256, K: 256, tiles: MATMUL_TILES_GPU });
+ * import { MATMUL_TILES_GPU, matmulProgram } from "./matmul.ts";
+ * const k = matmulProgram({ M: 256, N: 256, K: 256, tiles: MATMUL_TILES_GPU });
  * ```
  */
 export const MATMUL_TILES_GPU: Readonly<MatmulTiles> = Object.freeze({
@@ -70,8 +70,8 @@ export const MATMUL_TILES_GPU: Readonly<MatmulTiles> = Object.freeze({
  *
  * @example
  * ```ts
- * import { MATMUL_TILES_CPU, matmulKernel } from "./matmul.ts";
- * const k = matmulKernel({ M: 512, N: 512, K: 512, tiles: MATMUL_TILES_CPU });
+ * import { MATMUL_TILES_CPU, matmulProgram } from "./matmul.ts";
+ * const k = matmulProgram({ M: 512, N: 512, K: 512, tiles: MATMUL_TILES_CPU });
  * ```
  */
 export const MATMUL_TILES_CPU: Readonly<MatmulTiles> = Object.freeze({
@@ -91,8 +91,8 @@ export const MATMUL_TILES_CPU: Readonly<MatmulTiles> = Object.freeze({
  *
  * @example
  * ```ts
- * import { MATMUL_TILES_CPU_SMALL, matmulKernel } from "./matmul.ts";
- * const k = matmulKernel({ M: 64, N: 192, K: 64, tiles: MATMUL_TILES_CPU_SMALL });
+ * import { MATMUL_TILES_CPU_SMALL, matmulProgram } from "./matmul.ts";
+ * const k = matmulProgram({ M: 64, N: 192, K: 64, tiles: MATMUL_TILES_CPU_SMALL });
  * ```
  */
 export const MATMUL_TILES_CPU_SMALL: Readonly<MatmulTiles> = Object.freeze({
@@ -112,8 +112,8 @@ export const MATMUL_TILES_CPU_SMALL: Readonly<MatmulTiles> = Object.freeze({
  *
  * @example
  * ```ts
- * import { MATMUL_TILES_CPU_ROWS, matmulKernel } from "./matmul.ts";
- * const k = matmulKernel({ M: 1, N: 768, K: 768, transB: true, tiles: MATMUL_TILES_CPU_ROWS });
+ * import { MATMUL_TILES_CPU_ROWS, matmulProgram } from "./matmul.ts";
+ * const k = matmulProgram({ M: 1, N: 768, K: 768, transB: true, tiles: MATMUL_TILES_CPU_ROWS });
  * ```
  */
 export const MATMUL_TILES_CPU_ROWS: Readonly<MatmulTiles> = Object.freeze({
@@ -164,8 +164,7 @@ export function matmulTilesFor(
 }
 
 /**
- * The kernel program of a matmul (see {@linkcode matmulKernel}, which renders
- * it): buffers `lhs` (A), `rhs` (B), `dst` (C), then each epilogue binding
+ * The kernel program of a matmul: buffers `lhs` (A), `rhs` (B), `dst` (C), then each epilogue binding
  * in order; a generated operand ({@linkcode RandomOperand}) has no buffer,
  * and the rest move up. Dispatch: `[ceil(N / tileN), ceil(M / tileM), batch]`.
  *
@@ -199,25 +198,6 @@ export function matmulProgram(options: MatmulOptions): KernelProgram {
     label: options.label ?? "matmul",
     dispatch: plan.batch * plan.M * plan.N === 0 ? [0, 0, 0] : dispatch,
   });
-}
-
-/**
- * Generates the kernel: {@linkcode matmulProgram} rendered to WGSL and keyed
- * by it. It has a label only when the options give one.
- *
- * @example
- * ```ts
- * import { addBias, matmulKernel, MATMUL_TILES_CPU } from "./matmul.ts";
- * import { deepEqual } from "node:assert/strict";
- * // y = x Wᵀ + b with x: [32, 64], W: [128, 64]
- * const k = matmulKernel({ M: 32, N: 128, K: 64, transB: true, epilogue: addBias("bias"), tiles: MATMUL_TILES_CPU });
- * deepEqual(k.bindings.map((b) => b.name), ["lhs", "rhs", "dst", "bias"]);
- * deepEqual(k.dispatch, [1, 1, 1]);
- * ```
- */
-export function matmulKernel(options: MatmulOptions): Kernel {
-  const { label, ...kernel } = toKernel(matmulProgram(options));
-  return options.label === undefined ? kernel : { ...kernel, label };
 }
 
 export {

@@ -1,17 +1,18 @@
 /**
- * Lowering: one kernel per fusion group (see compiler/fusion/fuse.ts).
- * Elementwise regions, reductions, row-wise ops, gather and scatter come from
- * this folder's generators; matmuls from `matmulKernel`, with transposes,
+ * Lowering: one kernel IR program per fusion group (see
+ * compiler/fusion/fuse.ts). Elementwise regions, reductions, row-wise ops,
+ * gather and scatter come from this folder's families; matmuls from
+ * `matmulProgram`, with transposes,
  * slices and batch broadcasts folded into its indexing, a `random` operand
  * without a buffer generated in its loads, and a fused elementwise epilogue
  * built from the graph into the kernel's `epilogue` function.
  *
  * @module
  */
-import { type Node, sizeOf } from "../../../compiler/ir.ts";
-import type { FusionPlan, KernelGroup } from "../../../compiler/fusion/plan.ts";
-import { groupReads, matmulRead, regionReads } from "../../../compiler/fusion/regions.ts";
-import { NodeValues, storageType } from "../../../compiler/kernel_ir/mod.ts";
+import { type Node, sizeOf } from "../ir.ts";
+import type { FusionPlan, KernelGroup } from "../fusion/plan.ts";
+import { groupReads, matmulRead, regionReads } from "../fusion/regions.ts";
+import { NodeValues, storageType } from "../kernel_ir/mod.ts";
 import {
   type MatmulEpilogue,
   matmulProgram,
@@ -24,9 +25,9 @@ import { gatherKernel } from "./gather.ts";
 import { reduceKernel } from "./reduce.ts";
 import { rowwiseKernel } from "./rowwise.ts";
 import { directMatmulKernel } from "./_direct_matmul.ts";
-import { labelOf, lowered, type LoweredKernel } from "./_module.ts";
+import { labelOf, lowered, type LoweredKernel } from "./_assemble.ts";
 
-export type { LoweredKernel } from "./_module.ts";
+export type { LoweredKernel } from "./_assemble.ts";
 
 /**
  * The size of one matmul, for choosing tiles.
@@ -50,7 +51,7 @@ export interface MatmulShape {
   /** The contracted dimension. */
   readonly K: number;
 }
-export { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
+export { type Family, loweringOf } from "../fusion/families.ts";
 
 /**
  * Options of {@link lowerGroup} and {@link lowerPlan}.
@@ -60,16 +61,16 @@ export { type Family, loweringOf } from "../../../compiler/fusion/families.ts";
  * import { strictEqual } from "node:assert/strict";
  * import { type LowerOptions, lowerPlan } from "./lower.ts";
  * import { MATMUL_TILES_CPU_SMALL } from "./matmul.ts";
- * import { fuse } from "../../../compiler/fusion/fuse.ts";
- * import { param, trace } from "../../../compiler/trace.ts";
+ * import { fuse } from "../fusion/fuse.ts";
+ * import { param, trace } from "../trace.ts";
  * const options: LowerOptions = { tiles: MATMUL_TILES_CPU_SMALL };
  * const plan = fuse(trace((x) => x.matmul(param("w", [4, 3])), [{ name: "x", shape: [2, 4] }]));
  * // Register staging: the tiles live in registers, not in workgroup memory.
- * strictEqual(lowerPlan(plan, options)[0].kernel.wgsl.includes("var<workgroup>"), false);
+ * strictEqual(lowerPlan(plan, options)[0].program.shared.length, 0);
  * ```
  */
 export interface LowerOptions {
-  /** Matmul tiles, or a choice per problem size (see `matmulTilesFor`); default: `matmulKernel`'s. */
+  /** Matmul tiles, or a choice per problem size (see `matmulTilesFor`); default: `matmulProgram`'s. */
   readonly tiles?: Partial<MatmulTiles> | ((shape: MatmulShape) => Partial<MatmulTiles>);
 }
 
@@ -80,8 +81,8 @@ export interface LowerOptions {
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { lowerGroup } from "./lower.ts";
- * import { fuse } from "../../../compiler/fusion/fuse.ts";
- * import { trace } from "../../../compiler/trace.ts";
+ * import { fuse } from "../fusion/fuse.ts";
+ * import { trace } from "../trace.ts";
  * const plan = fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }]));
  * deepStrictEqual(plan.groups.map((g) => lowerGroup(g, plan).kernel.key.split(":")[0]), ["reduce-sum"]);
  * ```
@@ -122,8 +123,8 @@ export function lowerGroup(
  * ```ts
  * import { strictEqual } from "node:assert/strict";
  * import { lowerPlan } from "./lower.ts";
- * import { fuse } from "../../../compiler/fusion/fuse.ts";
- * import { trace } from "../../../compiler/trace.ts";
+ * import { fuse } from "../fusion/fuse.ts";
+ * import { trace } from "../trace.ts";
  * const plan = fuse(trace((x) => x.exp().add(1), [{ name: "x", shape: [8] }]));
  * strictEqual(lowerPlan(plan).length, 1);
  * ```
