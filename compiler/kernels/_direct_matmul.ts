@@ -52,8 +52,8 @@ export const DIRECT_MATMUL_WORKGROUP = 64;
  * const x = makeNode(ops.input, [], { shape: [2, 5, 2, 4], dtype: "f32" }, "x");
  * const q = makeNode(ops.permute, [x], { perm: [0, 2, 1, 3] });
  * const k = makeNode(ops.permute, [x], { perm: [0, 2, 3, 1] });
- * const { kernel } = directMatmulKernel(makeNode(ops.matmul, [q, k], {}), [x]);
- * strictEqual(kernel.bindings.length, 2);
+ * const { program } = directMatmulKernel(makeNode(ops.matmul, [q, k], {}), [x]);
+ * strictEqual(program.buffers.length, 2);
  * ```
  */
 export function directMatmulKernel(

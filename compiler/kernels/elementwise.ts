@@ -33,9 +33,9 @@ export const ELEMENTWISE_WORKGROUP = 64;
  * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [3], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [makeNode(ops.neg, [x], {})], {});
- * const { kernel, nodes } = elementwiseKernel([y], [x]);
+ * const { program, nodes } = elementwiseKernel([y], [x]);
  * strictEqual(nodes.length, 2);
- * deepStrictEqual(kernel.dispatch, [1, 1, 1]);
+ * deepStrictEqual(program.dispatch, [1, 1, 1]);
  * ```
  */
 export function elementwiseKernel(roots: readonly Node[], reads: readonly Node[]): LoweredKernel {

@@ -127,8 +127,8 @@ export function gatherKernel(node: Node, reads: readonly Node[]): LoweredKernel 
  * import { makeNode } from "../ir.ts";
  * const g = makeNode(ops.input, [], { shape: [3, 4], dtype: "f32" }, "g");
  * const idx = makeNode(ops.input, [], { shape: [3], dtype: "i32" }, "tokens");
- * const { kernel } = scatterAddKernel(makeNode(ops.scatterAdd, [g, idx], { rows: 10 }), [g, idx]);
- * deepStrictEqual(kernel.dispatch, [1, 1, 1]);
+ * const { program } = scatterAddKernel(makeNode(ops.scatterAdd, [g, idx], { rows: 10 }), [g, idx]);
+ * deepStrictEqual(program.dispatch, [1, 1, 1]);
  * ```
  */
 export function scatterAddKernel(node: Node, reads: readonly Node[]): LoweredKernel {

@@ -84,7 +84,7 @@ export interface LowerOptions {
  * import { fuse } from "../fusion/fuse.ts";
  * import { trace } from "../trace.ts";
  * const plan = fuse(trace((x) => x.exp().sum(), [{ name: "x", shape: [8] }]));
- * deepStrictEqual(plan.groups.map((g) => lowerGroup(g, plan).kernel.key.split(":")[0]), ["reduce-sum"]);
+ * deepStrictEqual(plan.groups.map((g) => lowerGroup(g, plan).program.family), ["reduce-sum"]);
  * ```
  */
 export function lowerGroup(

@@ -129,16 +129,16 @@ export interface ReduceLane {
  * const x = makeNode(ops.input, [], { shape: [4, 5], dtype: "f32" }, "x");
  * const s = makeNode(ops.sum, [x], { axes: [0] });
  * const m = makeNode(ops.max, [x], { axes: [0] });
- * const { kernel } = reduceKernel([{ op: s, roots: [s] }, { op: m, roots: [m] }], [x]);
- * strictEqual(kernel.bindings.length, 3);
- * deepStrictEqual(kernel.dispatch, [1, 1, 1]); // 5 outputs: one workgroup, one invocation each
+ * const { program } = reduceKernel([{ op: s, roots: [s] }, { op: m, roots: [m] }], [x]);
+ * strictEqual(program.buffers.length, 3);
+ * deepStrictEqual(program.dispatch, [1, 1, 1]); // 5 outputs: one workgroup, one invocation each
  *
  * // 300 elements per output: one workgroup per output, combined by a tree.
  * const y = makeNode(ops.input, [], { shape: [2, 300], dtype: "f32" }, "y");
  * const t = makeNode(ops.max, [y], { axes: [1] });
  * const tree = reduceKernel([{ op: t, roots: [t] }], [y]);
- * deepStrictEqual(tree.kernel.dispatch, [2, 1, 1]);
- * strictEqual(tree.program?.body.some((st) => st.kind === "treeReduce"), true);
+ * deepStrictEqual(tree.program.dispatch, [2, 1, 1]);
+ * strictEqual(tree.program.body.some((st) => st.kind === "treeReduce"), true);
  * ```
  */
 export function reduceKernel(lanes: readonly ReduceLane[], reads: readonly Node[]): LoweredKernel {

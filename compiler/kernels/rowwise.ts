@@ -81,12 +81,12 @@ export const ROWWISE_SERIAL_WORKGROUP = 64;
  * import { rowwiseKernel } from "./rowwise.ts";
  * import { makeNode } from "../ir.ts";
  * const x = makeNode(ops.input, [], { shape: [3, 5], dtype: "f32" }, "x");
- * const { kernel } = rowwiseKernel(makeNode(ops.softmax, [x], {}), [x]);
- * deepStrictEqual([kernel.workgroupSize, kernel.dispatch], [[64, 1, 1], [1, 1, 1]]);
+ * const { program } = rowwiseKernel(makeNode(ops.softmax, [x], {}), [x]);
+ * deepStrictEqual([program.workgroupSize, program.dispatch], [[64, 1, 1], [1, 1, 1]]);
  * // long rows: a workgroup per row, reducing through workgroup memory
  * const wide = makeNode(ops.input, [], { shape: [3, 1000], dtype: "f32" }, "wide");
- * const { program } = rowwiseKernel(makeNode(ops.layerNorm, [wide], { eps: 1e-5 }), [wide]);
- * deepStrictEqual([program?.dispatch, program?.shared], [[3, 1, 1], [{ name: "red", element: "f32", length: 64 }]]);
+ * const long = rowwiseKernel(makeNode(ops.layerNorm, [wide], { eps: 1e-5 }), [wide]).program;
+ * deepStrictEqual([long.dispatch, long.shared], [[3, 1, 1], [{ name: "red", element: "f32", length: 64 }]]);
  * throws(() => rowwiseKernel(makeNode(ops.exp, [x], {}), [x]), /no rowwise rule/);
  * ```
  */
