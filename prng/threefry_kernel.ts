@@ -18,7 +18,7 @@ import {
   sub,
   u32,
   vector,
-} from "../compiler/kernel_ir/build.ts";
+} from "../compiler/kernel_ir/mod.ts";
 import type { Expr, KernelFunction } from "../compiler/kernel_ir/ir.ts";
 
 const ROTATIONS_A = [13, 15, 26, 6];
@@ -112,7 +112,7 @@ const dropoutKeepFn = defineFunction(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { u32 } from "../compiler/kernel_ir/build.ts";
+ * import { u32 } from "../compiler/kernel_ir/mod.ts";
  * import { threefryKeyExpr } from "./threefry_kernel.ts";
  * strictEqual(threefryKeyExpr(3, u32(7)).type, "vec2u");
  * ```
@@ -127,7 +127,7 @@ export function threefryKeyExpr(stream: number, seed: Expr): Expr {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { ref } from "../compiler/kernel_ir/build.ts";
+ * import { ref } from "../compiler/kernel_ir/mod.ts";
  * import { uniformSymmetricExpr } from "./threefry_kernel.ts";
  * const v = uniformSymmetricExpr({ seed: 1, stream: 2, bound: 0.5 }, ref("i", "u32"));
  * strictEqual(v.type, "f32");
@@ -151,7 +151,7 @@ export function uniformSymmetricExpr(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { ref, u32 } from "../compiler/kernel_ir/build.ts";
+ * import { ref, u32 } from "../compiler/kernel_ir/mod.ts";
  * import { dropoutKeepExpr, threefryKeyExpr } from "./threefry_kernel.ts";
  * strictEqual(dropoutKeepExpr(threefryKeyExpr(0, u32(1)), ref("i", "u32"), 0.1).type, "bool");
  * ```
@@ -166,7 +166,7 @@ export function dropoutKeepExpr(key: Expr, index: Expr, threshold: number): Expr
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { ref, u32 } from "../compiler/kernel_ir/build.ts";
+ * import { ref, u32 } from "../compiler/kernel_ir/mod.ts";
  * import { randomWordExpr, threefryKeyExpr } from "./threefry_kernel.ts";
  * strictEqual(randomWordExpr(threefryKeyExpr(0, u32(1)), ref("i", "u32")).type, "u32");
  * ```
@@ -182,7 +182,7 @@ export function randomWordExpr(key: Expr, index: Expr): Expr {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { u32, vector } from "../compiler/kernel_ir/build.ts";
+ * import { u32, vector } from "../compiler/kernel_ir/mod.ts";
  * import { threefry2x32Expr, threefryKeyExpr } from "./threefry_kernel.ts";
  * strictEqual(threefry2x32Expr(threefryKeyExpr(0, u32(1)), vector("vec2u", u32(0))).type, "vec2u");
  * ```
@@ -198,7 +198,7 @@ export function threefry2x32Expr(key: Expr, ctr: Expr): Expr {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { ref, u32 } from "../compiler/kernel_ir/build.ts";
+ * import { ref, u32 } from "../compiler/kernel_ir/mod.ts";
  * import { randomUnitExpr, threefryKeyExpr } from "./threefry_kernel.ts";
  * strictEqual(randomUnitExpr(threefryKeyExpr(0, u32(1)), ref("i", "u32")).type, "f32");
  * ```
@@ -214,7 +214,7 @@ export function randomUnitExpr(key: Expr, index: Expr): Expr {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { f32, ref, u32 } from "../compiler/kernel_ir/build.ts";
+ * import { f32, ref, u32 } from "../compiler/kernel_ir/mod.ts";
  * import { threefryKeyExpr, uniformSymmetricAtExpr } from "./threefry_kernel.ts";
  * const v = uniformSymmetricAtExpr(threefryKeyExpr(0, u32(1)), ref("i", "u32"), f32(0.5));
  * strictEqual(v.type, "f32");

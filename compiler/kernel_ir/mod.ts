@@ -17,6 +17,7 @@
  */
 export * from "./ir.ts";
 export * from "./build.ts";
+export * from "./body.ts";
 export * from "./print.ts";
 export * from "./values.ts";
 export * from "./dispatch.ts";

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { add, binary, type Body, f32, invocation, load, math, u32 } from "./build.ts";
+import { add, binary, f32, invocation, load, math, u32 } from "./build.ts";
+import { type Body } from "./body.ts";
 import type { Expr } from "./ir.ts";
 
 /**
@@ -24,7 +25,8 @@ import type { Expr } from "./ir.ts";
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, div, load, math, ref, sub } from "./build.ts";
+ * import { div, load, math, ref, sub } from "./build.ts";
+ * import { Body } from "./body.ts";
  * import { RowBlock, type RowKernel, rowMax, rowSum } from "./rows.ts";
  * // softmax of one row: exp(x - max) / Σ exp(x - max)
  * const softmax = (row: RowKernel) => {
@@ -81,7 +83,8 @@ export interface RowKernel {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, load, mul, ref } from "./build.ts";
+ * import { load, mul, ref } from "./build.ts";
+ * import { Body } from "./body.ts";
  * import { RowBlock, rowSums } from "./rows.ts";
  * const body = new Body();
  * const row = new RowBlock(body, {
@@ -119,7 +122,8 @@ export function rowSums(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, load, ref } from "./build.ts";
+ * import { load, ref } from "./build.ts";
+ * import { Body } from "./body.ts";
  * import { RowBlock, rowSum } from "./rows.ts";
  * const body = new Body();
  * const row = new RowBlock(body, {
@@ -147,7 +151,8 @@ export function rowSum(
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import { Body, load, ref } from "./build.ts";
+ * import { load, ref } from "./build.ts";
+ * import { Body } from "./body.ts";
  * import { RowBlock, rowMax } from "./rows.ts";
  * const body = new Body();
  * const row = new RowBlock(body, {
@@ -216,7 +221,8 @@ export interface RowLayout {
  * @example
  * ```ts
  * import { strictEqual, throws } from "node:assert/strict";
- * import { Body, div, load, math, ref, sub } from "./build.ts";
+ * import { div, load, math, ref, sub } from "./build.ts";
+ * import { Body } from "./body.ts";
  * import { RowBlock, type RowKernel, type RowLayout, rowMax, rowSum } from "./rows.ts";
  * const softmax = (row: RowKernel) => {
  *   const m = rowMax(row, (j) => row.x(j));

@@ -10,7 +10,8 @@
  * @module
  */
 import type { DType, InlineContext, KernelIndex, Node } from "../ir.ts";
-import { binary, type Body, convert, load, u32 } from "./build.ts";
+import { binary, convert, load, u32 } from "./build.ts";
+import { type Body } from "./body.ts";
 import type { Expr, ScalarType } from "./ir.ts";
 import { formatExpr } from "./print.ts";
 
@@ -70,7 +71,8 @@ export interface ValueScope {
  * import { strictEqual } from "node:assert/strict";
  * import * as ops from "../../ops/mod.ts";
  * import { makeNode } from "../ir.ts";
- * import { Body, ref } from "./build.ts";
+ * import { ref } from "./build.ts";
+ * import { Body } from "./body.ts";
  * import { NodeValues } from "./values.ts";
  * const x = makeNode(ops.input, [], { shape: [2, 3], dtype: "f32" }, "x");
  * const y = makeNode(ops.exp, [makeNode(ops.permute, [x], { perm: [1, 0] })], {});

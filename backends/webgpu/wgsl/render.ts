@@ -292,7 +292,7 @@ class Walk {
  * @example
  * ```ts
  * import { match } from "node:assert/strict";
- * import { add, defineFunction, u32 } from "../../../compiler/kernel_ir/build.ts";
+ * import { add, defineFunction, u32 } from "../../../compiler/kernel_ir/mod.ts";
  * import { functionText } from "./render.ts";
  * const inc = defineFunction("inc", [["x", "u32"]], "u32", ([x], body) => body.return(add(x, u32(1))));
  * match(functionText(inc), /fn inc\(x: u32\) -> u32/);
@@ -316,7 +316,7 @@ export function functionText(f: KernelFunction): string {
  * @example
  * ```ts
  * import { match } from "node:assert/strict";
- * import { Body, f32, invocation } from "../../../compiler/kernel_ir/build.ts";
+ * import { Body, f32, invocation } from "../../../compiler/kernel_ir/mod.ts";
  * import { renderWgsl } from "./render.ts";
  * const body = new Body();
  * body.store("out0", invocation({ of: "localIndex" }), f32(1));
@@ -364,7 +364,7 @@ function bindingOf(b: KernelProgram["buffers"][number]): KernelBinding {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { Body, f32, invocation } from "../../../compiler/kernel_ir/build.ts";
+ * import { Body, f32, invocation } from "../../../compiler/kernel_ir/mod.ts";
  * import { toKernel } from "./render.ts";
  * const body = new Body();
  * body.store("out0", invocation({ of: "localIndex" }), f32(1));
