@@ -20,6 +20,19 @@ import type { Expr } from "./ir.ts";
  * ```
  */
 export function formatExpr(e: Expr): string {
+  // Expressions are immutable and generators key values by their text, so
+  // each node's text is built once.
+  let text = formatted.get(e);
+  if (text === undefined) {
+    text = format(e);
+    formatted.set(e, text);
+  }
+  return text;
+}
+
+const formatted = new WeakMap<Expr, string>();
+
+function format(e: Expr): string {
   switch (e.kind) {
     case "literal":
       return `${e.value}${{ f32: "f", i32: "i", u32: "u", bool: "b" }[e.type]}`;

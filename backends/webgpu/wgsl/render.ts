@@ -299,14 +299,21 @@ class Walk {
  * ```
  */
 export function functionText(f: KernelFunction): string {
+  // Library functions (Threefry) are shared objects called by many kernels: render each once.
+  const known = functionTexts.get(f);
+  if (known !== undefined) return known;
   const params = f.params.map((p) => `${p.name}: ${WGSL_TYPE[p.type]}`).join(", ");
   const returns = f.returns === undefined ? "" : ` -> ${WGSL_TYPE[f.returns]}`;
-  return [
+  const text = [
     `fn ${f.name}(${params})${returns} {`,
     ...f.body.flatMap((s) => stmtLines(s, "  ")),
     "}",
   ].join("\n");
+  functionTexts.set(f, text);
+  return text;
 }
+
+const functionTexts = new WeakMap<KernelFunction, string>();
 
 /**
  * The WGSL module of a kernel program: buffer and shared-array
