@@ -117,6 +117,17 @@ export function sizeOf(shape: Shape): number {
   return n;
 }
 
+/** Row-major strides of a shape (the last axis has stride 1). */
+export function stridesOf(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
 /** Formats a shape and dtype the way error messages and `print` show them: `f32[2,3]`. */
 export function formatType(t: TensorType): string {
   return `${t.dtype}[${t.shape.join(",")}]`;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { CpuData, DType, Node, OpDef, Shape, TensorType } from "../compiler/ir.ts";
+import type { CpuData, DType, Node, OpDef, TensorType } from "../compiler/ir.ts";
 import type { Expr } from "../compiler/kernel_ir/ir.ts";
 
 /** Formats operand types for error messages: `f32[2,3], f32[4]`. */
@@ -31,16 +31,8 @@ export function allocData(dtype: DType, size: number): CpuData {
   }
 }
 
-/** Row-major strides of a shape. */
-export function stridesOf(shape: Shape): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
+/** Row-major strides of a shape (the IR's, re-exported for the op rules). */
+export { stridesOf } from "../compiler/ir.ts";
 
 /** Normalises a possibly negative axis against a rank; throws naming the op. */
 export function normAxis(op: string, axis: number, rank: number): number {

@@ -13,8 +13,6 @@ import type {
   KernelFunction,
   MathFunction,
   ScalarType,
-  Stmt,
-  TreeLane,
   ValueType,
 } from "./ir.ts";
 

@@ -11,7 +11,7 @@
  * @module
  */
 import { add, binary, f32, invocation, load, math, u32 } from "./build.ts";
-import { type Body } from "./body.ts";
+import type { Body } from "./body.ts";
 import type { Expr } from "./ir.ts";
 
 /**

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import type { DType, InlineContext, KernelIndex, Node } from "../ir.ts";
+import { type DType, type InlineContext, type KernelIndex, type Node, stridesOf } from "../ir.ts";
 import { binary, convert, load, u32 } from "./build.ts";
-import { type Body } from "./body.ts";
+import type { Body } from "./body.ts";
 import type { Expr, ScalarType } from "./ir.ts";
 import { formatExpr } from "./print.ts";
 
@@ -108,7 +108,7 @@ export class NodeValues implements InlineContext {
   /** The flat index of `at`, computed from coordinates when needed. */
   linear(at: KernelIndex): Expr {
     if (at.linear !== undefined) return at.linear;
-    const strides = rowMajorStrides(at.shape);
+    const strides = stridesOf(at.shape);
     const terms = at.coords!.flatMap((c, i) =>
       at.shape[i] === 1 ? [] : [strides[i] === 1 ? c : binary("*", c, u32(strides[i]))]
     );
@@ -120,7 +120,7 @@ export class NodeValues implements InlineContext {
   coords(at: KernelIndex): readonly Expr[] {
     if (at.coords !== undefined) return at.coords;
     const flat = at.linear!;
-    const strides = rowMajorStrides(at.shape);
+    const strides = stridesOf(at.shape);
     return at.shape.map((d, i) => {
       if (d === 1) return u32(0);
       const q = strides[i] === 1 ? flat : binary("/", flat, u32(strides[i]));
@@ -167,14 +167,4 @@ export class NodeValues implements InlineContext {
     this.#memo.set(key, bound);
     return bound;
   }
-}
-
-function rowMajorStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
 }

@@ -7,7 +7,7 @@
  */
 import type { MatmulEpilogue, MatmulEpilogueArgs } from "./_matmul_types.ts";
 import { geluExpr, reluExpr } from "../../ops/elementwise.ts";
-import { add, type Expr, f32, load, math, mul } from "../kernel_ir/mod.ts";
+import { add, type Expr, f32, load, mul } from "../kernel_ir/mod.ts";
 
 /** An epilogue reading one f32 buffer, `name`. */
 function withBuffer(

@@ -7,7 +7,7 @@ import { deepEqual, equal, fail, match, ok } from "node:assert/strict";
 import { compile } from "../../backends/compile.ts";
 import type { RandomProjections } from "../../compiler/fusion/fuse.ts";
 import { type Graph, makeGraph, makeNode, type Node } from "../../compiler/ir.ts";
-import { type MatmulOptions } from "../../compiler/kernels/matmul.ts";
+import type { MatmulOptions } from "../../compiler/kernels/matmul.ts";
 import { matmulKernel } from "../../backends/webgpu/wgsl/matmul_kernel.ts";
 import { type GptConfig, gptGraph } from "../../nn/gpt.ts";
 import { initParams } from "../../nn/init.ts";
