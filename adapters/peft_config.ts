@@ -173,23 +173,13 @@ class ConfigReader {
   }
 }
 
-/**
- * The adapter config an `adapter_config.json` object describes; `where` names the file in errors.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { describePeftConfig } from "./peft_config.ts";
- * const lora = describePeftConfig({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"], use_rslora: true }, "a.json");
- * assert.equal(lora.kind === "lora" && lora.config.useRslora, true);
- * assert.throws(() => describePeftConfig({ peft_type: "LORA", r: 4, target_modules: ["q"], use_dora: true }, "a.json"), /"use_dora" .*DoRA/);
- * ```
- */
-export function describePeftConfig(config: unknown, where: string): PeftDescribed {
+/** Checks the file holds an object, and `peft_type` and `bias` are ones this project applies. */
+function readerOf(config: unknown, where: string): { c: ConfigReader; type: "VERA" | "LORA" } {
   if (config === null || typeof config !== "object" || Array.isArray(config)) {
     throw new Error(`${where}: must be a JSON object, got ${JSON.stringify(config)}`);
   }
-  const c = new ConfigReader(config as Record<string, unknown>, where);
+  // Typed explicitly so that `c.fail` (which never returns) narrows `type`.
+  const c: ConfigReader = new ConfigReader(config as Record<string, unknown>, where);
   const type = c.get("peft_type");
   if (type !== "VERA" && type !== "LORA") {
     c.fail("peft_type", `${JSON.stringify(type)} is not supported (VERA or LORA)`);
@@ -201,6 +191,11 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
       `${JSON.stringify(bias)} is not supported (only "none": trained biases are not applied)`,
     );
   }
+  return { c, type };
+}
+
+/** The fields VeRA and LoRA share: which modules and layers are adapted, and which saved. */
+function readTargets(c: ConfigReader, type: "VERA" | "LORA") {
   const named = c.names("target_modules", true);
   if (named === undefined || named.length === 0) {
     c.fail("target_modules", "must name at least one module");
@@ -221,35 +216,44 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
       }
     }
   }
-  const targets = {
+  return {
     targetModules,
     ...(c.layers() !== undefined ? { layersToTransform: c.layers() } : {}),
     ...(layersPattern !== undefined ? { layersPattern } : {}),
     modulesToSave: (c.names("modules_to_save", false) as string[] | undefined) ?? [],
     fanInFanOut: c.boolean("fan_in_fan_out"),
   };
-  if (type === "VERA") {
-    for (const field of Object.keys(config)) {
-      if (!IGNORED.has(field) && !KNOWN_VERA.has(field)) {
-        if (!isOff((config as Record<string, unknown>)[field])) {
-          c.fail(
-            field,
-            "is not a VeRA option this version supports; refusing rather than ignoring it",
-          );
-        }
-      }
-    }
-    return {
-      kind: "vera",
-      config: {
-        ...targets,
-        r: c.integer("r", 1),
-        projectionPrngKey: c.integer("projection_prng_key", 0, 0),
-        dInitial: c.finite("d_initial", 0.1),
-        dropout: c.probability("vera_dropout"),
-      },
-    };
+}
+
+type PeftTargets = ReturnType<typeof readTargets>;
+
+/** Refuses every field that is set (not off) and that `known` does not accept. */
+function refuseUnknownFields(c: ConfigReader, known: (field: string) => boolean, message: string) {
+  for (const field of Object.keys(c.config)) {
+    if (!IGNORED.has(field) && !known(field) && !isOff(c.config[field])) c.fail(field, message);
   }
+}
+
+function describeVera(c: ConfigReader, targets: PeftTargets): PeftDescribed {
+  refuseUnknownFields(
+    c,
+    (field) => KNOWN_VERA.has(field),
+    "is not a VeRA option this version supports; refusing rather than ignoring it",
+  );
+  return {
+    kind: "vera",
+    config: {
+      ...targets,
+      r: c.integer("r", 1),
+      projectionPrngKey: c.integer("projection_prng_key", 0, 0),
+      dInitial: c.finite("d_initial", 0.1),
+      dropout: c.probability("vera_dropout"),
+    },
+  };
+}
+
+/** Refuses LoRA initialisations and options that change the weights in ways not applied here. */
+function checkLoraOptions(c: ConfigReader) {
   const init = c.get("init_lora_weights") ?? true;
   if (rewritesBase(init)) {
     c.fail(
@@ -268,13 +272,15 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
       c.fail(field, `is set (${JSON.stringify(c.get(field))}): ${what} is not supported`);
     }
   }
-  for (const field of Object.keys(config)) {
-    if (!IGNORED.has(field) && !KNOWN_LORA.has(field) && !(field in LORA_UNSUPPORTED)) {
-      if (!isOff((config as Record<string, unknown>)[field])) {
-        c.fail(field, "is an option this version does not know; refusing rather than ignoring it");
-      }
-    }
-  }
+  refuseUnknownFields(
+    c,
+    (field) => KNOWN_LORA.has(field) || field in LORA_UNSUPPORTED,
+    "is an option this version does not know; refusing rather than ignoring it",
+  );
+}
+
+function describeLora(c: ConfigReader, targets: PeftTargets): PeftDescribed {
+  checkLoraOptions(c);
   const excludeModules = c.names("exclude_modules", true);
   return {
     kind: "lora",
@@ -297,6 +303,24 @@ export function describePeftConfig(config: unknown, where: string): PeftDescribe
       ),
     },
   };
+}
+
+/**
+ * The adapter config an `adapter_config.json` object describes; `where` names the file in errors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describePeftConfig } from "./peft_config.ts";
+ * const lora = describePeftConfig({ peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"], use_rslora: true }, "a.json");
+ * assert.equal(lora.kind === "lora" && lora.config.useRslora, true);
+ * assert.throws(() => describePeftConfig({ peft_type: "LORA", r: 4, target_modules: ["q"], use_dora: true }, "a.json"), /"use_dora" .*DoRA/);
+ * ```
+ */
+export function describePeftConfig(config: unknown, where: string): PeftDescribed {
+  const { c, type } = readerOf(config, where);
+  const targets = readTargets(c, type);
+  return type === "VERA" ? describeVera(c, targets) : describeLora(c, targets);
 }
 
 /** LoRA fields read by {@link describePeftConfig}. */

@@ -101,35 +101,32 @@ async function describeBackend(backend: BackendName): Promise<string> {
   return "the cpu reference interpreter";
 }
 
-/**
- * Runs the demo.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { demoCommand } from "./demo.ts";
- * // deno task demo  (about 3–4 minutes on a 2-core machine without a GPU)
- * strictEqual(typeof demoCommand, "function");
- * ```
- */
-export async function demoCommand(args: readonly string[]): Promise<void> {
+/** The demo's settings, read from its flags. */
+interface DemoSettings {
+  readonly out: string;
+  readonly steps: number;
+  readonly batch: number;
+  readonly r: number;
+  readonly choice: BackendChoice;
+}
+
+function readDemoFlags(args: readonly string[]): DemoSettings {
   const { values, positionals } = parseFlags("demo", args, DEMO_FLAGS);
   noPositionals("demo", positionals);
-  const out = String(values.out);
-  const steps = intFlag(values, "steps")!,
-    batch = intFlag(values, "batch")!,
-    r = intFlag(values, "r")!;
-  const started = performance.now();
-  const choice = String(values.backend) as BackendChoice;
-  const backend = await resolveBackend(choice);
-  console.log(
-    `wgrad demo: VeRA fine-tuning of a spam classifier on ${await describeBackend(backend)}` +
-      (choice === "auto" ? " (--backend auto: the fastest available here)" : ""),
-  );
+  return {
+    out: String(values.out),
+    steps: intFlag(values, "steps")!,
+    batch: intFlag(values, "batch")!,
+    r: intFlag(values, "r")!,
+    choice: String(values.backend) as BackendChoice,
+  };
+}
+
+/** Loads the committed base model and prints what it is. */
+async function loadDemoBase() {
   const base = await loadBaseModel(DEMO_BASE).catch((e: Error) => {
     throw new UsageError(`demo: cannot load the base model ${DEMO_BASE}: ${e.message}`);
   });
-  const seq = base.config.maxSeqLen;
   console.log(
     `base model: ${
       DEMO_BASE.split("/").pop()
@@ -138,6 +135,14 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
         fmt(Object.values(base.weights).reduce((n, w) => n + w.length, 0))
       } weights, pretrained on spam-assassin)`,
   );
+  return base;
+}
+
+type DemoBase = Awaited<ReturnType<typeof loadDemoBase>>;
+
+/** Fine-tunes with VeRA through `finetune`, and returns the run's summary.json. */
+async function runDemoFinetune(settings: DemoSettings, backend: BackendName) {
+  const { out, r, steps, batch } = settings;
   // Recorded in the adapter as the base model's name: relative, not this machine's absolute path.
   const near = relative(Deno.cwd(), DEMO_BASE);
   await finetuneCommand([
@@ -165,13 +170,11 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
     // the run's are kept (nothing is deleted wholesale).
     "--force",
   ]);
-  const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+  return JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+}
 
-  // Trainable parameters of the three ways to fine-tune the same classifier.
-  const model = gptGraph({ ...base.config, head: "classifier", numClasses: 2 }, {
-    batch,
-    seqLen: seq,
-  });
+/** Trainable parameters of the three ways to fine-tune the same classifier. */
+function trainableCounts(model: Graph, r: number) {
   const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
   const head = model.params.filter((p) => p.name!.startsWith("classifier.")).reduce(
     (n, p) => n + size(p.shape),
@@ -184,21 +187,16 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
     lora(model, { r: 8, targetModules: ["q_proj", "v_proj"] }).adapter,
   );
   const fullCount = model.params.reduce((n, p) => n + size(p.shape), 0);
+  return { head, veraCount, loraCount, fullCount };
+}
 
-  // The adapter on disk: PEFT directory (stores the projections) vs compact (seed + vectors).
-  const files = await readPeft(`${out}/adapter`);
-  const compact = compactFromPeft(files);
-  await Deno.writeFile(`${out}/adapter.compact.safetensors`, compact);
-  const peftBytes = await dirBytes(`${out}/adapter`);
-
-  // Merge on the GPU and check the merged model predicts exactly what the adapted one does.
-  const imported = importPeft(model, files, `${out}/adapter`);
-  const adaptedParams = { ...base.weights, ...imported.params };
-  const merged = await merge(imported.adapter, adaptedParams, {
-    runner: webgpuMergeRunner,
-    safe: true,
-  });
-  const mergedParams = Object.fromEntries(model.params.map((p) => [p.name!, merged[p.name!]]));
+/** Writes `merged.safetensors` in the run directory. */
+async function writeMergedModel(
+  out: string,
+  model: Graph,
+  config: DemoBase["config"],
+  mergedParams: Record<string, Float32Array>,
+) {
   await writeSafetensors(
     `${out}/merged.safetensors`,
     Object.fromEntries(
@@ -206,8 +204,30 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
         p,
       ) => [p.name!, { dtype: "F32" as const, shape: p.shape, data: mergedParams[p.name!] }]),
     ),
-    { "wgrad.gpt": JSON.stringify({ ...base.config, head: "classifier", numClasses: 2 }) },
+    { "wgrad.gpt": JSON.stringify({ ...config, head: "classifier", numClasses: 2 }) },
   );
+}
+
+/**
+ * Merges the trained adapter on the GPU, writes the merged model, and checks
+ * that it predicts exactly what the adapted model does.
+ */
+async function mergeAndCompare(
+  out: string,
+  model: Graph,
+  base: DemoBase,
+  files: Awaited<ReturnType<typeof readPeft>>,
+  batch: number,
+) {
+  const seq = base.config.maxSeqLen;
+  const imported = importPeft(model, files, `${out}/adapter`);
+  const adaptedParams = { ...base.weights, ...imported.params };
+  const merged = await merge(imported.adapter, adaptedParams, {
+    runner: webgpuMergeRunner,
+    safe: true,
+  });
+  const mergedParams = Object.fromEntries(model.params.map((p) => [p.name!, merged[p.name!]]));
+  await writeMergedModel(out, model, base.config, mergedParams);
   const adapted = await predictions(imported.graph, adaptedParams, batch, seq);
   const folded = await predictions(model, mergedParams, batch, seq);
   const same = adapted.predicted.every((p, i) => p === folded.predicted[i]);
@@ -215,8 +235,25 @@ export async function demoCommand(args: readonly string[]): Promise<void> {
     (m, v, i) => Math.max(m, Math.abs(v - folded.logits[i])),
     0,
   );
+  return { same, maxDiff, messages: adapted.predicted.length };
+}
 
-  const acc = summary.accuracy;
+/** What the demo measured, for its closing report. */
+interface DemoResults {
+  readonly accuracy: {
+    readonly test: { readonly before: number; readonly after: number };
+    readonly validation: { readonly before: number; readonly after: number };
+  };
+  readonly counts: ReturnType<typeof trainableCounts>;
+  readonly compactBytes: number;
+  readonly peftBytes: number;
+  readonly comparison: Awaited<ReturnType<typeof mergeAndCompare>>;
+  readonly started: number;
+}
+
+function printDemoReport({ out, steps, r }: DemoSettings, results: DemoResults) {
+  const { accuracy: acc, counts, compactBytes, peftBytes, comparison, started } = results;
+  const { head, veraCount, loraCount, fullCount } = counts;
   console.log(
     `
 spam-assassin test accuracy: ${pct(acc.test.before)} before → ${
@@ -233,17 +270,65 @@ trainable parameters for this classifier (plus its ${fmt(head)}-parameter head):
       (fullCount / veraCount).toFixed(0)
     }× VeRA
 
-adapter on disk: ${fmt(compact.length)} bytes compact (seed + vectors), ${
+adapter on disk: ${fmt(compactBytes)} bytes compact (seed + vectors), ${
       fmt(peftBytes)
     } bytes as a PEFT directory
 merged model: ${out}/merged.safetensors — predicts exactly what the adapted model does: ${
-      same ? "yes" : "NO"
+      comparison.same ? "yes" : "NO"
     } ` +
-      `(${adapted.predicted.length} test messages, max logit difference ${maxDiff.toExponential(1)})
+      `(${comparison.messages} test messages, max logit difference ${
+        comparison.maxDiff.toExponential(1)
+      })
 run directory: ${out}/ (metrics.jsonl, loss.svg, adapter/, summary.json, merged.safetensors)
 done in ${((performance.now() - started) / 1000).toFixed(0)} s`,
   );
-  if (!same) {
+}
+
+/**
+ * Runs the demo.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { demoCommand } from "./demo.ts";
+ * // deno task demo  (about 3–4 minutes on a 2-core machine without a GPU)
+ * strictEqual(typeof demoCommand, "function");
+ * ```
+ */
+export async function demoCommand(args: readonly string[]): Promise<void> {
+  const settings = readDemoFlags(args);
+  const { out, batch, r, choice } = settings;
+  const started = performance.now();
+  const backend = await resolveBackend(choice);
+  console.log(
+    `wgrad demo: VeRA fine-tuning of a spam classifier on ${await describeBackend(backend)}` +
+      (choice === "auto" ? " (--backend auto: the fastest available here)" : ""),
+  );
+  const base = await loadDemoBase();
+  const summary = await runDemoFinetune(settings, backend);
+
+  const model = gptGraph({ ...base.config, head: "classifier", numClasses: 2 }, {
+    batch,
+    seqLen: base.config.maxSeqLen,
+  });
+  const counts = trainableCounts(model, r);
+
+  // The adapter on disk: PEFT directory (stores the projections) vs compact (seed + vectors).
+  const files = await readPeft(`${out}/adapter`);
+  const compact = compactFromPeft(files);
+  await Deno.writeFile(`${out}/adapter.compact.safetensors`, compact);
+  const peftBytes = await dirBytes(`${out}/adapter`);
+
+  const comparison = await mergeAndCompare(out, model, base, files, batch);
+  printDemoReport(settings, {
+    accuracy: summary.accuracy,
+    counts,
+    compactBytes: compact.length,
+    peftBytes,
+    comparison,
+    started,
+  });
+  if (!comparison.same) {
     throw new Error("demo: the merged model's predictions differ from the adapted model's");
   }
 }

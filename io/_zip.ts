@@ -103,12 +103,8 @@ export function findEndRecord(view: ZipView): number {
   return fail(`not a zip archive: no end-of-central-directory record (${view.byteLength} bytes)`);
 }
 
-/**
- * List and validate the entries of a zip archive without inflating anything.
- * Directory entries (names ending in "/", empty) are skipped.
- */
-export function listZip(bytes: Uint8Array | ZipView, limits: ZipLimits): ZipEntry[] {
-  const view = bytes instanceof Uint8Array ? memoryView(bytes) : bytes;
+/** Where the central directory lies and how many entries it lists, checked against the limits. */
+function readEndRecord(view: ZipView, limits: ZipLimits) {
   const eocd = findEndRecord(view);
   const count = view.getUint16(eocd + 10, true);
   const cdSize = view.getUint32(eocd + 12, true);
@@ -129,75 +125,107 @@ export function listZip(bytes: Uint8Array | ZipView, limits: ZipLimits): ZipEntr
       }) runs past its end record at byte ${eocd}`,
     );
   }
-  const entries: ZipEntry[] = [];
-  const seen = new Set<string>();
-  let total = 0;
-  let at = cdOffset;
-  for (let i = 0; i < count; i++) {
-    if (at + 46 > cdOffset + cdSize || view.getUint32(at, true) !== CENTRAL_SIG) {
-      fail(`central directory entry ${i} at byte ${at} is missing or truncated`);
-    }
-    const flags = view.getUint16(at + 8, true);
-    const method = view.getUint16(at + 10, true);
-    const crc = view.getUint32(at + 16, true);
-    const compressedSize = view.getUint32(at + 20, true);
-    const size = view.getUint32(at + 24, true);
-    const nameLength = view.getUint16(at + 28, true);
-    const next = at + 46 + nameLength + view.getUint16(at + 30, true) +
-      view.getUint16(at + 32, true);
-    const localOffset = view.getUint32(at + 42, true);
-    if (next > cdOffset + cdSize) fail(`central directory entry ${i} at byte ${at} is truncated`);
-    const nameAt = at + 46;
-    let name: string;
-    try {
-      name = nameDecoder.decode(view.subarray(nameAt, nameAt + nameLength));
-    } catch {
-      return fail(`entry ${i} at byte ${at} has a name that is not valid UTF-8`);
-    }
-    const where = `entry ${JSON.stringify(name)}`;
-    at = next;
-    if (name.endsWith("/") && size === 0) {
-      checkRelativePath(name.slice(0, -1), "bundle");
-      continue; // a directory marker carries no data
-    }
-    checkRelativePath(name, "bundle");
-    if (seen.has(name)) fail(`${where} appears twice`);
-    seen.add(name);
-    if (flags & 1) fail(`${where} is encrypted`);
-    if (method !== 0 && method !== 8) {
-      fail(
-        `${where} uses compression method ${method}; only stored (0) and deflate (8) are supported`,
-      );
-    }
-    if (size > limits.maxEntryBytes) {
-      fail(
-        `${where} declares ${size} bytes, more than the per-entry limit of ${limits.maxEntryBytes}`,
-      );
-    }
-    total += size;
-    if (total > limits.maxTotalBytes) {
-      fail(
-        `entries declare more than the total limit of ${limits.maxTotalBytes} bytes (reached at ${where})`,
-      );
-    }
-    if (method === 0 && compressedSize !== size) {
-      fail(`${where} is stored but its sizes differ (${compressedSize} vs ${size})`);
-    }
-    if (localOffset + 30 > cdOffset || view.getUint32(localOffset, true) !== LOCAL_SIG) {
-      fail(`${where}: no local header at byte ${localOffset}`);
-    }
-    const localName = localOffset + 30;
-    const localNameLength = view.getUint16(localOffset + 26, true);
-    const dataStart = localName + localNameLength + view.getUint16(localOffset + 28, true);
-    const centralName = view.subarray(nameAt, nameAt + nameLength);
-    const sameName = localNameLength === nameLength &&
-      view.subarray(localName, localName + nameLength).every((b, k) => b === centralName[k]);
-    if (!sameName) fail(`${where}: local header at byte ${localOffset} names a different file`);
-    if (dataStart + compressedSize > cdOffset) {
-      fail(`${where}: data runs past the central directory`);
-    }
-    entries.push({ name, method, crc, compressedSize, size, localOffset, dataStart });
+  return { count, cdOffset, cdEnd: cdOffset + cdSize };
+}
+
+/** One central directory record as read, before any check of what it declares. */
+interface CentralRecord {
+  readonly name: string;
+  readonly nameAt: number;
+  readonly nameLength: number;
+  readonly flags: number;
+  readonly method: number;
+  readonly crc: number;
+  readonly compressedSize: number;
+  readonly size: number;
+  readonly localOffset: number;
+  /** Where the next record starts. */
+  readonly next: number;
+}
+
+/** Reads record `i` at `at`; it must lie within the central directory and name itself in UTF-8. */
+function readCentralRecord(view: ZipView, at: number, i: number, cdEnd: number): CentralRecord {
+  if (at + 46 > cdEnd || view.getUint32(at, true) !== CENTRAL_SIG) {
+    fail(`central directory entry ${i} at byte ${at} is missing or truncated`);
   }
+  const nameLength = view.getUint16(at + 28, true);
+  const next = at + 46 + nameLength + view.getUint16(at + 30, true) +
+    view.getUint16(at + 32, true);
+  if (next > cdEnd) fail(`central directory entry ${i} at byte ${at} is truncated`);
+  const nameAt = at + 46;
+  let name: string;
+  try {
+    name = nameDecoder.decode(view.subarray(nameAt, nameAt + nameLength));
+  } catch {
+    return fail(`entry ${i} at byte ${at} has a name that is not valid UTF-8`);
+  }
+  return {
+    name,
+    nameAt,
+    nameLength,
+    flags: view.getUint16(at + 8, true),
+    method: view.getUint16(at + 10, true),
+    crc: view.getUint32(at + 16, true),
+    compressedSize: view.getUint32(at + 20, true),
+    size: view.getUint32(at + 24, true),
+    localOffset: view.getUint32(at + 42, true),
+    next,
+  };
+}
+
+const entryLabel = (name: string) => `entry ${JSON.stringify(name)}`;
+
+/**
+ * Checks what a record declares (not encrypted, a supported method, sizes
+ * within the limits) and returns the declared total so far, `total` included.
+ */
+function checkDeclared(record: CentralRecord, limits: ZipLimits, total: number): number {
+  const { method, size, compressedSize } = record;
+  const where = entryLabel(record.name);
+  if (record.flags & 1) fail(`${where} is encrypted`);
+  if (method !== 0 && method !== 8) {
+    fail(
+      `${where} uses compression method ${method}; only stored (0) and deflate (8) are supported`,
+    );
+  }
+  if (size > limits.maxEntryBytes) {
+    fail(
+      `${where} declares ${size} bytes, more than the per-entry limit of ${limits.maxEntryBytes}`,
+    );
+  }
+  total += size;
+  if (total > limits.maxTotalBytes) {
+    fail(
+      `entries declare more than the total limit of ${limits.maxTotalBytes} bytes (reached at ${where})`,
+    );
+  }
+  if (method === 0 && compressedSize !== size) {
+    fail(`${where} is stored but its sizes differ (${compressedSize} vs ${size})`);
+  }
+  return total;
+}
+
+/** The entry of a record whose local header names the same file and whose data ends in bounds. */
+function locateEntry(view: ZipView, record: CentralRecord, cdOffset: number): ZipEntry {
+  const { name, nameAt, nameLength, method, crc, compressedSize, size, localOffset } = record;
+  const where = entryLabel(name);
+  if (localOffset + 30 > cdOffset || view.getUint32(localOffset, true) !== LOCAL_SIG) {
+    fail(`${where}: no local header at byte ${localOffset}`);
+  }
+  const localName = localOffset + 30;
+  const localNameLength = view.getUint16(localOffset + 26, true);
+  const dataStart = localName + localNameLength + view.getUint16(localOffset + 28, true);
+  const centralName = view.subarray(nameAt, nameAt + nameLength);
+  const sameName = localNameLength === nameLength &&
+    view.subarray(localName, localName + nameLength).every((b, k) => b === centralName[k]);
+  if (!sameName) fail(`${where}: local header at byte ${localOffset} names a different file`);
+  if (dataStart + compressedSize > cdOffset) {
+    fail(`${where}: data runs past the central directory`);
+  }
+  return { name, method, crc, compressedSize, size, localOffset, dataStart };
+}
+
+function checkNoOverlap(entries: readonly ZipEntry[]) {
   const byOffset = [...entries].sort((a, b) => a.localOffset - b.localOffset);
   for (let i = 1; i < byOffset.length; i++) {
     const prev = byOffset[i - 1];
@@ -205,6 +233,33 @@ export function listZip(bytes: Uint8Array | ZipView, limits: ZipLimits): ZipEntr
       fail(`entries ${JSON.stringify(prev.name)} and ${JSON.stringify(byOffset[i].name)} overlap`);
     }
   }
+}
+
+/**
+ * List and validate the entries of a zip archive without inflating anything.
+ * Directory entries (names ending in "/", empty) are skipped.
+ */
+export function listZip(bytes: Uint8Array | ZipView, limits: ZipLimits): ZipEntry[] {
+  const view = bytes instanceof Uint8Array ? memoryView(bytes) : bytes;
+  const { count, cdOffset, cdEnd } = readEndRecord(view, limits);
+  const entries: ZipEntry[] = [];
+  const seen = new Set<string>();
+  let total = 0;
+  let at = cdOffset;
+  for (let i = 0; i < count; i++) {
+    const record = readCentralRecord(view, at, i, cdEnd);
+    at = record.next;
+    if (record.name.endsWith("/") && record.size === 0) {
+      checkRelativePath(record.name.slice(0, -1), "bundle");
+      continue; // a directory marker carries no data
+    }
+    checkRelativePath(record.name, "bundle");
+    if (seen.has(record.name)) fail(`${entryLabel(record.name)} appears twice`);
+    seen.add(record.name);
+    total = checkDeclared(record, limits, total);
+    entries.push(locateEntry(view, record, cdOffset));
+  }
+  checkNoOverlap(entries);
   return entries;
 }
 

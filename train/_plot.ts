@@ -210,7 +210,17 @@ export function lossPlotSvg(records: readonly MetricsRecord[]): Promise<string> 
   return Promise.resolve(plotSvg(records));
 }
 
-function plotSvg(records: readonly MetricsRecord[]): string {
+/** The plotted series of a run's metrics, each a list of (step, value) points. */
+interface MetricSeries {
+  readonly sorted: readonly MetricsRecord[];
+  readonly train: readonly Point[];
+  readonly smoothed: readonly Point[];
+  readonly evalLoss: readonly Point[];
+  readonly accuracy: readonly Point[];
+  readonly lr: readonly Point[];
+}
+
+function metricSeries(records: readonly MetricsRecord[]): MetricSeries {
   const sorted = [...records].sort((a, b) => a.step - b.step);
   // Values are clamped so that no scale arithmetic overflows into Infinity or NaN.
   const clamp = (v: number) => Math.max(-1e300, Math.min(1e300, v));
@@ -223,68 +233,83 @@ function plotSvg(records: readonly MetricsRecord[]): string {
     [r.step, clamp(r.lr!)] as Point
   );
   const smoothed = smooth(train.map((p) => p[1])).map((v, i) => [train[i][0], v] as Point);
+  return { sorted, train, smoothed, evalLoss, accuracy, lr };
+}
 
+/** The shared step axis: where a step is drawn, and its ticks. */
+function stepAxis(sorted: readonly MetricsRecord[]) {
   const steps = sorted.map((r) => r.step).filter(finite);
   const [x0, x1] = steps.length > 0 ? [Math.min(...steps), Math.max(...steps)] : [0, 1];
   const span = x1 > x0 ? x1 - x0 : 1;
   const xScale = (s: number) => LEFT + ((s - x0) / span) * PLOT_W;
   const xTicks = niceTicks(x0, x0 + span, 8);
+  return { xScale, xTicks };
+}
 
-  const panels: Panel[] = [];
+function lossPanel({ train, smoothed, evalLoss }: MetricSeries): Panel | undefined {
   const losses = [...train, ...evalLoss].map((p) => p[1]);
-  if (losses.length > 0) {
-    const [lo, hi] = [Math.min(...losses), Math.max(...losses)];
-    const series: Series[] = [];
-    if (train.length > 1) {
-      series.push({ label: "train loss", color: COLORS.train, points: train, style: "raw" });
-      series.push({ label: "smoothed", color: COLORS.train, points: smoothed, style: "line" });
-    } else if (train.length === 1) {
-      series.push({ label: "train loss", color: COLORS.train, points: train, style: "marked" });
-    }
-    if (evalLoss.length > 0) {
-      series.push({
-        label: "validation loss",
-        color: COLORS.eval,
-        points: evalLoss,
-        style: "marked",
-      });
-    }
-    panels.push({
-      title: "loss",
-      height: 260,
-      series,
-      format: formatNumber,
-      log: lo > 0 && hi / lo > 10,
+  if (losses.length === 0) return undefined;
+  const [lo, hi] = [Math.min(...losses), Math.max(...losses)];
+  const series: Series[] = [];
+  if (train.length > 1) {
+    series.push({ label: "train loss", color: COLORS.train, points: train, style: "raw" });
+    series.push({ label: "smoothed", color: COLORS.train, points: smoothed, style: "line" });
+  } else if (train.length === 1) {
+    series.push({ label: "train loss", color: COLORS.train, points: train, style: "marked" });
+  }
+  if (evalLoss.length > 0) {
+    series.push({
+      label: "validation loss",
+      color: COLORS.eval,
+      points: evalLoss,
+      style: "marked",
     });
   }
-  if (accuracy.length > 0) {
-    const lo = Math.min(...accuracy.map((p) => p[1]));
-    panels.push({
-      title: "validation accuracy (%)",
-      height: 150,
-      series: [{
-        label: "validation accuracy",
-        color: COLORS.acc,
-        points: accuracy,
-        style: "marked",
-      }],
-      format: (v) => String(Number(v.toPrecision(3))),
-      domain: [Math.max(0, Math.floor(lo / 10) * 10 - (lo % 10 === 0 ? 10 : 0)), 100],
-    });
-  }
-  if (lr.length > 0) {
-    const lrs = lr.map((p) => p[1]);
-    const flat = Math.max(...lrs) === Math.min(...lrs);
-    panels.push({
-      title: "learning rate",
-      height: 70,
-      series: [{ label: "lr", color: COLORS.lr, points: lr, style: "line" }],
-      // 0.01, 0.02, ... as written in a command line; exponents only below 1e-3.
-      format: formatNumber,
-      ...(flat ? { domain: [0, Math.max(...lrs) * 1.25 || 1] as const } : {}),
-    });
-  }
+  return {
+    title: "loss",
+    height: 260,
+    series,
+    format: formatNumber,
+    log: lo > 0 && hi / lo > 10,
+  };
+}
 
+function accuracyPanel({ accuracy }: MetricSeries): Panel | undefined {
+  if (accuracy.length === 0) return undefined;
+  const lo = Math.min(...accuracy.map((p) => p[1]));
+  return {
+    title: "validation accuracy (%)",
+    height: 150,
+    series: [{
+      label: "validation accuracy",
+      color: COLORS.acc,
+      points: accuracy,
+      style: "marked",
+    }],
+    format: (v) => String(Number(v.toPrecision(3))),
+    domain: [Math.max(0, Math.floor(lo / 10) * 10 - (lo % 10 === 0 ? 10 : 0)), 100],
+  };
+}
+
+function learningRatePanel({ lr }: MetricSeries): Panel | undefined {
+  if (lr.length === 0) return undefined;
+  const lrs = lr.map((p) => p[1]);
+  const flat = Math.max(...lrs) === Math.min(...lrs);
+  return {
+    title: "learning rate",
+    height: 70,
+    series: [{ label: "lr", color: COLORS.lr, points: lr, style: "line" }],
+    // 0.01, 0.02, ... as written in a command line; exponents only below 1e-3.
+    format: formatNumber,
+    ...(flat ? { domain: [0, Math.max(...lrs) * 1.25 || 1] as const } : {}),
+  };
+}
+
+/** The panels stacked from the top, then the step axis under the last; returns the total height. */
+function drawPanels(
+  panels: readonly Panel[],
+  { xScale, xTicks }: ReturnType<typeof stepAxis>,
+): { body: string[]; height: number } {
   const gap = 46;
   let top = 56;
   const body: string[] = [];
@@ -303,21 +328,32 @@ function plotSvg(records: readonly MetricsRecord[]): string {
   body.push(
     `<text x="${LEFT + PLOT_W / 2}" y="${axisY + 20}" text-anchor="middle" fill="#333">step</text>`,
   );
-  const height = axisY + 34;
+  return { body, height: axisY + 34 };
+}
+
+/** The one-line summary next to the title: last smoothed loss, validation loss, best accuracy. */
+function headline({ train, smoothed, evalLoss, accuracy }: MetricSeries): string {
   const last = train.at(-1), bestAcc = accuracy.length ? Math.max(...accuracy.map((p) => p[1])) : 0;
-  const summary = [
+  return [
     last
       ? `step ${last[0]}: loss ${formatNumber(smoothed.at(-1)![1])} (smoothed)`
       : "no training steps logged",
     evalLoss.length ? `validation loss ${formatNumber(evalLoss.at(-1)![1])}` : "",
     accuracy.length ? `best accuracy ${bestAcc.toFixed(1)}%` : "",
   ].filter((s) => s !== "").join(" · ");
+}
+
+function plotSvg(records: readonly MetricsRecord[]): string {
+  const series = metricSeries(records);
+  const panels = [lossPanel(series), accuracyPanel(series), learningRatePanel(series)]
+    .filter((p): p is Panel => p !== undefined);
+  const { body, height } = drawPanels(panels, stepAxis(series.sorted));
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" ` +
     `viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${LEFT}" y="24" font-size="16" font-weight="bold">training</text>`,
-    `<text x="${LEFT + 80}" y="24" font-size="13" fill="#555">${escape(summary)}</text>`,
+    `<text x="${LEFT + 80}" y="24" font-size="13" fill="#555">${escape(headline(series))}</text>`,
     ...body,
     `</svg>`,
     "",

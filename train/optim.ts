@@ -47,7 +47,7 @@ import {
 import { gradName, valueAndGrad } from "../compiler/autodiff.ts";
 import { constant, Tensor } from "../compiler/trace.ts";
 import { assignGroups, lrInputName, type ParamGroup } from "./param_groups.ts";
-import type { Optimizer } from "./update_rules.ts";
+import type { Optimizer, UpdateContext } from "./update_rules.ts";
 import * as ops from "../ops/mod.ts";
 
 export { adamw, sgd } from "./update_rules.ts";
@@ -173,6 +173,105 @@ function checkStepOptions(trainable: readonly Node[], options: TrainStepOptions)
   return { optimizer, groups, assignment, k: options.accumulated ? k : undefined, clip };
 }
 
+/** The step's scalar inputs (`lr`, `lr.<group>`, `step`) after the model inputs it keeps. */
+function stepInputs(graph: Graph, groups: readonly ParamGroup[], k: number | undefined) {
+  const lrNames = [lrInputName(), ...groups.map((g) => lrInputName(g.name))];
+  const hyperInputs = [...lrNames, "step"].map(scalarInput);
+  // An accumulated step does not run the model, so it takes none of the model's inputs.
+  const modelInputs = k === undefined ? graph.inputs : [];
+  for (const n of modelInputs) {
+    if (lrNames.includes(n.name!) || n.name === "step") {
+      throw new Error(`trainStep: the model already has an input named "${n.name}"`);
+    }
+  }
+  const lrs = hyperInputs.slice(0, -1).map((n) => new Tensor(n));
+  const step = new Tensor(hyperInputs[hyperInputs.length - 1]);
+  return { lrNames, inputs: [...modelInputs, ...hyperInputs], lrs, step };
+}
+
+/** The step graph's outputs and `meta.updates`, filled in as the step is built. */
+class StepOutputs {
+  readonly outputs: Record<string, Node> = {};
+  readonly updates: Record<string, string> = {};
+
+  /** Adds output `name`, refusing a name the model's outputs already use. */
+  add(name: string, node: Node): void {
+    if (name in this.outputs) {
+      throw new Error(`trainStep: the model already has an output "${name}"`);
+    }
+    this.outputs[name] = node;
+  }
+
+  /** Outputs the value that replaces `name` after a run, as `update:<name>`. */
+  update(name: string, node: Node): void {
+    this.add(updateName(name), node);
+    this.updates[updateName(name)] = name;
+  }
+}
+
+/**
+ * Each trainable param's gradient: from the backward pass of the model (whose
+ * outputs the step keeps), or the accumulators' mean (which the step resets).
+ */
+function stepGradients(
+  graph: Graph,
+  trainable: readonly Node[],
+  k: number | undefined,
+  out: StepOutputs,
+): Tensor[] {
+  if (k === undefined) {
+    const vg = valueAndGrad(graph);
+    Object.assign(out.outputs, graph.outputs);
+    return trainable.map((p) => new Tensor(vg.outputs[gradName(p.name!)]));
+  }
+  const grads = trainable.map((p) => new Tensor(zeroState(accumName(p.name!), p)).div(k));
+  for (const p of trainable) out.update(accumName(p.name!), constant(0, p.shape).node);
+  return grads;
+}
+
+/** Outputs the gradients' global norm as `grad_norm`, and scales them to at most `clip`. */
+function clipGradients(grads: Tensor[], clip: number | undefined, out: StepOutputs): Tensor[] {
+  const norm = globalNorm(grads);
+  if (clip !== undefined) {
+    const scale = constant(clip).div(norm.add(CLIP_EPS)).minimum(1);
+    grads = grads.map((g) => g.mul(scale));
+  }
+  out.add("grad_norm", norm.node);
+  return grads;
+}
+
+/**
+ * Applies the optimizer to one param: outputs its new value and its new
+ * state tensors, each checked against what it replaces; returns the state's names.
+ */
+function updateParam(
+  optimizer: Optimizer,
+  p: Node,
+  hyper: Pick<UpdateContext, "grad" | "lr" | "step" | "weightDecay">,
+  out: StepOutputs,
+): string[] {
+  const state = Object.fromEntries(
+    optimizer.state.map((s) => [s, new Tensor(zeroState(stateName(s, p.name!), p))]),
+  );
+  const { grad, lr, step, weightDecay } = hyper;
+  const result = optimizer.update({ param: new Tensor(p), grad, state, lr, step, weightDecay });
+  const emit = (name: string, like: Node, value: Tensor | undefined) => {
+    if (!(value instanceof Tensor)) {
+      throw new Error(`trainStep: ${optimizer.kind} returned no tensor for "${name}"`);
+    }
+    if (value.shape.join() !== like.shape.join() || value.dtype !== like.dtype) {
+      throw new Error(
+        `trainStep: ${optimizer.kind} gave ${formatType(value.node)} for "${name}", ` +
+          `expected ${formatType(like)}`,
+      );
+    }
+    out.update(name, value.node);
+  };
+  emit(p.name!, p, result.param);
+  for (const s of optimizer.state) emit(stateName(s, p.name!), state[s].node, result.state[s]);
+  return optimizer.state.map((s) => stateName(s, p.name!));
+}
+
 /**
  * Builds the training-step graph of `graph` (see the module doc for its
  * inputs, params and outputs). With `accumulated: true` the step does not run
@@ -200,88 +299,30 @@ function checkStepOptions(trainable: readonly Node[], options: TrainStepOptions)
 export function trainStep(graph: Graph, options: TrainStepOptions): Graph {
   const trainable = checkModel(graph, "trainStep");
   const { optimizer, groups, assignment, k, clip } = checkStepOptions(trainable, options);
-
-  const lrNames = [lrInputName(), ...groups.map((g) => lrInputName(g.name))];
-  const hyperInputs = [...lrNames, "step"].map(scalarInput);
-  const modelInputs = k === undefined ? graph.inputs : [];
-  for (const n of modelInputs) {
-    if (lrNames.includes(n.name!) || n.name === "step") {
-      throw new Error(`trainStep: the model already has an input named "${n.name}"`);
-    }
-  }
-  const lrs = hyperInputs.slice(0, -1).map((n) => new Tensor(n));
-  const step = new Tensor(hyperInputs[hyperInputs.length - 1]);
-
-  let grads: Tensor[];
-  const outputs: Record<string, Node> = {};
-  const updates: Record<string, string> = {};
-  if (k === undefined) {
-    const vg = valueAndGrad(graph);
-    grads = trainable.map((p) => new Tensor(vg.outputs[gradName(p.name!)]));
-    Object.assign(outputs, graph.outputs);
-  } else {
-    grads = trainable.map((p) => new Tensor(zeroState(accumName(p.name!), p)).div(k));
-    for (const p of trainable) {
-      const name = accumName(p.name!);
-      outputs[updateName(name)] = constant(0, p.shape).node;
-      updates[updateName(name)] = name;
-    }
-  }
-  const norm = globalNorm(grads);
-  if (clip !== undefined) {
-    const scale = constant(clip).div(norm.add(CLIP_EPS)).minimum(1);
-    grads = grads.map((g) => g.mul(scale));
-  }
-  const reserved = (name: string) => {
-    if (name in outputs) throw new Error(`trainStep: the model already has an output "${name}"`);
-    return name;
-  };
-  outputs[reserved("grad_norm")] = norm.node;
-
-  const stateNames: string[] = [];
-  trainable.forEach((p, i) => {
+  const { lrNames, inputs, lrs, step } = stepInputs(graph, groups, k);
+  const out = new StepOutputs();
+  const grads = clipGradients(stepGradients(graph, trainable, k, out), clip, out);
+  const stateNames = trainable.flatMap((p, i) => {
     const group = assignment[i];
-    const state = Object.fromEntries(
-      optimizer.state.map((s) => [s, new Tensor(zeroState(stateName(s, p.name!), p))]),
+    const weightDecay = group === -1
+      ? optimizer.weightDecay
+      : groups[group].weightDecay ?? optimizer.weightDecay;
+    return updateParam(
+      optimizer,
+      p,
+      { grad: grads[i], lr: lrs[group + 1], step, weightDecay },
+      out,
     );
-    const result = optimizer.update({
-      param: new Tensor(p),
-      grad: grads[i],
-      state,
-      lr: lrs[group + 1],
-      step,
-      weightDecay: group === -1
-        ? optimizer.weightDecay
-        : groups[group].weightDecay ?? optimizer.weightDecay,
-    });
-    const emit = (name: string, like: Node, value: Tensor | undefined) => {
-      if (!(value instanceof Tensor)) {
-        throw new Error(`trainStep: ${optimizer.kind} returned no tensor for "${name}"`);
-      }
-      if (value.shape.join() !== like.shape.join() || value.dtype !== like.dtype) {
-        throw new Error(
-          `trainStep: ${optimizer.kind} gave ${formatType(value.node)} for "${name}", ` +
-            `expected ${formatType(like)}`,
-        );
-      }
-      outputs[reserved(updateName(name))] = value.node;
-      updates[updateName(name)] = name;
-    };
-    emit(p.name!, p, result.param);
-    for (const s of optimizer.state) {
-      emit(stateName(s, p.name!), state[s].node, result.state[s]);
-      stateNames.push(stateName(s, p.name!));
-    }
   });
 
   const lrParams = Object.fromEntries(lrNames.map((name) => [name, [] as string[]]));
   trainable.forEach((p, i) => lrParams[lrNames[assignment[i] + 1]].push(p.name!));
   return makeGraph({
-    inputs: [...modelInputs, ...hyperInputs],
-    outputs,
+    inputs,
+    outputs: out.outputs,
     meta: {
       ...graph.meta,
-      updates,
+      updates: out.updates,
       optimizer: {
         kind: optimizer.kind,
         config: optimizer.config,
