@@ -88,11 +88,6 @@ function unary(
 }
 
 /**
- * GELU's tanh form as a WGSL expression of `x`. The tanh argument is clamped
- * to ±20, where tanh is ±1 in f32: some drivers overflow `exp` inside `tanh`
- * for large arguments. The op and the matmul epilogue builder both use it.
- */
-/**
  * ReLU of a kernel value, as `x > 0 ? x : 0`: not `max(x, 0)`, which leaves
  * NaN as NaN on some targets where the reference gives 0.
  *
@@ -162,16 +157,11 @@ export const rsqrt: OpDef = unary(
   (x) => math("inverseSqrt", x),
   (_x, y, g) => mulOf(g, mulOf(full(-0.5, y), mulOf(y, mulOf(y, y)))),
 );
-/**
- * tanh as WGSL. The builtin is clamped (some drivers overflow exp() inside it
- * for |x| > ~44), and replaced near 0 by its Taylor series to x⁷ (truncation
- * below 2e-9 relative for |x| < 0.125): WGSL lets tanh inherit the error of
- * (eˣ − e⁻ˣ)/(eˣ + e⁻ˣ), and Mesa's llvmpipe measured 3e-6 relative at x = 0.01
- * and 1.4e-3 at 1e-5.
- */
-// Near 0, a driver's tanh may lose relative accuracy (llvmpipe: 1.4e-3 at
-// 1e-5), so small inputs use the odd Taylor series to x^7; large ones are
-// clamped (tanh is ±1 in f32 beyond 9, and some drivers give NaN past 88).
+// tanh in the kernel IR. The builtin is clamped (some drivers overflow exp()
+// inside it for |x| > ~44), and replaced near 0 by its Taylor series to x⁷
+// (truncation below 2e-9 relative for |x| < 0.125): WGSL lets tanh inherit
+// the error of (eˣ − e⁻ˣ)/(eˣ + e⁻ˣ), and Mesa's llvmpipe measured 3e-6
+// relative at x = 0.01 and 1.4e-3 at 1e-5.
 function tanhExpr(x: Expr): Expr {
   const x2 = mulExpr(x, x);
   const poly = addExpr(

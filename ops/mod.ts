@@ -2,8 +2,8 @@
  * Every built-in op, as objects (`ops.matmul`, `ops.softmax`, ...), and the
  * list of them. Each op carries all of its rules: shape and dtype (`infer`),
  * the float64 reference (`cpu`), the vjp, how backends compute it
- * (`lowering`, and `wgsl` for fusable elementwise math) and host-side index
- * checks. Build nodes with `makeNode(op, inputs, attrs)` from `compiler/ir.ts`,
+ * (`lowering`, and the kernel IR rules `inline`, `reduction` and `rowwise`)
+ * and host-side index checks. Build nodes with `makeNode(op, inputs, attrs)` from `compiler/ir.ts`,
  * or through the `Tensor` methods.
  *
  * @example

@@ -1,7 +1,8 @@
 /**
  * Counter-based randomness: the `random` leaf (a tensor defined by a seed, a
  * stream and a bound — it has no storage) and seeded `dropout`. Both use
- * Threefry-2x32-20, so the TypeScript reference and WGSL agree bit for bit.
+ * Threefry-2x32-20, so the TypeScript reference and every kernel (built from
+ * the kernel IR's Threefry, `prng/threefry_kernel.ts`) agree bit for bit.
  */
 import { checkShape, defineOp, makeNode, type Node, type OpDef, sizeOf } from "../compiler/ir.ts";
 import { f32, mul, select, u32 } from "../compiler/kernel_ir/mod.ts";
