@@ -8,6 +8,7 @@ import { compile } from "../../../backends/compile.ts";
 import { makeGraph, makeNode, type Node } from "../../../compiler/ir.ts";
 import { builtinOps } from "../../../ops/mod.ts";
 import { CASES, feeds, inputs, op, params } from "../_op_cases.ts";
+import { referenceFailures } from "../_compare.ts";
 import { evaluate } from "../../../backends/cpu/interpreter.ts";
 import * as ops from "../../../ops/mod.ts";
 
@@ -26,25 +27,7 @@ Deno.test("every op on WebGPU matches the float64 CPU reference", async () => {
   exe.setParams(params);
   const run = await exe.run(feeds, { read: Object.keys(outputs) });
   const reference = evaluate(graph, { inputs: feeds, params });
-  const failures: string[] = [];
-  for (const name of Object.keys(outputs)) {
-    const got = await run.read(name);
-    const want = reference[name].data;
-    assert.equal(got.length, want.length, `${name}: length`);
-    let worst = 0;
-    for (let i = 0; i < want.length; i++) {
-      const err = Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i]));
-      if (!(err <= worst)) worst = Number.isNaN(err) ? Infinity : err;
-    }
-    if (worst > 1e-4) {
-      failures.push(
-        `${name}: relative error ${worst} (got ${[...got.slice(0, 4)]}, want ${[
-          ...want.slice(0, 4),
-        ]})`,
-      );
-    }
-  }
-  assert.deepEqual(failures, []);
+  assert.deepEqual(await referenceFailures(run, reference, Object.keys(outputs)), []);
   exe.destroy();
 });
 

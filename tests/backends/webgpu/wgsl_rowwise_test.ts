@@ -12,6 +12,7 @@ import type { Stmt } from "../../../compiler/kernel_ir/mod.ts";
 import { mulberry32 } from "../../../data/random.ts";
 import * as ops from "../../../ops/mod.ts";
 import { toKernel } from "../../../backends/webgpu/wgsl/render.ts";
+import { referenceFailures } from "../_compare.ts";
 
 const random = mulberry32(7);
 const inputs: Node[] = [];
@@ -65,19 +66,7 @@ Deno.test("row-wise ops match the CPU reference with a workgroup per row and one
   const exe = await compile(graph, { backend: "webgpu" });
   const run = await exe.run(feeds, { read: Object.keys(outputs) });
   const reference = evaluate(graph, { inputs: feeds, params: {} });
-  const failures: string[] = [];
-  for (const name of Object.keys(outputs)) {
-    const got = await run.read(name);
-    const want = reference[name].data;
-    assert.equal(got.length, want.length, `${name}: length`);
-    let worst = 0;
-    for (let i = 0; i < want.length; i++) {
-      const err = Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i]));
-      if (!(err <= worst)) worst = Number.isNaN(err) ? Infinity : err;
-    }
-    if (worst > 1e-4) failures.push(`${name}: relative error ${worst}`);
-  }
-  assert.deepEqual(failures, []);
+  assert.deepEqual(await referenceFailures(run, reference, Object.keys(outputs)), []);
   exe.destroy();
 });
 
