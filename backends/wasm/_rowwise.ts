@@ -218,6 +218,7 @@ interface Columns {
  */
 class RowRenderer {
   readonly #locals = new Map<string, number>();
+  #counter: number | undefined;
   #columns: Columns | undefined;
 
   constructor(
@@ -285,7 +286,9 @@ class RowRenderer {
     if (!this.columnLoops.has(s.name) || this.#columns !== undefined || cols < 0) {
       throw new Error("wasm: row kernels loop only over a row's columns, one loop deep");
     }
-    const counter = f.local(I32);
+    // Column loops never nest, so they share one counter.
+    this.#counter ??= f.local(I32);
+    const counter = this.#counter;
     const four = cols - (cols % 4);
     const pass = (vector: boolean, from: number, to: number) => {
       if (from >= to) return;
@@ -375,6 +378,14 @@ class RowRenderer {
         if (x.kind === "load") this.#load(x);
         else if (x.kind === "call" && (x.fn === LANES_SUM || x.fn === LANES_MAX)) {
           this.#lanes(x.fn, x.args[0]);
+        } else if (x.kind === "math" && x.fn === "max" && x.type === "f32") {
+          // A row maximum only shifts exp's argument for stability, so
+          // max's NaN and ±0 rules buy nothing here, and pmax is one
+          // instruction on x86 where max is several (a NaN in the row still
+          // makes the row's result NaN, through its exp).
+          this.#expr(x.args[0]);
+          this.#expr(x.args[1]);
+          this.f.simd(PMAX);
         } else if (this.#isColumn(x)) {
           // j as a value: its column in every lane, or four consecutive columns.
           this.f.get(this.#columns!.counter).simd(S.i32splat);
