@@ -36,14 +36,41 @@ const STORE32_LANE = 90;
 // v128.load32_lane: a gather fills one lane at a time.
 const LOAD32_LANE = 86;
 
-/** One row operand: its byte address, element type, and whether it holds one value per row. */
+/**
+ * One row operand: its byte address, element type, and whether it holds one
+ * value per row (crossEntropy's labels and cotangent) rather than a row.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import type { RowOperand } from "./_rowwise.ts";
+ * const labels: RowOperand = { addr: 256, type: "i32", perRow: true };
+ * strictEqual(labels.perRow, true);
+ * ```
+ */
 export interface RowOperand {
   readonly addr: number;
   readonly type: "f32" | "i32";
   readonly perRow: boolean;
 }
 
-/** One rowwise step: its rule, row count and length, operands and output. */
+/**
+ * One rowwise step: its rule, row count and length, operands and output.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import type { RowSpec } from "./_rowwise.ts";
+ * // a copy of each row
+ * const copy: RowSpec = {
+ *   rule: (row) => row.each((j) => row.store(j, row.x(j))),
+ *   rows: 2, cols: 3,
+ *   operands: [{ addr: 0, type: "f32", perRow: false }],
+ *   out: { addr: 24, perRow: false },
+ * };
+ * strictEqual(copy.operands.length, 1);
+ * ```
+ */
 export interface RowSpec {
   /** The op's rule over one row (`node.def.rowwise` with its node). */
   readonly rule: (row: RowKernel) => void;
