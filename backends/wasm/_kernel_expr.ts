@@ -4,9 +4,11 @@
  * backend renders to WGSL), so an op's math is written once. Every value is
  * a v128 of four elements; bools are 0 or 1 in i32 lanes.
  *
- * Only what pointwise rules use is supported: literals, references to
- * operand locals, arithmetic, comparisons, logic, math functions, select and
- * conversions. Loads, invocation ids and calls belong to other families.
+ * Only what pointwise and row rules use is supported: literals, references
+ * to locals, arithmetic, comparisons, logic, math functions, select and
+ * conversions. Loads and calls mean different things to different kernel
+ * families, so the caller renders them (`ExprLocals.emit`); invocation ids
+ * have no Wasm meaning.
  *
  * @module
  */
@@ -19,6 +21,12 @@ import { S } from "./_math.ts";
 export interface ExprLocals {
   /** The v128 local holding the value named `name`. */
   local(name: string): number;
+  /**
+   * Renders `e` itself when the caller owns it (the row kernels' loads,
+   * column indices and lane reductions) and returns true; false leaves it
+   * to {@link emitKernelExpr}. Consulted for every node, nested ones too.
+   */
+  emit?(e: Expr): boolean;
 }
 
 const F_ARITH: Partial<Record<string, number>> = {
@@ -68,6 +76,7 @@ function scalar(type: ValueType): ScalarType {
  */
 export function emitKernelExpr(f: Fn, e: Expr, locals: ExprLocals, h: Helpers): void {
   const emit = (x: Expr) => emitKernelExpr(f, x, locals, h);
+  if (locals.emit?.(e) === true) return;
   switch (e.kind) {
     case "literal":
       if (e.type === "f32") f.v128f(e.value);

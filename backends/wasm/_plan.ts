@@ -347,18 +347,26 @@ class Planner {
     );
   }
 
-  /** A fused row-wise op (softmax, layer norm, ...) over the last axis. */
+  /** A fused row-wise op (softmax, layer norm, ...) over the last axis, from its op's rule. */
   rowwise(node: Node): void {
-    const operands = node.inputs.map((n) => this.contiguous(n));
+    const rule = node.def.rowwise;
+    if (rule === undefined) throw new Error(`wasm: ${node.op} has no rowwise rule`);
     const x = node.inputs[0];
+    // Operands of lower rank than the row (labels, a per-row cotangent) hold one value per row.
+    const perRow = (n: Node) => n.shape.length < x.shape.length;
+    const operands = node.inputs.map((n) => ({
+      addr: this.contiguous(n),
+      type: n.dtype === "i32" ? "i32" as const : "f32" as const,
+      perRow: perRow(n),
+    }));
     const cols = x.shape[x.shape.length - 1];
     const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
-    const out = this.alloc(node);
-    const eps = node.attrs.eps as number | undefined;
+    const out = { addr: this.alloc(node), perRow: perRow(node) };
     this.kernel(
       node.op,
       sizeOf(x.shape),
-      (f) => emitRowwise(f, { op: node.op, rows, cols, operands, out, eps }, this.module),
+      (f) =>
+        emitRowwise(f, { rule: (row) => rule(row, node), rows, cols, operands, out }, this.module),
     );
   }
 

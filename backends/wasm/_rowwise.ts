@@ -1,285 +1,425 @@
 /**
  * The fused row-wise ops (softmax, logSoftmax, layerNorm, crossEntropy and
- * their backward ops) as passes over each row of the last axis: a pass
- * either reduces an expression of the row (sum or max, four lanes at a time,
- * then across lanes) into a per-row scalar, or stores an expression. Rows
- * are split among threads.
+ * their backward ops), computed from each op's own `rowwise` rule (the rule
+ * the WebGPU backend renders to WGSL), so an op's math is written once.
+ *
+ * One thread owns a row and rows are split among threads. The rule builds
+ * kernel IR statements through {@link WasmRow} (a {@link RowKernel}); they
+ * are then rendered as f32x4 code: a column loop (`each`) runs four columns
+ * at a time, with `j` the vector of their indices, then the tail one column
+ * at a time with every lane holding that column, so tail iterations only
+ * update lane 0 of the accumulators declared outside the loop (the other
+ * lanes keep their partials, and row sums and maxima stay right). `sum` and
+ * `max` then combine the four lanes.
  *
  * @module
  */
+import {
+  Body,
+  call,
+  type Expr,
+  type KernelFunction,
+  load,
+  type RowKernel,
+  type ScalarType,
+  type Stmt,
+  u32,
+} from "../../compiler/kernel_ir/mod.ts";
 import { type Fn, I32, V128 } from "./_encoder.ts";
 import type { Helpers } from "./_expr.ts";
+import { emitKernelExpr } from "./_kernel_expr.ts";
 import { S } from "./_math.ts";
 
 const PMAX = 235;
-
-/** One rowwise step: its op, row count and length, operand and output byte addresses. */
-export interface RowSpec {
-  readonly op: string;
-  readonly rows: number;
-  readonly cols: number;
-  readonly operands: readonly number[];
-  readonly out: number;
-  readonly eps?: number;
-}
-
-/** Emits code for a pass expression: `x(k)` pushes operand k at the current column(s). */
-type Expr = (x: (k: number) => void) => void;
+// v128.store32_lane: the tail writes one column, lane 0.
+const STORE32_LANE = 90;
+// v128.load32_lane: a gather fills one lane at a time.
+const LOAD32_LANE = 86;
 
 /**
- * Emits rowwise op `spec.op` into kernel `f`.
+ * One row operand: its byte address, element type, and whether it holds one
+ * value per row (crossEntropy's labels and cotangent) rather than a row.
  *
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
+ * import type { RowOperand } from "./_rowwise.ts";
+ * const labels: RowOperand = { addr: 256, type: "i32", perRow: true };
+ * strictEqual(labels.perRow, true);
+ * ```
+ */
+export interface RowOperand {
+  readonly addr: number;
+  readonly type: "f32" | "i32";
+  readonly perRow: boolean;
+}
+
+/**
+ * One rowwise step: its rule, row count and length, operands and output.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import type { RowSpec } from "./_rowwise.ts";
+ * // a copy of each row
+ * const copy: RowSpec = {
+ *   rule: (row) => row.each((j) => row.store(j, row.x(j))),
+ *   rows: 2, cols: 3,
+ *   operands: [{ addr: 0, type: "f32", perRow: false }],
+ *   out: { addr: 24, perRow: false },
+ * };
+ * strictEqual(copy.operands.length, 1);
+ * ```
+ */
+export interface RowSpec {
+  /** The op's rule over one row (`node.def.rowwise` with its node). */
+  readonly rule: (row: RowKernel) => void;
+  readonly rows: number;
+  readonly cols: number;
+  readonly operands: readonly RowOperand[];
+  /** The output's byte address, and whether it holds one value per row (crossEntropy's losses). */
+  readonly out: { readonly addr: number; readonly perRow: boolean };
+}
+
+/**
+ * Emits the rowwise step `spec` into kernel `f`.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { div, math, sub } from "../../compiler/kernel_ir/mod.ts";
+ * import { rowMax, rowSum } from "../../compiler/kernel_ir/mod.ts";
  * import { ModuleBuilder } from "./_module.ts";
  * import { emitRowwise } from "./_rowwise.ts";
  * const m = new ModuleBuilder();
- * emitRowwise(m.kernel("s"), { op: "softmax", rows: 2, cols: 5, operands: [0], out: 64 }, m);
+ * emitRowwise(m.kernel("s"), {
+ *   rule: (row) => {
+ *     const mx = rowMax(row, (j) => row.x(j));
+ *     const s = rowSum(row, (j) => math("exp", sub(row.x(j), mx)));
+ *     row.each((j) => row.store(j, div(math("exp", sub(row.x(j), mx)), s)));
+ *   },
+ *   rows: 2, cols: 5,
+ *   operands: [{ addr: 0, type: "f32", perRow: false }],
+ *   out: { addr: 64, perRow: false },
+ * }, m);
  * strictEqual(WebAssembly.validate(m.encode(1)), true);
  * ```
  */
 export function emitRowwise(f: Fn, spec: RowSpec, h: Helpers): void {
-  const emitOp = ROW_OPS.get(spec.op);
-  if (emitOp === undefined) throw new Error(`wasm: no rowwise lowering for ${spec.op}`);
-  const kernel = new RowEmitter(f, spec, h);
-  kernel.eachRow(() => emitOp(kernel));
+  const body = new Body();
+  const row = new WasmRow(body, spec.cols, spec.operands.map((o) => o.type));
+  spec.rule(row);
+  const ptr = new Map<string, number>();
+  spec.operands.forEach((_, k) => ptr.set(`in${k}`, f.local(I32)));
+  ptr.set("out", f.local(I32));
+  const [r, lo, hi] = f.localsOf(I32, 3);
+  // [lo, hi) = rows * [thread, thread + 1) / threads, with params 0 = thread, 1 = threads.
+  f.get(0).i32(spec.rows).mul().get(1).op(0x6d).set(lo);
+  f.get(0).i32(1).add().i32(spec.rows).mul().get(1).op(0x6d).set(hi);
+  const renderer = new RowRenderer(f, h, ptr, row.columnLoops);
+  f.for(r, () => f.get(lo), () => f.get(hi), 1, () => {
+    const point = (name: string, addr: number, perRow: boolean) =>
+      f.get(r).i32((perRow ? 1 : spec.cols) * 4).mul().i32(addr).add().set(ptr.get(name)!);
+    spec.operands.forEach((o, k) => point(`in${k}`, o.addr, o.perRow));
+    point("out", spec.out.addr, spec.out.perRow);
+    renderer.block(body.stmts);
+  });
 }
 
-/** Each rowwise op's passes over one row. */
-const ROW_OPS = new Map<string, (k: RowEmitter) => void>([
-  ["softmax", softmax],
-  ["softmaxBackward", softmaxBackward],
-  ["logSoftmax", logSoftmax],
-  ["logSoftmaxBackward", logSoftmaxBackward],
-  ["layerNorm", layerNorm],
-  ["layerNormBackward", layerNormBackward],
-  ["crossEntropy", (k) => crossEntropy(k, false)],
-  ["crossEntropyBackward", (k) => crossEntropy(k, true)],
-]);
+// Lane reductions, as calls the renderer recognises by identity: one row
+// kernel's `sum`/`max` of its per-lane partials.
+const LANES_SUM: KernelFunction = {
+  name: "lanes_sum",
+  params: [{ name: "v", type: "f32" }],
+  returns: "f32",
+  body: [],
+};
+const LANES_MAX: KernelFunction = { ...LANES_SUM, name: "lanes_max" };
 
 /**
- * A rowwise kernel under construction: the locals every op shares (declared
- * up front) and the passes its ops are built from; `reduce` and `local`
- * declare one more v128 for each per-row value.
+ * The {@link RowKernel} of a Wasm row kernel: one thread per row. Operand
+ * `k` is the array `in${k}` indexed by column (or at 0 when it holds one
+ * value per row), the output is `out`; each `each` is a loop the renderer
+ * vectorises (`columnLoops` names them).
  */
-class RowEmitter {
-  /** The column (of four, or of one in the tail). */
-  readonly j: number;
-  /** crossEntropy's label of the row; the backward reuses it for out[label]'s address. */
-  readonly label: number;
-  /** Each operand's address at the current row. */
-  readonly ptr: readonly number[];
-  /** The output's address at the current row. */
-  readonly outPtr: number;
-  /** A v128 an expression may tee to use its value twice. */
-  readonly scratch: number;
-  /** The row length as a divisor (1 for empty rows, so means stay finite). */
-  readonly n: number;
-  readonly #row: number;
-  readonly #lo: number;
-  readonly #hi: number;
-  /** Operands that hold one value per row rather than a row of `cols`. */
-  readonly #perRow: ReadonlySet<number>;
-  /** Columns covered by the four-wide loop; the rest go one by one. */
-  readonly #v4: number;
+class WasmRow implements RowKernel {
+  /** The names of the column loops `each` emitted. */
+  readonly columnLoops = new Set<string>();
+  #current: Body;
+  #nested = 0;
 
-  constructor(readonly f: Fn, readonly spec: RowSpec, readonly h: Helpers) {
-    [this.#row, this.j, this.#lo, this.#hi, this.label] = f.localsOf(I32, 5);
-    // Operands 0 (and 2 for the backward ops that take a cotangent row) are [rows, cols];
-    // crossEntropy's labels (1) and cotangent (2) are one value per row.
-    this.#perRow = spec.op.startsWith("crossEntropy") ? new Set([1, 2]) : new Set<number>();
-    this.ptr = spec.operands.map(() => f.local(I32));
-    this.outPtr = f.local(I32);
-    this.#v4 = spec.cols - (spec.cols % 4);
-    this.scratch = f.local(V128);
-    this.n = Math.max(spec.cols, 1);
+  constructor(body: Body, readonly cols: number, readonly types: readonly ScalarType[]) {
+    this.#current = body;
   }
 
-  /** Emits the loop over this thread's share of the rows, pointing at each row before `body`. */
-  eachRow(body: () => void): void {
-    const { f, spec } = this;
-    const [row, lo, hi] = [this.#row, this.#lo, this.#hi];
-    // [lo, hi) = rows * [thread, thread + 1) / threads, with params 0 = thread, 1 = threads.
-    f.get(0).i32(spec.rows).mul().get(1).op(0x6d).set(lo);
-    f.get(0).i32(1).add().i32(spec.rows).mul().get(1).op(0x6d).set(hi);
-    f.for(row, () => f.get(lo), () => f.get(hi), 1, () => {
-      spec.operands.forEach((addr, k) => {
-        f.get(row).i32((this.#perRow.has(k) ? 1 : spec.cols) * 4).mul().i32(addr).add();
-        f.set(this.ptr[k]);
-      });
-      const outCols = spec.op === "crossEntropy" ? 1 : spec.cols;
-      f.get(row).i32(outCols * 4).mul().i32(spec.out).add().set(this.outPtr);
-      body();
+  get body(): Body {
+    return this.#current;
+  }
+
+  operand(k: number, j: Expr): Expr {
+    return load(`in${k}`, j, this.#type(k));
+  }
+
+  x(j: Expr): Expr {
+    return this.operand(0, j);
+  }
+
+  perRow(k: number): Expr {
+    return load(`in${k}`, u32(0), this.#type(k));
+  }
+
+  each(build: (j: Expr, body: Body) => void): void {
+    const outer = this.#current;
+    outer.loop(u32(0), u32(this.cols), (j, inner) => this.#within(inner, () => build(j, inner)), {
+      hint: "j",
     });
+    const loop = outer.stmts[outer.stmts.length - 1];
+    if (loop.kind === "loop") this.columnLoops.add(loop.name);
   }
 
-  /** Pushes operand k at column j: four columns, or (`lanes`) one splat to every lane. */
-  #operand(lanes: boolean): (k: number) => void {
-    return (k) => {
-      const { f } = this;
-      f.get(this.ptr[k]);
-      if (!this.#perRow.has(k)) f.get(this.j).i32(4).mul().add();
-      f.vmem(lanes || this.#perRow.has(k) ? S.splat32 : S.load, 2);
+  sum(v: Expr): Expr {
+    return this.#reduce(LANES_SUM, v);
+  }
+
+  max(v: Expr): Expr {
+    return this.#reduce(LANES_MAX, v);
+  }
+
+  store(j: Expr, v: Expr): void {
+    this.#current.store("out", j, v);
+  }
+
+  storeRow(v: Expr): void {
+    this.#current.store("out", u32(0), v);
+  }
+
+  leader(build: (body: Body) => void): void {
+    // The thread is the row's only one.
+    this.#within(this.#current, () => build(this.#current));
+  }
+
+  #type(k: number): ScalarType {
+    const t = this.types[k];
+    if (t === undefined) throw new Error(`wasm: the row kernel has no operand ${k}`);
+    return t;
+  }
+
+  #reduce(fn: KernelFunction, v: Expr): Expr {
+    // The same contract as the WebGPU kernels, so a rule that works here works there.
+    if (this.#nested > 0) {
+      throw new Error(
+        "RowKernel: row-wide sums and maxima synchronise the row, so they belong at its top level, not inside each or leader",
+      );
+    }
+    return this.#current.let(call(fn, v), fn === LANES_SUM ? "sum" : "max");
+  }
+
+  #within(body: Body, build: () => void): void {
+    const saved = this.#current;
+    this.#current = body;
+    this.#nested++;
+    try {
+      build();
+    } finally {
+      this.#current = saved;
+      this.#nested--;
+    }
+  }
+}
+
+/** The column loop being rendered: its counter, and whether this pass is the four-wide one. */
+interface Columns {
+  readonly name: string;
+  readonly counter: number;
+  readonly vector: boolean;
+  /** Locals declared inside the loop (all lanes of these are the iteration's own). */
+  readonly inner: Set<string>;
+}
+
+/**
+ * Renders a row kernel's statements: every value a v128 local (lets, vars),
+ * bools 0/1 in i32 lanes. Outside a four-wide column pass every lane holds
+ * the same value (the tail's column, per-row values), except accumulators
+ * before their `sum`/`max`; so `if` tests lane 0, and is refused inside a
+ * four-wide pass (per-column choices are `select`s).
+ */
+class RowRenderer {
+  readonly #locals = new Map<string, number>();
+  #counter: number | undefined;
+  #columns: Columns | undefined;
+
+  constructor(
+    readonly f: Fn,
+    readonly h: Helpers,
+    readonly ptr: ReadonlyMap<string, number>,
+    readonly columnLoops: ReadonlySet<string>,
+  ) {}
+
+  block(stmts: readonly Stmt[]): void {
+    for (const s of stmts) this.#stmt(s);
+  }
+
+  #stmt(s: Stmt): void {
+    const { f } = this;
+    switch (s.kind) {
+      case "let":
+      case "var": {
+        // One local per name: a loop body rendered twice reuses its locals.
+        const local = this.#locals.get(s.name) ?? f.local(V128);
+        this.#locals.set(s.name, local);
+        this.#columns?.inner.add(s.name);
+        const value = s.kind === "let" ? s.value : s.init;
+        if (value === undefined) f.v128i(0);
+        else this.#expr(value);
+        f.set(local);
+        return;
+      }
+      case "assign": {
+        const local = this.#local(s.name);
+        this.#expr(s.value);
+        const c = this.#columns;
+        if (c !== undefined && !c.vector && !c.inner.has(s.name)) {
+          // A tail column is in every lane; only lane 0 may fold it into an outer partial.
+          f.get(local).v128i(-1, 0, 0, 0).simd(S.bitselect);
+        }
+        f.set(local);
+        return;
+      }
+      case "store":
+        return this.#store(s.array, s.index, s.value);
+      case "loop":
+        return this.#loop(s);
+      case "if":
+        if (this.#columns?.vector === true) {
+          throw new Error("wasm: a row rule branches per column; use select");
+        }
+        this.#expr(s.cond);
+        f.simd(S.i32extract, 0).if();
+        this.block(s.then);
+        if (s.otherwise !== undefined) {
+          f.else();
+          this.block(s.otherwise);
+        }
+        f.end();
+        return;
+      default:
+        throw new Error(`wasm: no row-kernel lowering for a ${s.kind} statement`);
+    }
+  }
+
+  #loop(s: Extract<Stmt, { kind: "loop" }>): void {
+    const { f } = this;
+    const cols = s.to.kind === "literal" ? s.to.value : -1;
+    if (!this.columnLoops.has(s.name) || this.#columns !== undefined || cols < 0) {
+      throw new Error("wasm: row kernels loop only over a row's columns, one loop deep");
+    }
+    // Column loops never nest, so they share one counter.
+    this.#counter ??= f.local(I32);
+    const counter = this.#counter;
+    const four = cols - (cols % 4);
+    const pass = (vector: boolean, from: number, to: number) => {
+      if (from >= to) return;
+      this.#columns = { name: s.name, counter, vector, inner: new Set() };
+      f.for(counter, () => f.i32(from), () => f.i32(to), vector ? 4 : 1, () => this.block(s.body));
+      this.#columns = undefined;
     };
+    pass(true, 0, four);
+    pass(false, four, cols);
   }
 
-  /** Emits `for j` over the row: four columns at a time, then the tail one by one. */
-  #columns(step: (lanes: boolean) => void): void {
-    const { f, j } = this;
-    f.for(j, () => f.i32(0), () => f.i32(this.#v4), 4, () => step(false));
-    f.for(j, () => f.i32(this.#v4), () => f.i32(this.spec.cols), 1, () => step(true));
+  #local(name: string): number {
+    const local = this.#locals.get(name);
+    if (local === undefined) throw new Error(`wasm: row kernel value ${name} is not defined`);
+    return local;
   }
 
-  /** Reduces `e` over the row; returns the v128 local holding the result in every lane. */
-  reduce(kind: "sum" | "max", e: Expr): number {
+  #isColumn(index: Expr): boolean {
+    return index.kind === "ref" && index.name === this.#columns?.name;
+  }
+
+  /** Pushes the byte address of `array[index]` for a lane-uniform index (lane 0's). */
+  #address(array: string, index: Expr): number {
     const { f } = this;
-    const combine = kind === "sum" ? S.fadd : PMAX;
-    const acc = f.local(V128);
-    f.v128f(kind === "sum" ? 0 : -Infinity).set(acc);
-    this.#columns((lanes) => {
-      f.get(acc);
-      e(this.#operand(lanes));
-      if (lanes && kind === "sum") f.v128i(-1, 0, 0, 0).simd(S.and); // count the element once
-      f.simd(combine).set(acc);
-    });
-    f.get(acc);
-    for (let l = 1; l < 4; l++) f.get(acc).simd(S.f32extract, l).simd(S.f32splat).simd(combine);
-    f.simd(S.f32extract, 0).simd(S.f32splat).set(acc);
-    return acc;
+    const ptr = this.ptr.get(array);
+    if (ptr === undefined) throw new Error(`wasm: row kernels have no array ${array}`);
+    f.get(ptr);
+    if (index.kind === "literal") return index.value * 4; // the memarg offset
+    if (this.#isColumn(index)) f.get(this.#columns!.counter);
+    else {
+      this.#expr(index);
+      f.simd(S.i32extract, 0);
+    }
+    f.i32(4).mul().add();
+    return 0;
   }
 
-  /** Stores `e` to the output row. */
-  store(e: Expr): void {
+  #store(array: string, index: Expr, value: Expr): void {
     const { f } = this;
-    this.#columns((lanes) => {
-      f.get(this.outPtr).get(this.j).i32(4).mul().add();
-      e(this.#operand(lanes));
-      if (lanes) f.vmem(90, 2, 0).op(0); // v128.store32_lane, lane 0
-      else f.vmem(S.store, 2);
-    });
+    const c = this.#columns;
+    if (c?.vector === true && !this.#isColumn(index)) {
+      throw new Error("wasm: a row rule stores off its column inside each");
+    }
+    const offset = this.#address(array, index);
+    this.#expr(value);
+    if (c?.vector === true) f.vmem(S.store, 2, offset);
+    else f.vmem(STORE32_LANE, 2, offset).op(0);
   }
 
-  /** Emits `emit` (which pushes a v128) into a new local and returns it. */
-  local(emit: () => void): number {
-    const l = this.f.local(V128);
-    emit();
-    this.f.set(l);
-    return l;
-  }
-
-  exp(): void {
-    this.f.call(this.h.index("exp"));
-  }
-
-  /** The row max of x0 and sum(exp(x0 - max)): max is taken out so exp cannot overflow. */
-  maxAndSumExp(): { max: number; sumExp: number } {
+  #load(e: Extract<Expr, { kind: "load" }>): void {
     const { f } = this;
-    const max = this.reduce("max", (v) => v(0));
-    const sumExp = this.reduce("sum", (v) => {
-      v(0);
-      f.get(max).simd(S.fsub);
-      this.exp();
-    });
-    return { max, sumExp };
+    const c = this.#columns;
+    if (c?.vector === true && !this.#isColumn(e.index) && e.index.kind !== "literal") {
+      // Four columns from four indices: a gather, lane by lane.
+      const ptr = this.ptr.get(e.array)!;
+      const index = f.local(V128);
+      this.#expr(e.index);
+      f.set(index).v128i(0);
+      const gathered = f.local(V128);
+      f.set(gathered);
+      for (let l = 0; l < 4; l++) {
+        f.get(ptr).get(index).simd(S.i32extract, l).i32(4).mul().add().get(gathered);
+        f.vmem(LOAD32_LANE, 2).op(l).set(gathered);
+      }
+      f.get(gathered);
+      return;
+    }
+    const offset = this.#address(e.array, e.index);
+    f.vmem(c?.vector === true && this.#isColumn(e.index) ? S.load : S.splat32, 2, offset);
   }
 
-  /** log(sum(exp(x0))) of the row. */
-  logSumExp(): number {
-    const { max, sumExp } = this.maxAndSumExp();
-    return this.local(() => this.f.get(sumExp).call(this.h.index("log")).get(max).simd(S.fadd));
+  /** Sums or maxes the four lanes of `v` into every lane. */
+  #lanes(fn: KernelFunction, v: Expr): void {
+    const { f } = this;
+    const combine = fn === LANES_SUM ? S.fadd : PMAX;
+    const t = f.local(V128);
+    this.#expr(v);
+    f.tee(t);
+    for (let l = 1; l < 4; l++) f.get(t).simd(S.f32extract, l).simd(S.f32splat).simd(combine);
+    f.simd(S.f32extract, 0).simd(S.f32splat);
   }
-}
 
-function softmax(k: RowEmitter): void {
-  const { f } = k;
-  const { max, sumExp } = k.maxAndSumExp();
-  const inv = k.local(() => f.v128f(1).get(sumExp).simd(S.fdiv));
-  k.store((v) => {
-    v(0);
-    f.get(max).simd(S.fsub);
-    k.exp();
-    f.get(inv).simd(S.fmul);
-  });
-}
-
-/** Operands: the softmax output y and the cotangent g; out = y * (g - sum(y * g)). */
-function softmaxBackward(k: RowEmitter): void {
-  const { f } = k;
-  const d = k.reduce("sum", (v) => (v(0), v(1), f.simd(S.fmul)));
-  k.store((v) => (v(0), v(1), f.get(d).simd(S.fsub).simd(S.fmul)));
-}
-
-function logSoftmax(k: RowEmitter): void {
-  const l = k.logSumExp();
-  k.store((v) => (v(0), k.f.get(l).simd(S.fsub)));
-}
-
-/** Operands: the logSoftmax output and the cotangent g; out = g - exp(output) * sum(g). */
-function logSoftmaxBackward(k: RowEmitter): void {
-  const { f } = k;
-  const s = k.reduce("sum", (v) => v(1));
-  k.store((v) => (v(1), v(0), k.exp(), f.get(s).simd(S.fmul).simd(S.fsub)));
-}
-
-/** The row's statistics both layerNorm directions need: x - mean, and 1 / sqrt(var + eps). */
-function layerNormStats(k: RowEmitter) {
-  const { f, n } = k;
-  const sum = k.reduce("sum", (v) => v(0));
-  const mean = k.local(() => f.get(sum).v128f(n).simd(S.fdiv));
-  const centred = (v: (k: number) => void) => (v(0), f.get(mean).simd(S.fsub));
-  const sq = k.reduce("sum", (v) => (centred(v), f.tee(k.scratch).get(k.scratch).simd(S.fmul)));
-  const rstd = k.local(() => {
-    f.v128f(1).get(sq).v128f(n).simd(S.fdiv).v128f(k.spec.eps ?? 0).simd(S.fadd);
-    f.simd(S.fsqrt).simd(S.fdiv);
-  });
-  return { centred, rstd };
-}
-
-function layerNorm(k: RowEmitter): void {
-  const { centred, rstd } = layerNormStats(k);
-  k.store((v) => (centred(v), k.f.get(rstd).simd(S.fmul)));
-}
-
-/** Operands: x and the cotangent g; out = rstd * (g - mean(g) - x̂ * mean(g * x̂)). */
-function layerNormBackward(k: RowEmitter): void {
-  const { f, n } = k;
-  const { centred, rstd } = layerNormStats(k);
-  const gSum = k.reduce("sum", (v) => v(1));
-  const gyS = k.reduce("sum", (v) => (v(1), centred(v), f.simd(S.fmul).get(rstd).simd(S.fmul)));
-  const gMean = k.local(() => f.get(gSum).v128f(n).simd(S.fdiv));
-  const gyMean = k.local(() => f.get(gyS).v128f(n).simd(S.fdiv));
-  k.store((v) => {
-    v(1);
-    f.get(gMean).simd(S.fsub);
-    centred(v);
-    f.get(rstd).simd(S.fmul).get(gyMean).simd(S.fmul).simd(S.fsub);
-    f.get(rstd).simd(S.fmul);
-  });
-}
-
-/**
- * Operands: logits, labels (i32, one per row) and, for the backward, the
- * cotangent (one per row). The forward stores one loss per row,
- * logSumExp - logit[label]; the backward stores (softmax - onehot(label)) * g.
- */
-function crossEntropy(k: RowEmitter, backward: boolean): void {
-  const { f, ptr, outPtr, label } = k;
-  // Ignored rows (label < 0) give 0.
-  f.get(ptr[1]).mem(0x28, 2).set(label);
-  f.get(label).i32(0).op(0x48).if();
-  if (!backward) f.get(outPtr).f32(0).mem(0x38, 2);
-  else k.store(() => void f.v128f(0));
-  f.else();
-  const l = k.logSumExp();
-  if (!backward) {
-    f.get(outPtr).get(l).simd(S.f32extract, 0);
-    f.get(ptr[0]).get(label).i32(4).mul().add().mem(0x2a, 2).op(0x93).mem(0x38, 2);
-  } else {
-    k.store((v) => (v(0), f.get(l).simd(S.fsub), k.exp(), v(2), f.simd(S.fmul)));
-    // out[label] -= g
-    f.get(outPtr).get(label).i32(4).mul().add().tee(label);
-    f.get(label).mem(0x2a, 2).get(ptr[2]).mem(0x2a, 2).op(0x93).mem(0x38, 2);
+  #expr(e: Expr): void {
+    emitKernelExpr(this.f, e, {
+      local: (name) => this.#local(name),
+      emit: (x) => {
+        if (x.kind === "load") this.#load(x);
+        else if (x.kind === "call" && (x.fn === LANES_SUM || x.fn === LANES_MAX)) {
+          this.#lanes(x.fn, x.args[0]);
+        } else if (x.kind === "math" && x.fn === "max" && x.type === "f32") {
+          // A row maximum only shifts exp's argument for stability, so
+          // max's NaN and ±0 rules buy nothing here, and pmax is one
+          // instruction on x86 where max is several (a NaN in the row still
+          // makes the row's result NaN, through its exp).
+          this.#expr(x.args[0]);
+          this.#expr(x.args[1]);
+          this.f.simd(PMAX);
+        } else if (this.#isColumn(x)) {
+          // j as a value: its column in every lane, or four consecutive columns.
+          this.f.get(this.#columns!.counter).simd(S.i32splat);
+          if (this.#columns!.vector) this.f.v128i(0, 1, 2, 3).simd(S.iadd);
+        } else return false;
+        return true;
+      },
+    }, this.h);
   }
-  f.end();
 }
