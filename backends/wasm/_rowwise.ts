@@ -4,7 +4,7 @@
  * the WebGPU backend renders to WGSL), so an op's math is written once.
  *
  * One thread owns a row and rows are split among threads. The rule builds
- * kernel IR statements through {@link WasmRow} (a {@link RowKernel}); they
+ * kernel IR statements through the shared `RowBlock` over a Wasm row layout; they
  * are then rendered as f32x4 code: a column loop (`each`) runs four columns
  * at a time, with `j` the vector of their indices, then the tail one column
  * at a time with every lane holding that column, so tail iterations only
@@ -20,7 +20,9 @@ import {
   type Expr,
   type KernelFunction,
   load,
+  RowBlock,
   type RowKernel,
+  type RowLayout,
   type ScalarType,
   type Stmt,
   u32,
@@ -107,7 +109,7 @@ export interface RowSpec {
  */
 export function emitRowwise(f: Fn, spec: RowSpec, h: Helpers): void {
   const body = new Body();
-  const row = new WasmRow(body, spec.cols, spec.operands.map((o) => o.type));
+  const row = new RowBlock(body, wasmRowLayout(spec.cols, spec.operands.map((o) => o.type)));
   spec.rule(row);
   const ptr = new Map<string, number>();
   spec.operands.forEach((_, k) => ptr.set(`in${k}`, f.local(I32)));
@@ -137,94 +139,27 @@ const LANES_SUM: KernelFunction = {
 const LANES_MAX: KernelFunction = { ...LANES_SUM, name: "lanes_max" };
 
 /**
- * The {@link RowKernel} of a Wasm row kernel: one thread per row. Operand
- * `k` is the array `in${k}` indexed by column (or at 0 when it holds one
- * value per row), the output is `out`; each `each` is a loop the renderer
- * vectorises (`columnLoops` names them).
+ * The row layout of a Wasm row kernel: one thread per row, so no shared
+ * array. Operand `k` is the array `in${k}`, pointed at this row (or at its
+ * one value per row), indexed by column; the output is `out`. Each
+ * invocation holds four lanes of partials, combined by the lane reductions.
  */
-class WasmRow implements RowKernel {
-  /** The names of the column loops `each` emitted. */
-  readonly columnLoops = new Set<string>();
-  #current: Body;
-  #nested = 0;
-
-  constructor(body: Body, readonly cols: number, readonly types: readonly ScalarType[]) {
-    this.#current = body;
-  }
-
-  get body(): Body {
-    return this.#current;
-  }
-
-  operand(k: number, j: Expr): Expr {
-    return load(`in${k}`, j, this.#type(k));
-  }
-
-  x(j: Expr): Expr {
-    return this.operand(0, j);
-  }
-
-  perRow(k: number): Expr {
-    return load(`in${k}`, u32(0), this.#type(k));
-  }
-
-  each(build: (j: Expr, body: Body) => void): void {
-    const outer = this.#current;
-    outer.loop(u32(0), u32(this.cols), (j, inner) => this.#within(inner, () => build(j, inner)), {
-      hint: "j",
-    });
-    const loop = outer.stmts[outer.stmts.length - 1];
-    if (loop.kind === "loop") this.columnLoops.add(loop.name);
-  }
-
-  sum(v: Expr): Expr {
-    return this.#reduce(LANES_SUM, v);
-  }
-
-  max(v: Expr): Expr {
-    return this.#reduce(LANES_MAX, v);
-  }
-
-  store(j: Expr, v: Expr): void {
-    this.#current.store("out", j, v);
-  }
-
-  storeRow(v: Expr): void {
-    this.#current.store("out", u32(0), v);
-  }
-
-  leader(build: (body: Body) => void): void {
-    // The thread is the row's only one.
-    this.#within(this.#current, () => build(this.#current));
-  }
-
-  #type(k: number): ScalarType {
-    const t = this.types[k];
-    if (t === undefined) throw new Error(`wasm: the row kernel has no operand ${k}`);
-    return t;
-  }
-
-  #reduce(fn: KernelFunction, v: Expr): Expr {
-    // The same contract as the WebGPU kernels, so a rule that works here works there.
-    if (this.#nested > 0) {
-      throw new Error(
-        "RowKernel: row-wide sums and maxima synchronise the row, so they belong at its top level, not inside each or leader",
-      );
-    }
-    return this.#current.let(call(fn, v), fn === LANES_SUM ? "sum" : "max");
-  }
-
-  #within(body: Body, build: () => void): void {
-    const saved = this.#current;
-    this.#current = body;
-    this.#nested++;
-    try {
-      build();
-    } finally {
-      this.#current = saved;
-      this.#nested--;
-    }
-  }
+function wasmRowLayout(cols: number, types: readonly ScalarType[]): RowLayout {
+  return {
+    cols,
+    row: u32(0),
+    read: (k, index) => {
+      const t = types[k];
+      if (t === undefined) throw new Error(`wasm: the row kernel has no operand ${k}`);
+      return load(`in${k}`, index, t);
+    },
+    write: (body, index, value) => body.store("out", index, value),
+    combineLanes: (body, partial, combine) =>
+      body.let(
+        call(combine === "+" ? LANES_SUM : LANES_MAX, partial),
+        combine === "+" ? "sum" : "max",
+      ),
+  };
 }
 
 /** The column loop being rendered: its counter, and whether this pass is the four-wide one. */

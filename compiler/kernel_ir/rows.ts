@@ -197,8 +197,11 @@ export interface RowLayout {
   readonly cols: number;
   /** This row's index (u32): where per-row operands are read and per-row results written. */
   readonly row: Expr;
-  /** The flat index of this row's first column (u32). */
-  readonly base: Expr;
+  /**
+   * The flat index of this row's first column (u32); absent when the
+   * operands are addressed from the row's start (column `j` is index `j`).
+   */
+  readonly base?: Expr;
   /** Operand `k` at a flat index. */
   read(k: number, index: Expr): Expr;
   /** Writes the op's value at a flat index. */
@@ -209,6 +212,13 @@ export interface RowLayout {
    * Absent when one invocation owns the row.
    */
   readonly shared?: { readonly width: number; readonly array: string };
+  /**
+   * How a backend whose one invocation holds several partials of the row
+   * (a SIMD backend's lanes) combines them into the row-wide total; the
+   * statements go into `body`. Absent: the invocation's partial (or the
+   * shared tree's total) is the total.
+   */
+  combineLanes?(body: Body, partial: Expr, combine: "+" | "max"): Expr;
 }
 
 /**
@@ -244,6 +254,8 @@ export interface RowLayout {
  * ```
  */
 export class RowBlock implements RowKernel {
+  /** The names of the column loops `each` emitted, in order (a SIMD backend vectorises these). */
+  readonly columnLoops: Set<string> = new Set();
   readonly #layout: RowLayout;
   readonly #top: Body;
   #current: Body;
@@ -268,7 +280,7 @@ export class RowBlock implements RowKernel {
 
   /** Operand `k` at column `j` of this row. */
   operand(k: number, j: Expr): Expr {
-    return this.#layout.read(k, add(this.#layout.base, j));
+    return this.#layout.read(k, this.#column(j));
   }
 
   /** The first operand at column `j`. */
@@ -284,12 +296,15 @@ export class RowBlock implements RowKernel {
   /** Loops over this invocation's columns. */
   each(build: (j: Expr, body: Body) => void): void {
     const shared = this.#layout.shared;
-    this.#current.loop(
+    const outer = this.#current;
+    outer.loop(
       shared === undefined ? u32(0) : invocation({ of: "localIndex" }),
       u32(this.cols),
       (j, inner) => this.#within(inner, () => build(j, inner)),
       { step: u32(shared?.width ?? 1), hint: "j" },
     );
+    const loop = outer.stmts[outer.stmts.length - 1];
+    if (loop.kind === "loop") this.columnLoops.add(loop.name);
   }
 
   /** The row-wide sum of the partials `v`. */
@@ -304,7 +319,7 @@ export class RowBlock implements RowKernel {
 
   /** Stores the op's value at column `j`. */
   store(j: Expr, v: Expr): void {
-    this.#layout.write(this.#current, add(this.#layout.base, j), v);
+    this.#layout.write(this.#current, this.#column(j), v);
   }
 
   /** Stores the op's value for this row. */
@@ -331,6 +346,8 @@ export class RowBlock implements RowKernel {
       );
     }
     if (v.type !== "f32") throw new Error(`RowKernel: reduces f32 values, got ${v.type}`);
+    const lanes = this.#layout.combineLanes;
+    if (lanes !== undefined) return lanes.call(this.#layout, this.#top, v, combine);
     const shared = this.#layout.shared;
     if (shared === undefined) return v;
     const body = this.#top;
@@ -340,6 +357,11 @@ export class RowBlock implements RowKernel {
     // The next reduction overwrites the array: everyone must have read slot 0 first.
     body.barrier();
     return total;
+  }
+
+  #column(j: Expr): Expr {
+    const base = this.#layout.base;
+    return base === undefined ? j : add(base, j);
   }
 
   #within(body: Body, build: () => void): void {
