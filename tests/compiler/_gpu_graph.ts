@@ -26,6 +26,7 @@ import { concat, constant, param, type Tensor, trace } from "../../compiler/trac
 import { layerNorm } from "../../nn/layers.ts";
 import type { Feeds } from "../../backends/cpu/interpreter.ts";
 import { permFrom, type StepRecipe } from "./_random_graph.ts";
+import { atLeast2D, axesFrom, broadcastable, positive } from "./_random_graph.ts";
 
 /** Dims that are not multiples of a tile (4, 8, 16, 32, 64) nor of a workgroup. */
 export const ODD_DIMS = [1, 3, 5, 17, 33, 65] as const;
@@ -55,19 +56,6 @@ const MAX_SIZE = 4500;
 const MAX_RANK = 4;
 
 const pick = <T>(list: readonly T[], n: number): T => list[n % list.length];
-const atLeast2D = (t: Tensor): Tensor => (t.rank >= 2 ? t : t.reshape([1, -1]));
-/** A denominator or log argument that is never near zero. */
-const positive = (t: Tensor): Tensor => t.abs().add(1);
-const axesFrom = (rank: number, mask: number): number[] =>
-  [...Array(rank).keys()].filter((i) => (mask >> i) & 1);
-
-function broadcastable(a: readonly number[], b: readonly number[]): boolean {
-  for (let i = 1; i <= Math.max(a.length, b.length); i++) {
-    const [da, db] = [a[a.length - i] ?? 1, b[b.length - i] ?? 1];
-    if (da !== db && da !== 1 && db !== 1) return false;
-  }
-  return true;
-}
 
 /** `from` broadcasts to exactly `to`. */
 const broadcastsTo = (from: readonly number[], to: readonly number[]): boolean =>

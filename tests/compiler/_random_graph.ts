@@ -95,11 +95,12 @@ export function permFrom(rank: number, seed: number): number[] {
 }
 
 /** The axes whose bit is set in `mask`. */
-function axesFrom(rank: number, mask: number): number[] {
+export function axesFrom(rank: number, mask: number): number[] {
   return [...Array(rank).keys()].filter((i) => (mask >> i) & 1);
 }
 
-function broadcastable(a: readonly number[], b: readonly number[]): boolean {
+/** Whether shapes `a` and `b` broadcast against each other. */
+export function broadcastable(a: readonly number[], b: readonly number[]): boolean {
   const rank = Math.max(a.length, b.length);
   for (let i = 1; i <= rank; i++) {
     const da = a[a.length - i] ?? 1;
@@ -124,9 +125,10 @@ function reshapeTargets(shape: readonly number[]): number[][] {
 type Family = (a: Tensor, b: Tensor, k: number, m: number) => Tensor;
 
 const atLeast1D = (t: Tensor): Tensor => (t.rank === 0 ? t.reshape([1]) : t);
-const atLeast2D = (t: Tensor): Tensor => (t.rank >= 2 ? t : t.reshape([1, -1]));
-/** A denominator that is never zero (and never -0). */
-const positive = (t: Tensor): Tensor => t.abs().add(1);
+/** `t` with at least two axes (a vector becomes one row). */
+export const atLeast2D = (t: Tensor): Tensor => (t.rank >= 2 ? t : t.reshape([1, -1]));
+/** A denominator or log argument that is never near zero (and never -0). */
+export const positive = (t: Tensor): Tensor => t.abs().add(1);
 
 /** A binary op on `a` and something broadcast-compatible with it (`b` if it fits). */
 function partner(a: Tensor, b: Tensor, mask: number): Tensor {
