@@ -3,17 +3,9 @@
  * `broadcast` node, inserted by the tracer), so vjps need no reductions and
  * chains of these ops fuse into one kernel.
  */
-import {
-  type CpuTensor,
-  defineOp,
-  type DType,
-  makeNode,
-  type Node,
-  type OpDef,
-  type TensorType,
-} from "../compiler/ir.ts";
+import { defineOp, type DType, makeNode, type Node, type OpDef } from "../compiler/ir.ts";
 import { constant } from "./leaf.ts";
-import { allocData, opError, pointwise } from "./rules.ts";
+import { mapData, opError, pointwise, sameShapes } from "./rules.ts";
 import {
   add as addExpr,
   binary,
@@ -30,32 +22,6 @@ import {
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
-
-function sameShapes(op: string, inputs: readonly TensorType[]): void {
-  const [first] = inputs;
-  for (const t of inputs) {
-    if (t.shape.length !== first.shape.length || t.shape.some((d, i) => d !== first.shape[i])) {
-      opError(op, "operands must have equal shapes (broadcast them first)", inputs);
-    }
-  }
-}
-
-function mapData(dtype: DType, inputs: readonly CpuTensor[], f: (...v: number[]) => number) {
-  const n = inputs[0].data.length;
-  const out = allocData(dtype, n);
-  const arrays = inputs.map((t) => t.data);
-  if (arrays.length === 1) {
-    const a = arrays[0];
-    for (let i = 0; i < n; i++) out[i] = f(a[i]);
-  } else if (arrays.length === 2) {
-    const [a, b] = arrays;
-    for (let i = 0; i < n; i++) out[i] = f(a[i], b[i]);
-  } else {
-    const [a, b, c] = arrays;
-    for (let i = 0; i < n; i++) out[i] = f(a[i], b[i], c[i]);
-  }
-  return out;
-}
 
 // The vjps below build nodes of this module's own ops, whose operands have
 // equal shapes: constants are made at the operand's shape (a fill costs

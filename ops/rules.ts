@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { CpuData, DType, Node, OpDef, TensorType } from "../compiler/ir.ts";
+import type { CpuData, CpuTensor, DType, Node, OpDef, TensorType } from "../compiler/ir.ts";
 import type { Expr } from "../compiler/kernel_ir/ir.ts";
 
 /** Formats operand types for error messages: `f32[2,3], f32[4]`. */
@@ -65,4 +65,58 @@ export function pointwise(
   f: (args: readonly Expr[], node: Node) => Expr,
 ): NonNullable<OpDef["inline"]> {
   return (node, at, ctx) => f(node.inputs.map((x) => ctx.value(x, at)), node);
+}
+
+/**
+ * Throws, naming the op, unless every operand has the first one's shape
+ * (elementwise ops take broadcast operands only).
+ *
+ * @example
+ * ```ts
+ * import { throws } from "node:assert/strict";
+ * import { sameShapes } from "./rules.ts";
+ * sameShapes("add", [{ shape: [2], dtype: "f32" }, { shape: [2], dtype: "f32" }]);
+ * throws(() => sameShapes("add", [{ shape: [2], dtype: "f32" }, { shape: [3], dtype: "f32" }]), /equal shapes/);
+ * ```
+ */
+export function sameShapes(op: string, inputs: readonly TensorType[]): void {
+  const [first] = inputs;
+  for (const t of inputs) {
+    if (t.shape.length !== first.shape.length || t.shape.some((d, i) => d !== first.shape[i])) {
+      opError(op, "operands must have equal shapes (broadcast them first)", inputs);
+    }
+  }
+}
+
+/**
+ * The CPU rule of an elementwise op: `f` of the operands' elements at each
+ * index (one to three operands), into a new array of `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { mapData } from "./rules.ts";
+ * const a = { shape: [2], dtype: "f32" as const, data: Float64Array.of(1, 2) };
+ * deepStrictEqual(Array.from(mapData("f32", [a, a], (x, y) => x * y)), [1, 4]);
+ * ```
+ */
+export function mapData(
+  dtype: DType,
+  inputs: readonly CpuTensor[],
+  f: (...v: number[]) => number,
+): CpuData {
+  const n = inputs[0].data.length;
+  const out = allocData(dtype, n);
+  const arrays = inputs.map((t) => t.data);
+  if (arrays.length === 1) {
+    const a = arrays[0];
+    for (let i = 0; i < n; i++) out[i] = f(a[i]);
+  } else if (arrays.length === 2) {
+    const [a, b] = arrays;
+    for (let i = 0; i < n; i++) out[i] = f(a[i], b[i]);
+  } else {
+    const [a, b, c] = arrays;
+    for (let i = 0; i < n; i++) out[i] = f(a[i], b[i], c[i]);
+  }
+  return out;
 }
