@@ -76,6 +76,9 @@ Deno.test("the WGSL renderer", async (t) => {
     assert.equal(exprText(f32(NaN)), "bitcast<f32>(0x7fc00000u)");
     assert.equal(exprText(lit(-2147483648, "i32")), "i32(-2147483648)");
     assert.equal(exprText(lit(true, "bool")), "true");
+    assert.equal(exprText(f32(2)), "2.0f");
+    assert.equal(exprText(f32(-Infinity)), "bitcast<f32>(0xff800000u)");
+    assert.equal(exprText(lit(-3, "i32")), "i32(-3)");
   });
   await t.step("operations are parenthesised and select keeps WGSL's argument order", () => {
     const e = select(binary("<", ref("a", "u32"), u32(3)), f32(1), f32(0));
@@ -94,6 +97,7 @@ Deno.test("the WGSL renderer", async (t) => {
     body.store("out0", u32(0), call(outer, call(inner, f32(3))));
     const wgsl = renderWgsl(program({ body: body.stmts }));
     assert.equal(wgsl.match(/fn inner/g)?.length, 1);
+    assert.match(wgsl, /fn inner\(x: f32\) -> f32 \{\n {2}return \(x \* x\);\n\}/);
     assert.ok(wgsl.indexOf("fn inner") < wgsl.indexOf("fn outer"));
   });
   await t.step("two different functions with one name are an error", () => {
@@ -170,6 +174,7 @@ Deno.test(
       workgroupSize: [width, 1, 1],
       dispatch: [3, 1, 1],
     }));
+    assert.match(kernel.wgsl, /\n {2}let w = wid\.x;\n/);
     const gpu = await requestGpu();
     const out = gpu.buffers.acquire(15 * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     await runKernels(gpu, [{ kernel, buffers: [out] }]);

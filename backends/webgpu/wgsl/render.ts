@@ -50,19 +50,8 @@ function idText(id: InvocationId): string {
   }
 }
 
-/**
- * A WGSL literal of the given type (non-finite f32 values as bit patterns).
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { literalText } from "./render.ts";
- * strictEqual(literalText(2, "f32"), "2.0f");
- * strictEqual(literalText(-Infinity, "f32"), "bitcast<f32>(0xff800000u)");
- * strictEqual(literalText(-3, "i32"), "i32(-3)");
- * ```
- */
-export function literalText(value: number, type: ValueType): string {
+// A WGSL literal of the given type (non-finite f32 values as bit patterns).
+function literalText(value: number, type: ValueType): string {
   switch (type) {
     case "f32":
       if (Number.isNaN(value)) return "bitcast<f32>(0x7fc00000u)";
@@ -125,18 +114,8 @@ export function exprText(e: Expr): string {
   }
 }
 
-/**
- * The WGSL lines of one statement, each prefixed by `pad`.
- *
- * @example
- * ```ts
- * import { deepStrictEqual } from "node:assert/strict";
- * import { u32 } from "../../../compiler/kernel_ir/build.ts";
- * import { stmtLines } from "./render.ts";
- * deepStrictEqual(stmtLines({ kind: "let", name: "n", value: u32(4) }, ""), ["let n = 4u;"]);
- * ```
- */
-export function stmtLines(s: Stmt, pad: string): string[] {
+// The WGSL lines of one statement, each prefixed by `pad`.
+function stmtLines(s: Stmt, pad: string): string[] {
   const block = (stmts: readonly Stmt[]) => stmts.flatMap((t) => stmtLines(t, `${pad}  `));
   switch (s.kind) {
     case "let":
@@ -286,19 +265,8 @@ class Walk {
   }
 }
 
-/**
- * The WGSL text of one helper function (its callees are not included).
- *
- * @example
- * ```ts
- * import { match } from "node:assert/strict";
- * import { add, defineFunction, u32 } from "../../../compiler/kernel_ir/mod.ts";
- * import { functionText } from "./render.ts";
- * const inc = defineFunction("inc", [["x", "u32"]], "u32", ([x], body) => body.return(add(x, u32(1))));
- * match(functionText(inc), /fn inc\(x: u32\) -> u32/);
- * ```
- */
-export function functionText(f: KernelFunction): string {
+// The WGSL text of one helper function (its callees are not included).
+function functionText(f: KernelFunction): string {
   // Library functions (Threefry) are shared objects called by many kernels: render each once.
   const known = functionTexts.get(f);
   if (known !== undefined) return known;
