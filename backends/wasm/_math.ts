@@ -41,6 +41,8 @@ export const S = {
   xor: 81,
   bitselect: 82,
   load32zero: 92,
+  load32lane: 86,
+  store32lane: 90,
   fceil: 103,
   ffloor: 104,
   ftrunc: 105,
@@ -66,6 +68,8 @@ export const S = {
   fdiv: 231,
   fmin: 232,
   fmax: 233,
+  // f32x4.pmax: b > a ? b : a per lane (the reference's maximum, where NaN never wins).
+  pmax: 235,
   truncs: 248,
   truncu: 249,
   converts: 250,

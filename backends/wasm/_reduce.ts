@@ -11,8 +11,6 @@ import type { DType } from "../../compiler/ir.ts";
 import { type Fn, I32, V128 } from "./_encoder.ts";
 import { S } from "./_math.ts";
 
-const PMAX = 235;
-
 /** What one reduce step computes. */
 export interface ReduceSpec {
   readonly op: "sum" | "max";
@@ -57,7 +55,7 @@ export function reduceLayout(shape: readonly number[], axesAttr: readonly number
 
 function combine(f: Fn, s: ReduceSpec): void {
   if (s.op === "sum") f.simd(s.dtype === "f32" ? S.fadd : S.iadd);
-  else if (s.dtype === "f32") f.simd(PMAX);
+  else if (s.dtype === "f32") f.simd(S.pmax);
   else f.simd(s.dtype === "i32" ? S.imaxs : S.imaxu);
 }
 

@@ -32,12 +32,6 @@ import type { Helpers } from "./_expr.ts";
 import { emitKernelExpr } from "./_kernel_expr.ts";
 import { S } from "./_math.ts";
 
-const PMAX = 235;
-// v128.store32_lane: the tail writes one column, lane 0.
-const STORE32_LANE = 90;
-// v128.load32_lane: a gather fills one lane at a time.
-const LOAD32_LANE = 86;
-
 /**
  * One row operand: its byte address, element type, and whether it holds one
  * value per row (crossEntropy's labels and cotangent) rather than a row.
@@ -297,7 +291,7 @@ class RowRenderer {
     const offset = this.#address(array, index);
     this.#expr(value);
     if (c?.vector === true) f.vmem(S.store, 2, offset);
-    else f.vmem(STORE32_LANE, 2, offset).op(0);
+    else f.vmem(S.store32lane, 2, offset).op(0);
   }
 
   #load(e: Extract<Expr, { kind: "load" }>): void {
@@ -313,7 +307,7 @@ class RowRenderer {
       f.set(gathered);
       for (let l = 0; l < 4; l++) {
         f.get(ptr).get(index).simd(S.i32extract, l).i32(4).mul().add().get(gathered);
-        f.vmem(LOAD32_LANE, 2).op(l).set(gathered);
+        f.vmem(S.load32lane, 2).op(l).set(gathered);
       }
       f.get(gathered);
       return;
@@ -325,7 +319,7 @@ class RowRenderer {
   /** Sums or maxes the four lanes of `v` into every lane. */
   #lanes(fn: KernelFunction, v: Expr): void {
     const { f } = this;
-    const combine = fn === LANES_SUM ? S.fadd : PMAX;
+    const combine = fn === LANES_SUM ? S.fadd : S.pmax;
     const t = f.local(V128);
     this.#expr(v);
     f.tee(t);
@@ -347,7 +341,7 @@ class RowRenderer {
           // makes the row's result NaN, through its exp).
           this.#expr(x.args[0]);
           this.#expr(x.args[1]);
-          this.f.simd(PMAX);
+          this.f.simd(S.pmax);
         } else if (this.#isColumn(x)) {
           // j as a value: its column in every lane, or four consecutive columns.
           this.f.get(this.#columns!.counter).simd(S.i32splat);
